@@ -92,6 +92,31 @@ def _augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Ten
     return x
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, split: Split, batch_size: int, device) -> bool:
+    """Recompute BatchNorm running statistics with the final weights ("precise BN").
+
+    With few steps per epoch the running averages lag far behind weights that still move fast,
+    and eval-mode accuracy collapses although training loss is low. One pass over the training
+    split with cumulative averaging fixes the statistics without changing any weight.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the pass
+    model.train()
+    for x, _ in split.batches(batch_size):
+        if x.shape[0] > 1:
+            model(x.to(device))
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    model.eval()
+    return True
+
+
 def _optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
     # no weight decay on biases and normalisation parameters
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
@@ -107,8 +132,11 @@ def fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr: 
         warmup_epochs: int = 0, device: str | torch.device = "cpu", tag: str = "model",
         progress: Progress | None = print_progress,
         on_epoch_start: Callable[[nn.Module, int], None] | None = None,
-        evaluate_each_epoch: bool = True) -> TrainResult:
-    """Train ``model`` in place; leaves it in eval mode on ``device``."""
+        evaluate_each_epoch: bool = True, precise_bn: bool = True) -> TrainResult:
+    """Train ``model`` in place; leaves it in eval mode on ``device``.
+
+    With ``precise_bn`` the BatchNorm statistics are recomputed before the last validation.
+    """
     gen = torch.Generator().manual_seed(recipe.seed)
     model.to(device)
     opt = _optimizer(model, recipe, lr)
@@ -141,6 +169,8 @@ def fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr: 
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
         last = epoch == epochs - 1
+        if last and precise_bn:
+            recalibrate_batchnorm(model, data.train, recipe.batch_size, device)
         acc = evaluate(model, data.val, device=device) if (evaluate_each_epoch or last) else None
         rec = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_accuracy": acc,
                "seconds": time.perf_counter() - start}
@@ -162,4 +192,5 @@ def train(model: nn.Module, data: DataBundle, recipe: Recipe, **kw) -> TrainResu
 def finetune(model: nn.Module, data: DataBundle, recipe: Recipe, epochs: int, lr_scale: float,
              **kw) -> TrainResult:
     """Fine-tune a trained model: the recipe's optimizer at ``lr * lr_scale``, cosine, no warm-up."""
+    kw.setdefault("precise_bn", False)
     return fit(model, data, recipe, epochs=epochs, lr=recipe.lr * lr_scale, **kw)

@@ -1,0 +1,1 @@
+"""The pytest benchmark suite (``pytest benchmarks/ --benchmark-only``) and its plain helpers."""

@@ -1,0 +1,68 @@
+"""One benchmark per model x method x batch size: time inference, record every metric, gate accuracy.
+
+Test ids are stable (``test_variant[<model>-<method>-bs<batch>]``): saved runs are matched on them.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from benchmarks.conftest import RECORD_KEY
+from benchmarks.thresholds import accuracy_failures
+
+
+def _latency_batch(variant, batch_size: int) -> torch.Tensor:
+    """A fixed batch of real validation images, the same for every variant of a model."""
+    split = variant.trained.data.val
+    x = split.first_batch(batch_size)
+    if x.shape[0] < batch_size:  # a validation split smaller than the batch: repeat it
+        x = x.repeat(math.ceil(batch_size / x.shape[0]), 1, 1, 1)[:batch_size]
+    return x.contiguous()
+
+
+def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, request):
+    model = variant.model
+    x = _latency_batch(variant, batch_size)
+    config = request.config
+
+    def infer():
+        with torch.inference_mode():
+            return model(x)
+
+    rounds = 1
+    if not benchmark.disabled:
+        infer()  # first call outside the measurement: one-time allocations and packing
+        t0 = time.perf_counter()
+        infer()
+        once = max(time.perf_counter() - t0, 1e-6)
+        rounds = int(min(300, max(10, math.ceil(config.getoption("--latency-target-s") / once))))
+    out = benchmark.pedantic(infer, warmup_rounds=config.getoption("--latency-warmup"), rounds=rounds,
+                             iterations=1)
+    assert out.shape == (batch_size, variant.trained.data.num_classes)
+
+    m = variant.metrics
+    stats = getattr(getattr(benchmark, "stats", None), "stats", None)
+    trained = variant.trained
+    record = {
+        "model": model_name, "method": method_id, "label": variant.method.label,
+        "compression": variant.method.compression, "family": variant.method.family,
+        "level": variant.method.level, "profile": bench.profile.name, "dataset": trained.data.name,
+        "batch_size": batch_size, "threads": bench.threads,
+        "accuracy": m["accuracy"], "original_accuracy": trained.accuracy,
+        "params": m["params"], "nonzero_params": m["nonzero_params"], "sparsity": m["sparsity"],
+        "size_mib": m["size_mib"], "zero_aware_size_mib": m["zero_aware_size_mib"], "macs": m["macs"],
+        "density_weighted_macs": m["density_weighted_macs"],
+        "latency_median_ms": None if stats is None else stats.median * 1e3,
+        "latency_iqr_ms": None if stats is None else stats.iqr * 1e3,
+        "latency_stddev_ms": None if stats is None else stats.stddev * 1e3,
+        "latency_rounds": None if stats is None else stats.rounds,
+    }
+    benchmark.extra_info.update({k: v for k, v in record.items() if not k.startswith("latency")})
+    request.node.user_properties.append((RECORD_KEY, record))
+
+    gates = bench.thresholds.gates(model_name, method_id, bench.profile.name)
+    problems = accuracy_failures(model_name, method_id, m["accuracy"], trained.accuracy, gates)
+    assert not problems, "; ".join(problems)

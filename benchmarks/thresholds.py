@@ -1,0 +1,166 @@
+"""Gates: accuracy, speed and size thresholds read from a TOML file.
+
+Layout of the file (every table optional; later layers override earlier ones)::
+
+    [defaults]                                  # every method, every model
+    [methods.<method>]                          # one method
+    [models.<model>.methods.<method>]           # one method on one model
+    [profiles.<profile>.defaults]               # the same three layers, for one profile only
+    [profiles.<profile>.methods.<method>]
+    [profiles.<profile>.models.<model>.methods.<method>]
+
+Keys (all optional):
+    min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
+    max_accuracy_drop  largest drop from the original's accuracy, in points
+    min_speedup        original latency / variant latency, same session, same batch size
+    max_latency_ratio  variant latency / original latency (a ceiling, e.g. 1.15)
+    max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
+                       (a masked dense model runs at the dense model's speed)
+    max_size_ratio     variant size / original size (serialized state_dict bytes)
+
+A key set to ``false`` switches that gate off for the layer and those below it.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Iterable
+
+DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
+
+KEYS = {
+    "min_accuracy": (0.0, 100.0),
+    "max_accuracy_drop": (0.0, 100.0),
+    "min_speedup": (0.0, 1000.0),
+    "max_latency_ratio": (0.0, 1000.0),
+    "max_speedup": (0.0, 1000.0),
+    "max_size_ratio": (0.0, 1000.0),
+}
+
+
+class ThresholdsError(ValueError):
+    """The thresholds file is unusable; the message names the file, the place and the fix."""
+
+
+class Thresholds:
+    def __init__(self, data: dict, source: str = "<dict>"):
+        self.data = data
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path | None, *, models: Iterable[str], methods: Iterable[str],
+             profiles: Iterable[str]) -> "Thresholds":
+        path = Path(path) if path else DEFAULT_PATH
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ThresholdsError(f"cannot read thresholds file {str(path)!r} ({err.strerror}); "
+                                  f"pass an existing file to --thresholds.") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ThresholdsError(f"thresholds file {str(path)!r} is not valid TOML ({err}); fix the syntax.") from None
+        t = cls(data, str(path))
+        t.validate(set(models), set(methods), set(profiles))
+        return t
+
+    # ------------------------------------------------------------------ validation
+    def _fail(self, where: str, what: str) -> None:
+        raise ThresholdsError(f"thresholds file {self.source!r}: {where}: {what}.")
+
+    def _check_gates(self, where: str, table) -> None:
+        if not isinstance(table, dict):
+            self._fail(where, "expected a table of thresholds")
+        for key, value in table.items():
+            if key not in KEYS:
+                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}")
+            if value is False:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self._fail(f"{where}.{key}", f"expected a number, got {type(value).__name__} {value!r}")
+            lo, hi = KEYS[key]
+            if not lo <= value <= hi or (key != "max_accuracy_drop" and key != "min_accuracy" and value == 0):
+                self._fail(f"{where}.{key}", f"{value} is out of range ({lo} to {hi})")
+
+    def _check_methods(self, where: str, table, methods: set[str]) -> None:
+        if not isinstance(table, dict):
+            self._fail(where, "expected a table of methods")
+        for m, gates in table.items():
+            if m not in methods:
+                self._fail(f"{where}.{m}", f"unknown method; valid methods are {', '.join(sorted(methods))}")
+            self._check_gates(f"{where}.{m}", gates)
+
+    def _check_layer(self, where: str, layer: dict, models: set[str], methods: set[str]) -> None:
+        for key, value in layer.items():
+            here = f"{where}{key}"
+            if key == "defaults":
+                self._check_gates(here, value)
+            elif key == "methods":
+                self._check_methods(here, value, methods)
+            elif key == "models":
+                if not isinstance(value, dict):
+                    self._fail(here, "expected a table of models")
+                for model, sub in value.items():
+                    if model not in models:
+                        self._fail(f"{here}.{model}", f"unknown model; valid models are {', '.join(sorted(models))}")
+                    if not isinstance(sub, dict) or set(sub) - {"methods"}:
+                        self._fail(f"{here}.{model}", "expected only a [..methods.<method>] table")
+                    self._check_methods(f"{here}.{model}.methods", sub.get("methods", {}), methods)
+            elif key == "profiles" and not where:
+                continue
+            else:
+                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles")
+
+    def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
+        self._check_layer("", self.data, models, methods)
+        for prof, layer in self.data.get("profiles", {}).items():
+            if prof not in profiles:
+                self._fail(f"profiles.{prof}", f"unknown profile; valid profiles are {', '.join(sorted(profiles))}")
+            if not isinstance(layer, dict):
+                self._fail(f"profiles.{prof}", "expected a table")
+            self._check_layer(f"profiles.{prof}.", layer, models, methods)
+
+    # ------------------------------------------------------------------ lookup
+    def gates(self, model: str, method: str, profile: str) -> dict[str, float]:
+        """The thresholds that apply to ``method`` on ``model`` under ``profile``."""
+        out: dict[str, float] = {}
+        prof = self.data.get("profiles", {}).get(profile, {})
+        for layer in (self.data, prof):
+            out.update(layer.get("defaults", {}))
+            out.update(layer.get("methods", {}).get(method, {}))
+            out.update(layer.get("models", {}).get(model, {}).get("methods", {}).get(method, {}))
+        out = {k: v for k, v in out.items() if v is not False}
+        if method == "original":  # drops and ratios are against the original itself
+            out = {k: v for k, v in out.items() if k == "min_accuracy"}
+        return out
+
+
+def accuracy_failures(model: str, method: str, accuracy: float, original_accuracy: float,
+                      gates: dict[str, float]) -> list[str]:
+    msgs = []
+    if "min_accuracy" in gates and accuracy < gates["min_accuracy"]:
+        msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is below the required "
+                    f"{gates['min_accuracy']:.2f}%")
+    drop = original_accuracy - accuracy
+    if method != "original" and "max_accuracy_drop" in gates and drop > gates["max_accuracy_drop"] + 1e-9:
+        msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is {drop:.2f} points below the original's "
+                    f"{original_accuracy:.2f}%; at most {gates['max_accuracy_drop']:.2f} points are allowed")
+    return msgs
+
+
+def ratio_failures(model: str, method: str, batch_size: int | None, *, speedup: float | None,
+                   size_ratio: float | None, gates: dict[str, float]) -> list[str]:
+    """Speed and size gates; speed gates are skipped when latency was not measured."""
+    where = f"{model} / {method}" + (f" @ batch {batch_size}" if batch_size else "")
+    msgs = []
+    if speedup is not None:
+        if "min_speedup" in gates and speedup < gates["min_speedup"]:
+            msgs.append(f"{where}: speedup {speedup:.2f}x over the original, required at least {gates['min_speedup']:.2f}x")
+        if "max_speedup" in gates and speedup > gates["max_speedup"]:
+            msgs.append(f"{where}: speedup {speedup:.2f}x over the original, more than the plausible "
+                        f"{gates['max_speedup']:.2f}x (a timing artifact?)")
+        if "max_latency_ratio" in gates and 1.0 / speedup > gates["max_latency_ratio"]:
+            msgs.append(f"{where}: latency {1.0 / speedup:.2f}x the original's, allowed at most {gates['max_latency_ratio']:.2f}x")
+    if size_ratio is not None and "max_size_ratio" in gates and size_ratio > gates["max_size_ratio"]:
+        msgs.append(f"{where}: size {size_ratio:.3f}x the original's, allowed at most {gates['max_size_ratio']:.3f}x")
+    return msgs
