@@ -1,0 +1,60 @@
+"""Model compression methods for the benchmark suite: a plain library.
+
+    from compression import list_methods, get_method, compress, CompressionContext
+
+    ctx = CompressionContext(example_inputs=x, calibration=lambda: batches,
+                             finetune=my_finetune, num_classes=10, profile="default")
+    variant = compress(model, "static_int8", ctx)        # model is not modified
+    blob = export_variant(variant, "static_int8")        # plain data: torch.save it
+    again = load_variant(blob, build_float_model(), "static_int8", ctx)
+
+Methods are registered by stable id (:func:`list_methods`, report order);
+:func:`get_method` returns the spec with its report label, compression text,
+fine-tune budget per profile and ``settings(profile)`` for cache keys.
+Measurements (parameters, sparsity, sizes, MACs) are in :mod:`compression.measure`.
+"""
+
+from .api import compress, export_variant, load_variant
+from .context import CompressionContext, FineTuneFn
+from .measure import (
+    count_macs,
+    count_nonzero,
+    count_params,
+    density_weighted_macs,
+    serialized_size_mib,
+    sparsity,
+    zero_aware_size_mib,
+)
+from .specs import (
+    PROFILES,
+    SETTINGS_VERSION,
+    FineTune,
+    MethodSpec,
+    UnknownMethodError,
+    UnknownProfileError,
+    get_method,
+    list_methods,
+)
+
+__all__ = [
+    "CompressionContext",
+    "FineTune",
+    "FineTuneFn",
+    "MethodSpec",
+    "PROFILES",
+    "SETTINGS_VERSION",
+    "UnknownMethodError",
+    "UnknownProfileError",
+    "compress",
+    "count_macs",
+    "count_nonzero",
+    "count_params",
+    "density_weighted_macs",
+    "export_variant",
+    "get_method",
+    "list_methods",
+    "load_variant",
+    "serialized_size_mib",
+    "sparsity",
+    "zero_aware_size_mib",
+]

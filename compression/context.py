@@ -1,0 +1,39 @@
+"""What a compression method may use besides the model itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import torch
+
+#: ``finetune(model, epochs, lr_scale, on_epoch_start=None)``: trains ``model``
+#: in place on the training split for ``epochs`` epochs at ``lr_scale`` times
+#: the model's own learning rate.  ``on_epoch_start(model, epoch_index)`` is
+#: called before each epoch.  The callable puts the model in ``train()`` mode
+#: and leaves it in ``eval()`` mode.
+FineTuneFn = Callable[..., None]
+
+
+@dataclass
+class CompressionContext:
+    """Data and callables a method needs.
+
+    ``example_inputs``: one real input batch (CPU) used for tracing (FX,
+    Torch-Pruning's dependency graph).  ``calibration()``: yields input batches
+    from the training split (static INT8 calibration, QAT observer start
+    values).  ``finetune``: see :data:`FineTuneFn`; ``None`` is only allowed for
+    methods whose budget under ``profile`` is zero epochs.  ``log`` receives
+    short progress messages.
+    """
+
+    example_inputs: torch.Tensor
+    calibration: Callable[[], Iterable[torch.Tensor]]
+    finetune: Optional[FineTuneFn]
+    num_classes: int
+    profile: str = "default"
+    log: Optional[Callable[[str], None]] = None
+
+    def say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)

@@ -1,0 +1,231 @@
+"""INT8 quantization: every use of ``torch.ao.quantization`` lives here.
+
+torch's eager/FX quantization API is deprecated upstream (it still ships in
+the pinned torch and has real x86 INT8 kernels).  Its calls emit deprecation
+and observer warnings by the hundred; :func:`_quiet` silences exactly those,
+around our own calls only, so the rest of the program's warnings are
+untouched.
+
+Three recipes:
+
+* dynamic: ``quantize_dynamic`` on every ``nn.Linear`` (INT8 weights, per
+  tensor; activations quantized per batch at run time).
+* static: FX graph mode ``prepare_fx`` with the x86 default qconfig mapping
+  (per-channel symmetric INT8 weights, histogram-observed activations; Conv+BN
+  (+ReLU) fusion happens inside ``prepare_fx``), calibration, ``convert_fx``.
+* QAT: FX ``prepare_qat_fx`` with the x86 default QAT mapping, observers
+  initialised on calibration batches, fine-tuning with BN statistics and
+  observers frozen for the last epochs, ``convert_fx``.
+
+The model is traced in eval mode in both FX recipes.  Python-level
+``if self.training`` branches of non-leaf modules are resolved at trace time;
+tracing in eval mode bakes in their inference behaviour (e.g. torchvision's
+stochastic depth becomes the identity, as it is at inference) instead of
+baking a random drop into the converted INT8 model.  Leaf modules (BN, fused
+ConvBn, Dropout, fake-quant) still follow ``train()``/``eval()`` during QAT.
+
+Converted models take float input and return float output (FX inserts the
+quantize / dequantize nodes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+BACKEND = "x86"
+
+_QUIET_MESSAGES = (
+    r"(?s).*torch\.ao\.quantization is deprecated",
+    r"(?s).*Please use quant_min and quant_max to specify the range for observers",
+    r"(?s).*torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor",
+    r"(?s).*must run observer before calling calculate_qparams",
+    r"(?s).*TypedStorage is deprecated",
+)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the quantization API's known deprecation/observer chatter."""
+    with warnings.catch_warnings():
+        for pattern in _QUIET_MESSAGES:
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
+
+
+def _use_backend() -> None:
+    engines = torch.backends.quantized.supported_engines
+    if BACKEND not in engines:
+        raise RuntimeError(
+            f"this torch build has no {BACKEND!r} quantized engine (has {engines}); "
+            "INT8 methods need a CPU build of torch with x86 quantization kernels"
+        )
+    if torch.backends.quantized.engine != BACKEND:
+        torch.backends.quantized.engine = BACKEND
+
+
+def _api():
+    # imported lazily so that importing `compression` stays cheap and silent
+    with _quiet():
+        from torch.ao import quantization as tq
+        from torch.ao.quantization import quantize_fx
+        import torch.ao.nn.intrinsic.qat as nniqat
+    return tq, quantize_fx, nniqat
+
+
+# ---------------------------------------------------------------- dynamic
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """INT8 dynamic quantization of every ``nn.Linear``; returns a new module."""
+    _use_backend()
+    tq, _, _ = _api()
+    with _quiet():
+        out = tq.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+    return out.eval()
+
+
+# ---------------------------------------------------------------- static
+def _prepare_static(model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+    _use_backend()
+    tq, qfx, _ = _api()
+    model = copy.deepcopy(model).cpu().eval()
+    with _quiet():
+        return qfx.prepare_fx(model, tq.get_default_qconfig_mapping(BACKEND), (example_inputs.cpu(),))
+
+
+def _convert(prepared: nn.Module) -> nn.Module:
+    _, qfx, _ = _api()
+    prepared = prepared.cpu().eval()
+    with _quiet():
+        return qfx.convert_fx(prepared).eval()
+
+
+@torch.no_grad()
+def _observe(prepared: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    prepared.eval()
+    n = 0
+    with _quiet():
+        for batch in batches:
+            prepared(batch.cpu())
+            n += 1
+    return n
+
+
+def quantize_static_int8(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: Iterable[torch.Tensor],
+    log: Callable[[str], None] = lambda s: None,
+) -> nn.Module:
+    """Post-training static INT8 (FX, x86): prepare, calibrate, convert."""
+    prepared = _prepare_static(model, example_inputs)
+    log("static INT8: calibrating observers")
+    n = _observe(prepared, calibration)
+    if n == 0:
+        raise ValueError("static INT8 needs calibration batches; ctx.calibration() yielded none")
+    log(f"static INT8: calibrated on {n} batches, converting")
+    return _convert(prepared)
+
+
+# ---------------------------------------------------------------- QAT
+def _prepare_qat(model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+    _use_backend()
+    tq, qfx, _ = _api()
+    model = copy.deepcopy(model).cpu().eval()  # eval-mode trace, see module docstring
+    with _quiet():
+        prepared = qfx.prepare_qat_fx(
+            model, tq.get_default_qat_qconfig_mapping(BACKEND), (example_inputs.cpu(),)
+        )
+    return prepared.eval()
+
+
+def qat_freeze_epoch(epochs: int, fraction: float) -> int:
+    """First epoch index that runs with BN statistics and observers frozen:
+    the last ``max(1, round(epochs * fraction))`` epochs are frozen."""
+    frozen = max(1, int(round(epochs * fraction)))
+    return max(0, epochs - frozen)
+
+
+def _freeze_hook(freeze_from: int) -> Callable[[nn.Module, int], None]:
+    tq, _, nniqat = _api()
+
+    def on_epoch_start(model: nn.Module, epoch: int) -> None:
+        if epoch < freeze_from:
+            return
+        with _quiet():
+            # fused Conv+BN: use running statistics, stop updating them
+            model.apply(nniqat.freeze_bn_stats)
+            # keep scales / zero points fixed from here on
+            model.apply(tq.disable_observer)
+            for m in model.modules():
+                # stand-alone BN (not fused): stop updating running statistics
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                    m.momentum = 0.0
+
+    return on_epoch_start
+
+
+def quantize_qat_int8(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: Iterable[torch.Tensor],
+    finetune: Callable[..., None],
+    epochs: int,
+    lr_scale: float,
+    freeze_fraction: float,
+    log: Callable[[str], None] = lambda s: None,
+) -> nn.Module:
+    """Quantization-aware training from a trained float model."""
+    prepared = _prepare_qat(model, example_inputs)
+    # Start the fake-quant observers from real activation ranges instead of
+    # from the first training batch (eval mode: BN running stats untouched).
+    log("QAT INT8: initialising observers on calibration batches")
+    _observe(prepared, calibration)
+    freeze_from = qat_freeze_epoch(epochs, freeze_fraction)
+    log(f"QAT INT8: fine-tuning {epochs} epochs (BN stats and observers frozen from epoch {freeze_from})")
+    with _quiet():
+        finetune(prepared, epochs, lr_scale, on_epoch_start=_freeze_hook(freeze_from))
+    log("QAT INT8: converting")
+    return _convert(prepared)
+
+
+# ---------------------------------------------------------------- rebuild for loading
+def rebuild(kind: str, float_model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+    """The converted module structure of ``kind`` for ``float_model``, with
+    placeholder quantization parameters, ready for ``load_state_dict``.
+
+    One forward pass on ``example_inputs`` gives the observers finite ranges so
+    that ``convert`` never sees empty observers; every value it produces is
+    overwritten by the saved state dict.
+    """
+    if kind == "dynamic":
+        return quantize_dynamic_int8(float_model)
+    if kind == "static":
+        prepared = _prepare_static(float_model, example_inputs)
+    elif kind == "qat":
+        prepared = _prepare_qat(float_model, example_inputs)
+    else:
+        raise ValueError(f"unknown quantization kind {kind!r}")
+    _observe(prepared, [example_inputs])
+    return _convert(prepared)
+
+
+def load_state(model: nn.Module, state: dict) -> nn.Module:
+    with _quiet():
+        model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+__all__ = [
+    "BACKEND",
+    "quantize_dynamic_int8",
+    "quantize_static_int8",
+    "quantize_qat_int8",
+    "qat_freeze_epoch",
+    "rebuild",
+    "load_state",
+]

@@ -1,0 +1,446 @@
+"""Tests of the `compression` library on a tiny, quickly trained conv net.
+
+The data is synthetic but learnable (one random template per class plus
+noise), so accuracy comparisons (QAT vs static INT8) mean something while the
+whole file runs in seconds.  One `slow` test exercises torchvision's
+EfficientNet-B0 (SE blocks, depthwise convs, SiLU, stochastic depth).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import compression as C
+from compression import measure, quant
+
+NUM_CLASSES = 10
+IN_SHAPE = (1, 16, 16)
+
+
+# ---------------------------------------------------------------- fixtures
+class TinyNet(nn.Module):
+    """conv-bn-relu x2, max-pool, flatten, a weight-heavy linear head."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 8 * 8, 128),
+            nn.ReLU(inplace=True),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def _data(n: int, seed: int):
+    g = torch.Generator().manual_seed(1234)
+    templates = torch.randn(NUM_CLASSES, *IN_SHAPE, generator=g)
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+    x = templates[y] + 0.8 * torch.randn(n, *IN_SHAPE, generator=g)
+    return x, y
+
+
+def _train(model, x, y, epochs, lr, on_epoch_start=None, batches_per_epoch=None, bs=32):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    g = torch.Generator().manual_seed(7)
+    for epoch in range(epochs):
+        model.train()
+        if on_epoch_start is not None:
+            on_epoch_start(model, epoch)
+        perm = torch.randperm(len(y), generator=g)
+        for i, start in enumerate(range(0, len(y), bs)):
+            if batches_per_epoch is not None and i >= batches_per_epoch:
+                break
+            idx = perm[start:start + bs]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
+BASE_LR = 0.02
+
+
+class Recorder:
+    """A real fine-tune callable (few batches per epoch) that records its calls."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+        self.calls = []
+
+    def __call__(self, model, epochs, lr_scale, on_epoch_start=None):
+        self.calls.append((epochs, lr_scale, on_epoch_start is not None))
+        _train(model, self.x, self.y, epochs, BASE_LR * lr_scale, on_epoch_start, batches_per_epoch=8)
+
+
+@pytest.fixture(scope="module")
+def data():
+    xtr, ytr = _data(512, seed=1)
+    xva, yva = _data(256, seed=2)
+    return xtr, ytr, xva, yva
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    torch.manual_seed(0)
+    xtr, ytr, _, _ = data
+    model = TinyNet()
+    _train(model, xtr, ytr, epochs=3, lr=BASE_LR)
+    return model
+
+
+def _ctx(data, finetune="record", log=None, profile="smoke"):
+    xtr, ytr, xva, _ = data
+    return C.CompressionContext(
+        example_inputs=xva[:16],
+        calibration=lambda: (xtr[i:i + 64] for i in range(0, 256, 64)),
+        finetune=Recorder(xtr, ytr) if finetune == "record" else finetune,
+        num_classes=NUM_CLASSES,
+        profile=profile,
+        log=log,
+    )
+
+
+@pytest.fixture(scope="module")
+def variants(trained, data):
+    """Every method's variant of the trained model, built once (lazily)."""
+    built = {}
+
+    def get(method_id):
+        if method_id not in built:
+            ctx = _ctx(data)
+            built[method_id] = (C.compress(trained, method_id, ctx), ctx)
+        return built[method_id][0]
+
+    def ctx_of(method_id):
+        get(method_id)
+        return built[method_id][1]
+
+    get.ctx = ctx_of
+    return get
+
+
+def _accuracy(model, x, y):
+    with torch.inference_mode():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+# ---------------------------------------------------------------- registry
+def test_registry_order_labels_and_settings():
+    ids = C.list_methods()
+    assert ids == [
+        "original", "dynamic_int8", "static_int8", "qat_int8",
+        "unstructured_30", "unstructured_50", "unstructured_70",
+        "structured_30", "structured_50", "structured_70",
+    ]
+    assert C.get_method("original").compression == "N/A"
+    assert C.get_method("static_int8").label == "Quantization (Static)"
+    assert C.get_method("qat_int8").label == "Quantization (QAT)"
+    assert C.get_method("unstructured_70").compression == "70%"
+    assert C.get_method("structured_30").label == "Pruning (Structured)"
+    assert C.get_method("structured_50").level == 0.5
+    assert isinstance(C.SETTINGS_VERSION, int)
+    for mid in ids:
+        spec = C.get_method(mid)
+        assert spec.family in ("original", "quantization", "pruning")
+        for profile in C.PROFILES:
+            settings = spec.settings(profile)
+            assert json.loads(json.dumps(settings)) == settings
+            assert settings["id"] == mid and settings["settings_version"] == C.SETTINGS_VERSION
+    # fine-tuned methods: the budget is part of the settings
+    for mid in ("qat_int8", "unstructured_50", "structured_50"):
+        spec = C.get_method(mid)
+        assert spec.budget("smoke").epochs >= 1
+        assert spec.settings("smoke") != spec.settings("default")
+    assert C.get_method("static_int8").budget("full").epochs == 0
+
+
+def test_unknown_method_and_profile():
+    with pytest.raises(C.UnknownMethodError) as err:
+        C.get_method("nope")
+    assert isinstance(err.value, ValueError)
+    for mid in C.list_methods():
+        assert mid in str(err.value)
+    with pytest.raises(ValueError, match="smoke"):
+        C.get_method("structured_50").settings("huge")
+
+
+# ---------------------------------------------------------------- every method
+@pytest.mark.parametrize("method_id", C.list_methods())
+def test_every_method_builds_runs_and_roundtrips(method_id, trained, variants, data, tmp_path):
+    _, _, xva, _ = data
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    variant = variants(method_id)
+    # the input model is not mutated
+    after = trained.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not trained.training
+    assert variant is not trained
+    assert not variant.training
+
+    with torch.inference_mode():
+        out = variant(xva)
+    assert out.shape == (len(xva), NUM_CLASSES)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+    # export -> torch.save -> weights-only load -> load_variant gives identical predictions
+    blob = C.export_variant(variant, method_id)
+    path = tmp_path / "variant.pt"
+    torch.save(blob, path)
+    loaded = torch.load(path, weights_only=True)
+    fresh = TinyNet()  # untrained float architecture
+    again = C.load_variant(loaded, fresh, method_id, variants.ctx(method_id))
+    with torch.inference_mode():
+        assert torch.equal(variant(xva), again(xva))
+    assert C.count_params(again) == C.count_params(variant)
+
+
+def test_blob_is_plain_data(variants):
+    def walk(v):
+        if isinstance(v, torch.Tensor):
+            assert not v.is_quantized and type(v) is torch.Tensor
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                assert isinstance(k, str)
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        else:
+            assert v is None or isinstance(v, (bool, int, float, str)), type(v)
+
+    for mid in ("dynamic_int8", "static_int8", "structured_50"):
+        walk(C.export_variant(variants(mid), mid))
+
+
+def test_load_variant_rejects_other_method(variants, data):
+    blob = C.export_variant(variants("static_int8"), "static_int8")
+    with pytest.raises(ValueError, match="static_int8"):
+        C.load_variant(blob, TinyNet(), "qat_int8", _ctx(data))
+    with pytest.raises(ValueError):
+        C.load_variant({"junk": 1}, TinyNet(), "static_int8", _ctx(data))
+
+
+# ---------------------------------------------------------------- quantization
+def test_int8_modules_are_really_quantized(variants):
+    import torch.ao.nn.quantized as nnq
+    import torch.ao.nn.quantized.dynamic as nnqd
+
+    dyn = variants("dynamic_int8")
+    dyn_linears = [m for m in dyn.modules() if isinstance(m, nnqd.Linear)]
+    assert len(dyn_linears) == 2
+    assert all(m.weight().dtype == torch.qint8 for m in dyn_linears)
+
+    for mid in ("static_int8", "qat_int8"):
+        q = variants(mid)
+        convs = [m for m in q.modules() if isinstance(m, nnq.Conv2d)]
+        linears = [m for m in q.modules() if isinstance(m, nnq.Linear) and not isinstance(m, nnqd.Linear)]
+        assert len(convs) == 2 and len(linears) == 2, mid
+        for m in convs + linears:
+            w = m.weight()
+            assert w.dtype == torch.qint8
+            assert w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+        # BN folded away, no float conv/linear left
+        assert not any(isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) for m in q.modules()), mid
+
+
+def test_int8_sizes_and_param_counts(trained, variants):
+    float_size = C.serialized_size_mib(trained)
+    float_params = C.count_params(trained)
+    folded_bn = sum(m.num_features for m in trained.modules() if isinstance(m, nn.BatchNorm2d))
+    # each BN (2*C params) is folded into a bias-free conv, which gains a C-element bias
+    assert C.count_params(variants("dynamic_int8")) == float_params
+    for mid in ("dynamic_int8", "static_int8", "qat_int8"):
+        q = variants(mid)
+        assert C.serialized_size_mib(q) <= 0.3 * float_size, mid
+        assert abs(C.zero_aware_size_mib(q) - C.serialized_size_mib(q)) < 0.02 * C.serialized_size_mib(q)
+    for mid in ("static_int8", "qat_int8"):
+        n = C.count_params(variants(mid))
+        assert n > 0
+        assert n == float_params - folded_bn, mid
+    with pytest.raises(ValueError, match="float"):
+        C.count_macs(variants("static_int8"), torch.zeros(1, *IN_SHAPE))
+
+
+def test_int8_accuracy_close_to_float_and_qat_not_worse(trained, variants, data):
+    _, _, xva, yva = data
+    float_acc = _accuracy(trained, xva, yva)
+    assert float_acc > 0.9, "the fixture model should have learned the synthetic task"
+    static_acc = _accuracy(variants("static_int8"), xva, yva)
+    qat_acc = _accuracy(variants("qat_int8"), xva, yva)
+    assert static_acc >= float_acc - 0.05
+    assert qat_acc >= static_acc - 0.01
+    assert _accuracy(variants("dynamic_int8"), xva, yva) >= float_acc - 0.05
+
+
+def test_qat_uses_finetune_with_freezing_hook(variants):
+    variants("qat_int8")
+    recorder = variants.ctx("qat_int8").finetune
+    budget = C.get_method("qat_int8").budget("smoke")
+    assert recorder.calls == [(budget.epochs, budget.lr_scale, True)]
+    assert quant.qat_freeze_epoch(1, 1 / 3) == 0
+    assert quant.qat_freeze_epoch(3, 1 / 3) == 2
+    assert quant.qat_freeze_epoch(10, 1 / 3) == 7
+
+
+# ---------------------------------------------------------------- pruning
+def test_unstructured_sparsity_and_sizes(trained, variants):
+    plain = C.serialized_size_mib(trained)
+    zero_aware = []
+    for level in (30, 50, 70):
+        v = variants(f"unstructured_{level}")
+        assert abs(C.sparsity(v) - level / 100) <= 0.01
+        assert C.count_params(v) == C.count_params(trained)
+        assert C.count_nonzero(v) < C.count_params(v)
+        assert abs(C.serialized_size_mib(v) - plain) <= 0.05 * plain
+        # masks were made permanent: no reparametrisation left
+        assert not any(name.endswith("_orig") for name, _ in v.named_parameters())
+        zero_aware.append(C.zero_aware_size_mib(v))
+    assert zero_aware[0] < plain and zero_aware[0] > zero_aware[1] > zero_aware[2]
+    assert abs(C.zero_aware_size_mib(trained) - plain) < 1e-9
+    assert C.sparsity(trained) == 0.0
+
+
+def test_structured_is_physically_smaller(trained, variants, data):
+    _, _, xva, _ = data
+    float_convs = [m.out_channels for m in trained.modules() if isinstance(m, nn.Conv2d)]
+    params = [C.count_params(trained)]
+    for level in (30, 50, 70):
+        v = variants(f"structured_{level}")
+        convs = [m.out_channels for m in v.modules() if isinstance(m, nn.Conv2d)]
+        assert all(c < f for c, f in zip(convs, float_convs))
+        for c, f in zip(convs, float_convs):  # Torch-Pruning keeps floor(f * (1 - level))
+            assert abs(c - f * (1 - level / 100)) <= 1
+        bns = [m for m in v.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert [b.num_features for b in bns] == convs
+        head = [m for m in v.modules() if isinstance(m, nn.Linear)][-1]
+        assert head.out_features == NUM_CLASSES
+        params.append(C.count_params(v))
+        assert C.count_macs(v, xva[:4]) < C.count_macs(trained, xva[:4])
+    assert params[0] > params[1] > params[2] > params[3]
+    # roughly (1 - ratio)^2 for a conv/linear stack
+    assert params[2] < 0.4 * params[0]
+
+
+def test_finetune_required_for_finetuned_methods(trained, data):
+    ctx = _ctx(data, finetune=None)
+    with pytest.raises(ValueError, match="finetune"):
+        C.compress(trained, "structured_30", ctx)
+    with pytest.raises(ValueError, match="finetune"):
+        C.compress(trained, "qat_int8", ctx)
+    # methods without fine-tuning do not need one
+    assert C.compress(trained, "dynamic_int8", ctx) is not None
+
+
+def test_log_messages(trained, data):
+    messages = []
+    C.compress(trained, "unstructured_50", _ctx(data, log=messages.append))
+    assert any("50%" in m for m in messages)
+
+
+# ---------------------------------------------------------------- measurements
+class MacNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.fc = nn.Linear(4 * 5 * 5, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.conv(x), 1))
+
+
+def test_count_macs_and_density_weighting():
+    net = MacNet().eval()
+    x = torch.randn(8, 2, 5, 5)
+    conv_macs = 4 * 5 * 5 * 2 * 9
+    fc_macs = 100 * 3
+    assert C.count_macs(net, x) == conv_macs + fc_macs  # per sample, batch divided out
+    assert C.density_weighted_macs(net, x) == conv_macs + fc_macs
+    with torch.no_grad():
+        net.conv.weight.view(-1)[: net.conv.weight.numel() // 2] = 0
+    assert C.density_weighted_macs(net, x) == conv_macs // 2 + fc_macs
+    assert C.count_params(net) == 4 * 2 * 9 + 300 + 3
+    assert C.count_nonzero(net) == 4 * 2 * 9 // 2 + 303
+    assert math.isclose(C.sparsity(net), 36 / (72 + 300))
+    assert net.conv.weight.requires_grad and not net.training
+
+
+def test_serialized_size_is_state_dict_bytes():
+    net = MacNet()
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    assert C.serialized_size_mib(net) == buf.tell() / 2**20
+    assert measure.count_params(net) == sum(p.numel() for p in net.parameters())
+
+
+# ---------------------------------------------------------------- real architecture
+@pytest.mark.slow
+def test_efficientnet_b0_structured_static_and_qat():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.efficientnet_b0(num_classes=NUM_CLASSES).eval()
+    x = torch.randn(8, 3, 32, 32)
+    y = torch.randint(0, NUM_CLASSES, (8,))
+
+    def finetune(m, epochs, lr_scale, on_epoch_start=None):
+        opt = torch.optim.SGD(m.parameters(), lr=1e-3 * lr_scale)
+        for epoch in range(epochs):
+            m.train()
+            if on_epoch_start is not None:
+                on_epoch_start(m, epoch)
+            loss = nn.functional.cross_entropy(m(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        m.eval()
+
+    ctx = C.CompressionContext(
+        example_inputs=x, calibration=lambda: [x], finetune=finetune,
+        num_classes=NUM_CLASSES, profile="smoke",
+    )
+    base_params = C.count_params(model)
+    for mid in ("structured_50", "static_int8", "qat_int8"):
+        v = C.compress(model, mid, ctx)
+        with torch.inference_mode():
+            out = v(x)
+        assert out.shape == (8, NUM_CLASSES)
+        blob = torch.load(_saved(C.export_variant(v, mid)), weights_only=True)
+        again = C.load_variant(blob, torchvision.models.efficientnet_b0(num_classes=NUM_CLASSES), mid, ctx)
+        with torch.inference_mode():
+            assert torch.equal(again(x), out), mid
+        if mid == "structured_50":
+            assert C.count_params(v) < 0.35 * base_params
+            assert v.classifier[-1].out_features == NUM_CLASSES
+            # depthwise convs stay depthwise
+            for m in v.modules():
+                if isinstance(m, nn.Conv2d) and m.groups > 1:
+                    assert m.groups == m.in_channels == m.out_channels
+        else:
+            assert C.serialized_size_mib(v) < 0.3 * C.serialized_size_mib(model)
+
+
+def _saved(obj) -> io.BytesIO:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
