@@ -51,16 +51,18 @@ _SMOKE = {
 
 # --- default: the embedded digits, 2 CPU cores, whole zoo cold in a few minutes --------------
 _DEFAULT = {
-    "SimpleCNN_6x2": Recipe(epochs=10, lr=0.03, weight_decay=5e-4, warmup_epochs=1, shift=0.08),
+    # label smoothing: without it the 5.9 M-parameter head ended its last epoch 1 point lower
+    "SimpleCNN_6x2": Recipe(epochs=10, lr=0.03, weight_decay=5e-4, warmup_epochs=1,
+                            label_smoothing=0.1, shift=0.08),
     "EnhancedLeNet5": Recipe(epochs=10, batch_size=32, lr=0.02, weight_decay=5e-4, warmup_epochs=1,
                              shift=0.08),  # lr 0.05 oscillated and ended at 98.0%
     # From scratch on 1,347 images the two large models need many optimizer steps more than
     # many epochs: batch 32 doubles the steps per epoch (batch 64 left EfficientNet at 56%
     # after 12 epochs; batch 32 reaches 97.6% in 10). EfficientNet keeps its own dropout and
-    # stochastic depth and gets AdamW with decoupled weight decay plus label smoothing.
+    # stochastic depth and gets AdamW with decoupled weight decay; it underfits in 10 epochs,
+    # so no label smoothing on top (with it: 94.0%, still improving; without: 97.8%).
     "EfficientNetB0Custom": Recipe(epochs=10, batch_size=32, optimizer="adamw", lr=3e-3,
-                                   weight_decay=0.05, warmup_epochs=1, label_smoothing=0.1,
-                                   shift=0.08),
+                                   weight_decay=0.05, warmup_epochs=1, shift=0.08),
     # zero-initialised residual branches (see zoo/models.py) and lr 0.03: lr 0.1 diverged
     "ResNet50Custom": Recipe(epochs=10, batch_size=32, lr=0.03, weight_decay=5e-4,
                              warmup_epochs=1, label_smoothing=0.1, shift=0.08),
