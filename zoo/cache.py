@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -100,6 +101,13 @@ class ArtifactCache:
                 pass
             raise
 
+    def _log_build(self, path: Path, seconds: float) -> None:
+        """One line per artifact built, in ``<cache>/builds.log``: an audit trail that shows how
+        often each entry was built, whichever process built it."""
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{os.getpid()}\t{path.relative_to(self.root)}\t{seconds:.1f}s\n"
+        with open(self.root / "builds.log", "a") as f:
+            f.write(line)
+
     def get_or_build(self, kind: str, name: str, parts: dict[str, Any],
                      build: Callable[[], dict], *, on_wait: Callable[[], None] | None = None) -> tuple[dict, bool]:
         """Return ``(blob, built)``: the cached entry for ``parts``, building it if needed.
@@ -124,10 +132,12 @@ class ArtifactCache:
             blob = self._load(path, key)  # built by another process while we waited
             if blob is not None:
                 return blob, False
+            t0 = time.time()
             blob = dict(build())
             blob.update(format=FORMAT_VERSION, key=key, parts=json.loads(json.dumps(parts, default=str)))
             self._save(path, blob)
             self.builds.append(str(path))
+            self._log_build(path, time.time() - t0)
             return blob, True
         finally:
             lock.release()

@@ -1,0 +1,197 @@
+"""The benchmark layer: gates and reports as plain functions, and the pytest suite end to end."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import compression
+import zoo
+from benchmarks import report
+from benchmarks.thresholds import Thresholds, ThresholdsError, accuracy_failures, ratio_failures
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS, METHODS, PROFILES = zoo.list_models(), compression.list_methods(), zoo.PROFILES
+
+
+def _load(tmp_path, text: str) -> Thresholds:
+    p = tmp_path / "t.toml"
+    p.write_text(text)
+    return Thresholds.load(p, models=MODELS, methods=METHODS, profiles=PROFILES)
+
+
+# ---------------------------------------------------------------- thresholds
+
+def test_shipped_thresholds_are_valid_and_layered():
+    t = Thresholds.load(None, models=MODELS, methods=METHODS, profiles=PROFILES)
+    assert t.gates("ResNet50Custom", "static_int8", "default")["min_speedup"] == 2.5
+    assert t.gates("SimpleCNN_6x2", "static_int8", "default")["min_speedup"] == 1.5
+    assert t.gates("EfficientNetB0Custom", "original", "default") == {"min_accuracy": 95.0}
+    smoke = t.gates("ResNet50Custom", "static_int8", "smoke")
+    assert "min_speedup" not in smoke and "max_accuracy_drop" not in smoke
+    assert smoke["max_size_ratio"] == 0.3  # sizes are real even on the smoke profile
+
+
+def test_thresholds_layers_override_in_order(tmp_path):
+    t = _load(tmp_path, """
+        [defaults]
+        max_accuracy_drop = 1.0
+        [methods.structured_50]
+        max_accuracy_drop = 3.0
+        [models.EnhancedLeNet5.methods.structured_50]
+        max_accuracy_drop = 4.0
+        [profiles.full.methods.structured_50]
+        max_accuracy_drop = 5.0
+        [profiles.full.models.EnhancedLeNet5.methods.structured_50]
+        max_accuracy_drop = false
+    """)
+    assert t.gates("ResNet50Custom", "static_int8", "default") == {"max_accuracy_drop": 1.0}
+    assert t.gates("ResNet50Custom", "structured_50", "default") == {"max_accuracy_drop": 3.0}
+    assert t.gates("EnhancedLeNet5", "structured_50", "default") == {"max_accuracy_drop": 4.0}
+    assert t.gates("ResNet50Custom", "structured_50", "full") == {"max_accuracy_drop": 5.0}
+    assert t.gates("EnhancedLeNet5", "structured_50", "full") == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[methods.static_int8\nmax_size_ratio = 0.3", "is not valid TOML"),
+    ("[methods.fast_int4]\nmax_accuracy_drop = 1", "methods.fast_int4: unknown method; valid methods are"),
+    ("[models.VGG16.methods.original]\nmin_accuracy = 90", "models.VGG16: unknown model; valid models are"),
+    ("[methods.original]\nmin_accuracy = 'high'", "methods.original.min_accuracy: expected a number, got str"),
+    ("[methods.original]\nmin_accuracy = 120", "methods.original.min_accuracy: 120 is out of range"),
+    ("[methods.static_int8]\nmin_speedup = -2", "min_speedup: -2 is out of range"),
+    ("[methods.static_int8]\nmax_size = 0.3", "max_size: unknown threshold; valid keys are"),
+    ("[profiles.fast.defaults]\nmin_speedup = 2", "profiles.fast: unknown profile"),
+    ("[gates]\nmin_speedup = 2", "gates: unknown section"),
+])
+def test_bad_thresholds_files_fail_with_one_clear_sentence(tmp_path, text, message):
+    with pytest.raises(ThresholdsError, match=message):
+        _load(tmp_path, text)
+
+
+def test_missing_thresholds_file_names_the_option(tmp_path):
+    with pytest.raises(ThresholdsError, match="cannot read thresholds file .* --thresholds"):
+        Thresholds.load(tmp_path / "nope.toml", models=MODELS, methods=METHODS, profiles=PROFILES)
+
+
+def test_gate_messages_name_model_method_measured_and_required():
+    (msg,) = accuracy_failures("ResNet50Custom", "structured_70", 80.0, 97.5, {"max_accuracy_drop": 8.0})
+    assert "ResNet50Custom / structured_70" in msg and "17.50 points" in msg and "8.00" in msg
+    assert accuracy_failures("ResNet50Custom", "structured_70", 90.0, 97.5, {"max_accuracy_drop": 8.0}) == []
+    msgs = ratio_failures("ResNet50Custom", "static_int8", 64, speedup=1.8, size_ratio=0.4,
+                          gates={"min_speedup": 2.5, "max_size_ratio": 0.3})
+    assert len(msgs) == 2 and "1.80x" in msgs[0] and "2.50x" in msgs[0] and "0.400x" in msgs[1]
+    (msg,) = ratio_failures("X", "unstructured_70", 64, speedup=17.0, size_ratio=1.0, gates={"max_speedup": 1.15})
+    assert "timing artifact" in msg
+    # no latency measured (--benchmark-disable, xdist): speed gates are not judged
+    assert ratio_failures("X", "static_int8", 64, speedup=None, size_ratio=0.25,
+                          gates={"min_speedup": 2.5, "max_size_ratio": 0.3}) == []
+
+
+# ---------------------------------------------------------------- report
+
+def _rec(method, acc, size, lat, label=None, bs=64):
+    return {"model": "M", "method": method, "label": label or method, "compression": "INT8",
+            "family": "x", "level": None, "profile": "smoke", "dataset": "digits", "batch_size": bs,
+            "threads": 2, "accuracy": acc, "params": 1_000_000, "nonzero_params": 500_000,
+            "sparsity": 0.5, "size_mib": size, "zero_aware_size_mib": size / 2, "macs": 2_000_000,
+            "density_weighted_macs": 1_000_000, "latency_median_ms": lat, "latency_iqr_ms": 0.1,
+            "latency_stddev_ms": 0.1, "latency_rounds": 10}
+
+
+def test_tables_sort_by_accuracy_bold_original_and_show_ratios(tmp_path):
+    recs = report.add_ratios([_rec("original", 98.0, 4.0, 10.0, "Original"),
+                              _rec("static_int8", 97.5, 1.0, 2.5, "Quantization (Static)"),
+                              _rec("structured_30", 99.0, 2.0, None, "Pruning (Structured)")])
+    text = report.render_tables(recs)
+    lines = [line for line in text.splitlines() if line.startswith("| ")][1:]
+    assert [line.split("|")[1].strip() for line in lines] == [
+        "Pruning (Structured)", "**Original**", "Quantization (Static)"]
+    assert "4.00x" in text and "0.250x" in text and "-0.50" in text
+    assert "–" in lines[0]  # no latency measured: a dash, and no speedup
+    paths = report.write_results(recs, {"profile": "smoke"}, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert [r["method"] for r in data["results"]] == ["original", "static_int8", "structured_30"]
+    assert data["results"][1]["speedup"] == 4.0
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert rows[1]["size_ratio"] == "0.25" and set(report.FIELDS) <= set(rows[0])
+    assert "**Original**" in paths["report"].read_text()
+
+
+# ---------------------------------------------------------------- the suite, end to end
+
+def _suite(tmp_path, *args, cache=None):
+    env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
+                           "--zoo-profile", "smoke", "--report-dir", str(tmp_path / "report"),
+                           "--latency-target-s", "0.05", "--latency-warmup", "1", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path):
+    bench_json = tmp_path / "bench.json"
+    r = _suite(tmp_path, "--benchmark-only", f"--benchmark-json={bench_json}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"{len(MODELS) * len(METHODS)} passed" in r.stdout
+    for model in MODELS:
+        assert f"### {model} — digits validation, profile smoke, latency at batch 64" in r.stdout
+    assert r.stdout.count("**Original**") == len(MODELS)
+    assert "epoch 1/" in r.stdout  # training progress reached the terminal without -s
+
+    results = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
+    assert len(results) == len(MODELS) * len(METHODS)
+    by = {(x["model"], x["method"]): x for x in results}
+    for model in MODELS:
+        orig = by[(model, "original")]
+        assert orig["latency_median_ms"] > 0 and orig["speedup"] == 1.0
+        assert by[(model, "static_int8")]["size_ratio"] < 0.3
+        assert by[(model, "static_int8")]["params"] > 0.9 * orig["params"]  # packed INT8 counted
+        assert by[(model, "structured_50")]["params"] < 0.5 * orig["params"]
+        sp = [by[(model, f"unstructured_{k}")]["sparsity"] for k in (30, 50, 70)]
+        assert all(abs(s - k / 100) <= 0.01 for s, k in zip(sp, (30, 50, 70))), sp
+        za = [by[(model, f"unstructured_{k}")]["zero_aware_size_mib"] for k in (30, 50, 70)]
+        assert za[0] > za[1] > za[2]
+    assert (tmp_path / "report" / "results.csv").read_text().count("\n") == len(results) + 1
+    assert "### ResNet50Custom" in (tmp_path / "report" / "report.md").read_text()
+
+    saved = json.loads(bench_json.read_text())
+    assert saved["machine_info"]["compression_bench"]["profile"] == "smoke"
+    names = {b["name"] for b in saved["benchmarks"]}
+    assert "test_variant[ResNet50Custom-static_int8-bs64]" in names
+    for b in saved["benchmarks"]:
+        assert {"accuracy", "size_mib", "params", "nonzero_params", "macs"} <= set(b["extra_info"])
+
+    # warm: nothing is trained or compressed again, and untimed runs show dashes
+    r2 = _suite(tmp_path, "--benchmark-disable", "--zoo-models", "EnhancedLeNet5",
+                "--compression-methods", "original,static_int8")
+    assert r2.returncode == 0, r2.stdout[-3000:]
+    assert "epoch" not in r2.stdout and "compressing" not in r2.stdout
+    assert "| **Original**" in r2.stdout and "| –  " in r2.stdout
+
+
+def test_impossible_thresholds_fail_the_run_with_names_and_figures(tmp_path):
+    t = tmp_path / "strict.toml"
+    t.write_text("[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\nmax_accuracy_drop = -0.0\n"
+                 "[profiles.smoke.methods.original]\nmin_accuracy = 100\n")
+    r = _suite(tmp_path, "--benchmark-only", "--zoo-models", "EnhancedLeNet5",
+               "--compression-methods", "original,static_int8", "--thresholds", str(t))
+    assert r.returncode == 1
+    assert "EnhancedLeNet5 / original: accuracy" in r.stdout and "below the required 100.00%" in r.stdout
+    assert "speed and size gates failed" in r.stdout
+    assert "EnhancedLeNet5 / static_int8 @ batch 64: size 0.2" in r.stdout and "at most 0.010x" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--zoo-models", "VGG16"], "unknown model 'VGG16' in --zoo-models; valid models are: SimpleCNN_6x2"),
+    (["--compression-methods", "int4"], "unknown method 'int4' in --compression-methods; valid methods are: original"),
+    (["--latency-batch-size", "0"], "--latency-batch-size takes positive integers"),
+    (["--zoo-profile", "fast"], "unknown profile 'fast'"),
+])
+def test_bad_options_fail_before_anything_trains(tmp_path, args, message):
+    r = _suite(tmp_path, "--benchmark-only", *args)
+    assert r.returncode != 0 and message in r.stderr
+    assert not (tmp_path / "cache" / "trained").exists()
