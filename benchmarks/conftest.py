@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 
 import compression
 import zoo
-from benchmarks import pipeline, report
+from benchmarks import compare, pipeline, plots, recommend, report
 from benchmarks.thresholds import Thresholds, ThresholdsError, accuracy_failures, ratio_failures
 
 RECORD_KEY = "compression_bench_record"
@@ -39,6 +38,12 @@ def pytest_addoption(parser):
                 help="TOML file of accuracy, speed and size gates (default: benchmarks/thresholds.toml)")
     g.addoption("--bench-threads", type=int, default=None,
                 help="torch threads (default: usable cores divided among xdist workers)")
+    g.addoption("--recommend-within", type=float, default=1.0, metavar="POINTS",
+                help="report.md recommends the smallest and the fastest variant whose accuracy is within "
+                     "this many points of the original's (default: 1.0)")
+    g.addoption("--compare-fail-accuracy", type=float, default=None, metavar="POINTS",
+                help="with --benchmark-compare: fail when any variant's accuracy dropped by more than this many "
+                     "points against the compared run")
 
 
 def _names(text: str | None, valid: list[str], what: str, option: str) -> list[str]:
@@ -104,6 +109,12 @@ class Bench:
         self.download = bool(config.getoption("--zoo-download"))
         self.train_device = opt("--zoo-train-device", "ZOO_TRAIN_DEVICE", "cpu")
         self.report_dir = Path(config.getoption("--report-dir"))
+        self.within = config.getoption("--recommend-within")
+        self.compare_fail = config.getoption("--compare-fail-accuracy")
+        self.comparison: compare.Comparison | None = None
+        self.plots: plots.PlotResult | None = None
+        self.notices: list[str] = []
+        self.regressions: list[str] = []
         self.threads = _threads(config)
         torch.set_num_threads(self.threads)
         self._trained: dict[str, zoo.TrainedModel] = {}
@@ -146,8 +157,22 @@ class Bench:
         return self._variants[key]
 
 
+def _check_report_options(config) -> None:
+    within = config.getoption("--recommend-within")
+    if not within >= 0:
+        raise pytest.UsageError(f"--recommend-within takes a number of points >= 0, such as 1.0; got {within}")
+    fail = config.getoption("--compare-fail-accuracy")
+    if fail is not None:
+        if not fail >= 0:
+            raise pytest.UsageError(f"--compare-fail-accuracy takes a number of points >= 0, such as 0.5; got {fail}")
+        if not config.getoption("benchmark_compare", None):
+            raise pytest.UsageError("--compare-fail-accuracy needs a run to compare against: add "
+                                    "--benchmark-compare (the latest saved run) or --benchmark-compare=0001.")
+
+
 def pytest_configure(config):
     _records.clear()
+    _check_report_options(config)
     config._compression_bench = Bench(config)
     if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None) and \
             config.getoption("benchmark_only", False):
@@ -206,18 +231,44 @@ def pytest_runtest_logreport(report):
         return
     for key, value in report.user_properties:
         if key == RECORD_KEY:
-            _records.append(dict(value))
+            # the test id, as pytest-benchmark names the benchmark: saved runs are matched on it
+            _records.append(dict(value, name=report.nodeid.rsplit("::", 1)[-1]))
 
 
 _records: list[dict] = []
 
 
-def _header(b: Bench) -> dict:
+def _header(b: Bench, records: list[dict]) -> dict:
+    import torch_pruning
     import torchvision
-    return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "profile": b.profile.name,
-            "batch sizes": ", ".join(map(str, b.batch_sizes)), "threads": b.threads,
-            "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__}
+    header = report.run_header(records, profile=b.profile.name, batch_sizes=b.batch_sizes, threads=b.threads,
+                               versions={"torch": torch.__version__, "torchvision": torchvision.__version__,
+                                         "torch-pruning": torch_pruning.__version__},
+                               repo=b.config.rootpath)
+    if b.comparison is not None:
+        header["Compared against"] = b.comparison.a
+    return header
+
+
+def _compare(config, b: Bench, records: list[dict]) -> None:
+    """Accuracy, size, params and latency against the run loaded by --benchmark-compare."""
+    if not config.getoption("benchmark_compare", None):
+        return
+    session = getattr(config, "_benchmarksession", None)
+    problem = None
+    try:
+        b.comparison = compare.session_comparison(getattr(session, "compared_mapping", None), records)
+    except compare.CompareError as err:
+        problem = f"accuracy and size not compared: {err}"
+    else:
+        if b.comparison is None:
+            problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
+    if problem:
+        b.notices.append(problem)
+        if b.compare_fail is not None:
+            b.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
+    elif b.compare_fail is not None:
+        b.regressions += compare.accuracy_regressions(b.comparison, b.compare_fail)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -235,8 +286,12 @@ def pytest_sessionfinish(session, exitstatus):
         gates = b.thresholds.gates(r["model"], r["method"], b.profile.name)
         b.failures += ratio_failures(r["model"], r["method"], r["batch_size"], speedup=r.get("speedup"),
                                      size_ratio=r.get("size_ratio"), gates=gates)
-    b.paths = report.write_results(records, _header(b), b.report_dir)
-    if b.failures and session.exitstatus == 0:
+    _compare(config, b, records)
+    b.plots = plots.make_plots(records, b.report_dir, within=b.within, method_order=b.methods)
+    b.paths = report.write_results(records, _header(b, records), b.report_dir, within=b.within,
+                                   method_order=b.methods, comparison=b.comparison, plots=b.plots,
+                                   notices=b.notices)
+    if (b.failures or b.regressions) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -250,8 +305,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("compression benchmark")
     tr.write_line(report.render_tables(b.records))
     tr.write_line("")
+    if b.comparison is not None:
+        tr.write_line(f"changes against {b.comparison.a} (A, the compared run) in this run (B): accuracy in points "
+                      f"B − A, size, params and latency as ratios B/A")
+        tr.write_line("")
+        tr.write_line(b.comparison.render())
+        tr.write_line("")
+        for line in b.comparison.summary():
+            tr.write_line(line)
+        tr.write_line("")
+    tr.write_line(f"recommendations (within {recommend.points(b.within)} of the original's accuracy):")
+    for line in report.render_recommendations(b.records, within=b.within, method_order=b.methods):
+        tr.write_line("  " + line)
+    tr.write_line("")
+    for note in b.notices + (b.plots.notices if b.plots else []):
+        tr.write_line(note, yellow=True)
     tr.write_line(f"results: {', '.join(str(p) for p in b.paths.values())}")
+    if b.plots and b.plots.paths:
+        tr.write_line(f"plots: {len(b.plots.paths)} PNG files in {b.report_dir}")
     if b.failures:
         tr.section("speed and size gates failed", red=True)
         for msg in b.failures:
+            tr.write_line(msg, red=True)
+    if b.regressions:
+        tr.section("accuracy dropped against the compared run", red=True)
+        for msg in b.regressions:
             tr.write_line(msg, red=True)

@@ -7,10 +7,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+import platform
+import subprocess
+import time
 from pathlib import Path
 from typing import Iterable
 
 from tabulate import tabulate
+
+from benchmarks import recommend
 
 FIELDS = [
     "model", "method", "label", "compression", "family", "level", "profile", "dataset",
@@ -77,34 +82,137 @@ def groups(records: list[dict]) -> list[tuple[str, int | None, list[dict]]]:
     return out
 
 
+def group_title(model: str, bs, recs: list[dict]) -> str:
+    r0 = recs[0]
+    return (f"### {model} — {r0.get('dataset', '?')} validation, profile {r0.get('profile', '?')}, "
+            f"latency at batch {bs}, {r0.get('threads', '?')} threads")
+
+
+def render_table(recs: list[dict]) -> str:
+    return tabulate(table_rows(recs), headers=HEADERS, tablefmt="github", disable_numparse=True)
+
+
 def render_tables(records: list[dict]) -> str:
-    parts = []
-    for model, bs, recs in groups(records):
-        r0 = recs[0]
-        title = (f"### {model} — {r0.get('dataset', '?')} validation, profile {r0.get('profile', '?')}, "
-                 f"latency at batch {bs}, {r0.get('threads', '?')} threads")
-        parts.append(title + "\n\n" + tabulate(table_rows(recs), headers=HEADERS, tablefmt="github",
-                                               disable_numparse=True))
-    return "\n\n".join(parts)
+    return "\n\n".join(group_title(model, bs, recs) + "\n\n" + render_table(recs)
+                        for model, bs, recs in groups(records))
 
 
-def render_report(records: list[dict], header: dict) -> str:
+def cpu_name() -> str:
+    """The CPU model as the OS names it (``/proc/cpuinfo`` on Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """``git rev-parse --short HEAD`` of ``repo``, noting uncommitted changes to tracked files; else "unknown"."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    try:
+        if git("status", "--porcelain", "--untracked-files=no"):
+            commit += " (with uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return commit or "unknown"
+
+
+def datasets_text(records: list[dict]) -> str:
+    """``digits``, or ``MNIST (SimpleCNN_6x2, EnhancedLeNet5); CIFAR-10 (ResNet50Custom)``."""
+    by: dict[str, list[str]] = {}
+    for r in records:
+        models = by.setdefault(str(r.get("dataset", "?")), [])
+        if r["model"] not in models:
+            models.append(r["model"])
+    if len(by) <= 1:
+        return next(iter(by), "?")
+    return "; ".join(f"{d} ({', '.join(m)})" for d, m in by.items())
+
+
+def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versions: dict,
+               repo: str | Path | None = None) -> dict:
+    """The run header of report.md and results.json."""
+    header = {"Date": time.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), "Profile": profile,
+              "Dataset": datasets_text(records), "Batch size(s)": ", ".join(map(str, batch_sizes)),
+              "Threads": threads, "CPU": cpu_name(), "Python": platform.python_version()}
+    header.update(versions)
+    header["Git commit"] = git_commit(repo)
+    return header
+
+
+NOTES = ("Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
+         "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
+         "MACs are per image, counted on the float graph. Latency is the median per batch; "
+         "speedup and size ratio are against the original measured in the same session.")
+
+
+def render_recommendations(records: list[dict], *, within: float = 1.0, method_order=None,
+                           markdown: bool = False) -> list[str]:
+    """One line per (model, batch size): the smallest and the fastest variant within budget."""
+    out = []
+    for rec in recommend.recommend(records, within=within, method_order=method_order):
+        where = f"{rec.model} @ batch {rec.batch_size}"
+        out.append(f"{'- **' + where + '**' if markdown else where}: " + "; ".join(rec.lines()))
+    return out
+
+
+def render_report(records: list[dict], header: dict, *, within: float = 1.0, method_order=None,
+                  comparison=None, plots=None, notices=()) -> str:
+    """report.md: run header, notes, then per model its tables, recommendation, plots and (when the
+    run was compared) the changes against the compared run.
+
+    ``comparison`` is a :class:`benchmarks.compare.Comparison` (or None), ``plots`` a
+    :class:`benchmarks.plots.PlotResult` (or None when plots were not attempted)."""
     lines = ["# Compression benchmark report", ""]
     for k, v in header.items():
         lines.append(f"- **{k}**: {v}")
-    lines += ["", "Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
-              "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
-              "MACs are per image, counted on the float graph. Latency is the median per batch; "
-              "speedup and size ratio are against the original measured in the same session.", "",
-              render_tables(records), ""]
+    lines += ["", NOTES, ""]
+    extra = list(notices) + (list(plots.notices) if plots is not None else [])
+    if comparison is not None:
+        extra += list(comparison.notes)
+    for note in extra:
+        lines += [f"> **Note:** {note}", ""]
+    if comparison is not None:
+        lines += [f"Changes against the compared run {comparison.a} (A) are shown under each model: accuracy "
+                  f"in points (B − A), size, params and latency as ratios B/A, where B is this run.", ""]
+    recs = {(r.model, r.batch_size): r for r in recommend.recommend(records, within=within, method_order=method_order)}
+    models = list(dict.fromkeys(r["model"] for r in records))
+    for model in models:
+        lines += [f"## {model}", ""]
+        for m, bs, group in groups(records):
+            if m != model:
+                continue
+            lines += [group_title(model, bs, group), "", render_table(group), ""]
+            rec = recs.get((model, bs))
+            if rec is not None:
+                acc = "" if rec.original_accuracy is None else f" ({rec.original_accuracy:.2f}%)"
+                lines += [f"**Recommendation** at batch {bs}, within {recommend.points(within)} of the original's "
+                          f"accuracy{acc}:", ""]
+                lines += [f"- {line}" for line in rec.lines()] + [""]
+        if plots is not None:
+            for title, path in plots.by_model.get(model, []):
+                lines += [f"![{title}]({Path(path).name})", ""]
+        if comparison is not None and any(p.model == model for p in comparison.pairs):
+            lines += [comparison.render(heading="###", models=[model]), ""]
     return "\n".join(lines)
 
 
-def write_results(records: list[dict], header: dict, report_dir: str | Path) -> dict[str, Path]:
+def write_results(records: list[dict], header: dict, report_dir: str | Path, **report_options) -> dict[str, Path]:
+    """report.md, results.json and results.csv in ``report_dir``; ``report_options`` go to
+    :func:`render_report` (within, method_order, comparison, plots, notices)."""
     d = Path(report_dir)
     d.mkdir(parents=True, exist_ok=True)
     paths = {"report": d / "report.md", "json": d / "results.json", "csv": d / "results.csv"}
-    paths["report"].write_text(render_report(records, header))
+    paths["report"].write_text(render_report(records, header, **report_options), encoding="utf-8")
     clean = [{k: r.get(k) for k in FIELDS} for r in records]
     paths["json"].write_text(json.dumps({"format": 1, "header": header, "results": clean}, indent=2))
     with paths["csv"].open("w", newline="") as f:

@@ -1,0 +1,163 @@
+"""Which variant to pick: the smallest and the fastest within N points of the original's accuracy.
+
+Plain functions over records (see :data:`benchmarks.report.FIELDS`), no pytest, no torch.
+
+Rules:
+- a variant qualifies when its accuracy is at least the original's minus ``within`` points;
+- the original itself is never a recommendation;
+- "smallest" ranks by serialized size (what a deployment ships) and only counts variants that are
+  actually smaller than the original; "fastest" ranks by median latency and only counts variants
+  faster than the original, measured in the same session at the same batch size;
+- ties are broken deterministically: higher accuracy first, then the method order given (the
+  order of the run), then the method id;
+- when no variant of the group was timed (``--benchmark-disable``, xdist), "fastest" is
+  reported as not measured.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+def _num(v) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One recommended variant and what it gains against the original."""
+    record: dict
+    size_gain: float | None      # original size / variant size (3.9 = 3.9x smaller)
+    speed_gain: float | None     # original latency / variant latency (2.7 = 2.7x faster)
+    accuracy_delta: float        # variant - original, in points
+
+    @property
+    def method(self) -> str:
+        return self.record["method"]
+
+    def describe(self) -> str:
+        """``static_int8: 3.9x smaller, 2.7x faster, -0.2 pts``."""
+        return f"{self.method}: {gains_text(self.size_gain, self.speed_gain, self.accuracy_delta)}"
+
+
+@dataclass
+class Recommendation:
+    """The picks for one model at one batch size."""
+    model: str
+    batch_size: int | None
+    within: float
+    original_accuracy: float | None
+    smallest: Pick | None = None
+    fastest: Pick | None = None
+    latency_measured: bool = False
+    qualifying: list[str] = field(default_factory=list)   # method ids within the accuracy budget
+    variants: int = 0                                      # compressed variants in the group
+
+    def lines(self) -> list[str]:
+        """Plain sentences (Markdown-safe): ``smallest — static_int8: 3.9x smaller, 2.7x faster, -0.2 pts``."""
+        if self.original_accuracy is None:
+            return ["none: the original was not measured in this run, so there is nothing to measure gains against"]
+        if not self.variants:
+            return ["none: no compressed variant of this model was run"]
+        if not self.qualifying:
+            return [f"none: no variant stays within {points(self.within)} of the original's "
+                    f"{self.original_accuracy:.2f}%"]
+        out = ["smallest — " + (self.smallest.describe() if self.smallest else
+                                "none: no qualifying variant is smaller than the original")]
+        if not self.latency_measured:
+            out.append("fastest — not measured (latency was not timed in this run)")
+        else:
+            out.append("fastest — " + (self.fastest.describe() if self.fastest else
+                                       "none: no qualifying variant is faster than the original"))
+        return out
+
+
+def points(within: float) -> str:
+    """``1 point``, ``0.5 points``."""
+    return f"{within:g} point" + ("" if within == 1 else "s")
+
+
+def gains_text(size_gain: float | None, speed_gain: float | None, delta: float | None) -> str:
+    parts = []
+    if size_gain is None:
+        parts.append("size not measured")
+    elif size_gain >= 1:
+        parts.append(f"{size_gain:.1f}x smaller")
+    else:
+        parts.append(f"{1 / size_gain:.1f}x larger")
+    if speed_gain is None:
+        parts.append("speed not measured")
+    elif speed_gain >= 1:
+        parts.append(f"{speed_gain:.1f}x faster")
+    else:
+        parts.append(f"{1 / speed_gain:.1f}x slower")
+    if delta is not None:
+        parts.append(f"{0.0 if abs(delta) < 0.05 else delta:+.1f} pts")
+    return ", ".join(parts)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den else None
+
+
+def recommend_group(records: Sequence[dict], *, within: float = 1.0,
+                    method_order: Sequence[str] | None = None) -> Recommendation:
+    """Recommendation for the records of one model at one batch size."""
+    if not records:
+        raise ValueError("recommend_group needs at least one record")
+    model, batch_size = records[0]["model"], records[0].get("batch_size")
+    original = next((r for r in records if r["method"] == "original"), None)
+    orig_acc = _num(original["accuracy"]) if original else _num(records[0].get("original_accuracy"))
+    rec = Recommendation(model, batch_size, within, orig_acc)
+    if orig_acc is None:
+        return rec
+    order = list(method_order or [])
+    for r in records:
+        if r["method"] not in order:
+            order.append(r["method"])
+
+    def tiebreak(r: dict):
+        return (-(_num(r["accuracy"]) or 0.0), order.index(r["method"]), r["method"])
+
+    # a small epsilon so that "exactly 1.0 pts below" qualifies despite float rounding
+    candidates = [r for r in records if r["method"] != "original" and _num(r.get("accuracy")) is not None
+                  and _num(r["accuracy"]) >= orig_acc - within - 1e-9]
+    rec.variants = sum(r["method"] != "original" for r in records)
+    rec.qualifying = [r["method"] for r in sorted(candidates, key=tiebreak)]
+
+    o_size = _num(original.get("size_mib")) if original else None
+    o_lat = _num(original.get("latency_median_ms")) if original else None
+
+    def pick(r: dict) -> Pick:
+        size, lat = _num(r.get("size_mib")), _num(r.get("latency_median_ms"))
+        return Pick(r, _ratio(o_size, size), _ratio(o_lat, lat), _num(r["accuracy"]) - orig_acc)
+
+    if o_size:
+        smaller = [r for r in candidates if _num(r.get("size_mib")) is not None and _num(r["size_mib"]) < o_size]
+        if smaller:
+            rec.smallest = pick(min(smaller, key=lambda r: (_num(r["size_mib"]), tiebreak(r))))
+    rec.latency_measured = bool(o_lat) and any(_num(r.get("latency_median_ms")) for r in candidates)
+    if rec.latency_measured:
+        faster = [r for r in candidates
+                  if _num(r.get("latency_median_ms")) and _num(r["latency_median_ms"]) < o_lat]
+        if faster:
+            rec.fastest = pick(min(faster, key=lambda r: (_num(r["latency_median_ms"]), tiebreak(r))))
+    return rec
+
+
+def recommend(records: Iterable[dict], *, within: float = 1.0,
+              method_order: Sequence[str] | None = None) -> list[Recommendation]:
+    """One :class:`Recommendation` per (model, batch size), models in first-seen order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r.get("batch_size")), []).append(r)
+    models = list(dict.fromkeys(m for m, _ in groups))
+    keys = sorted(groups, key=lambda k: (models.index(k[0]), k[1] is None, k[1] or 0))
+    return [recommend_group(groups[k], within=within, method_order=method_order) for k in keys]

@@ -1,0 +1,339 @@
+"""Reports: recommendations, trade-off plots, report.md, comparing runs. Hand-made records, no training."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import compare, plots, recommend, report
+from benchmarks.__main__ import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+FAMILY = {"original": "original", "dynamic_int8": "quantization", "static_int8": "quantization",
+          "qat_int8": "quantization"}
+
+
+def rec(method, acc, size, lat, *, model="M", bs=64, params=1_000_000):
+    return {"model": model, "method": method, "label": method, "compression": "x",
+            "family": FAMILY.get(method, "pruning"), "level": None, "profile": "smoke", "dataset": "digits",
+            "batch_size": bs, "threads": 2, "accuracy": acc, "params": params, "nonzero_params": params,
+            "sparsity": 0.0, "size_mib": size, "zero_aware_size_mib": size, "macs": 2_000_000,
+            "density_weighted_macs": 2_000_000, "latency_median_ms": lat, "latency_iqr_ms": None,
+            "latency_stddev_ms": None, "latency_rounds": None,
+            "name": f"test_variant[{model}-{method}-bs{bs}]"}
+
+
+def zoo_records(model="M", lat=True):
+    t = (lambda v: v) if lat else (lambda v: None)
+    return report.add_ratios([
+        rec("original", 97.0, 4.0, t(10.0), model=model),
+        rec("dynamic_int8", 96.9, 1.2, t(8.0), model=model),
+        rec("static_int8", 96.8, 1.0, t(3.7), model=model),
+        rec("unstructured_50", 96.95, 4.0, t(10.1), model=model),
+        rec("structured_50", 95.5, 1.5, t(4.0), model=model),
+        rec("structured_70", 80.0, 0.5, t(2.0), model=model),
+    ])
+
+
+# ---------------------------------------------------------------- recommendations
+
+def test_recommends_smallest_and_fastest_within_budget_with_gains_as_ratios():
+    (r,) = recommend.recommend(zoo_records())
+    assert r.qualifying == ["unstructured_50", "dynamic_int8", "static_int8"]  # by accuracy
+    assert r.smallest.method == "static_int8" and r.fastest.method == "static_int8"
+    assert r.smallest.describe() == "static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"
+    assert r.lines() == ["smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts",
+                         "fastest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"]
+    # a wider budget lets structured pruning in: smaller still, but not faster than static INT8
+    (r,) = recommend.recommend(zoo_records(), within=1.5)
+    assert r.smallest.method == "static_int8"
+    (r,) = recommend.recommend(zoo_records(), within=20)
+    assert r.smallest.method == "structured_70" and r.fastest.method == "structured_70"
+
+
+def test_exactly_on_the_budget_qualifies_and_the_original_never_counts():
+    recs = [rec("original", 97.0, 1.0, 1.0), rec("static_int8", 96.0, 0.25, 0.5),
+            rec("unstructured_30", 97.0, 1.0, 1.0)]
+    (r,) = recommend.recommend(recs, within=1.0)
+    assert r.smallest.method == "static_int8" and r.smallest.accuracy_delta == pytest.approx(-1.0)
+    # variants no smaller / no faster than the original are not recommended as such
+    (r,) = recommend.recommend([recs[0], recs[2]])
+    assert r.smallest is None and r.fastest is None
+    assert r.lines() == ["smallest — none: no qualifying variant is smaller than the original",
+                         "fastest — none: no qualifying variant is faster than the original"]
+
+
+def test_ties_prefer_higher_accuracy_then_method_order():
+    recs = [rec("original", 97.0, 4.0, 10.0), rec("static_int8", 96.5, 1.0, 5.0),
+            rec("qat_int8", 96.9, 1.0, 5.0), rec("dynamic_int8", 96.9, 1.0, 5.0)]
+    (r,) = recommend.recommend(recs)
+    assert r.smallest.method == "qat_int8" and r.fastest.method == "qat_int8"  # first seen of the two at 96.9
+    order = ["original", "dynamic_int8", "static_int8", "qat_int8"]
+    (r,) = recommend.recommend(recs, method_order=order)
+    assert r.smallest.method == "dynamic_int8" and r.fastest.method == "dynamic_int8"
+    # deterministic whatever the input order
+    (r2,) = recommend.recommend(list(reversed(recs)), method_order=order)
+    assert r2.smallest.method == "dynamic_int8"
+
+
+def test_no_qualifying_variant_is_said_so():
+    recs = [rec("original", 97.0, 4.0, 10.0), rec("structured_70", 80.0, 0.5, 2.0)]
+    (r,) = recommend.recommend(recs)
+    assert r.smallest is None and r.fastest is None
+    assert r.lines() == ["none: no variant stays within 1 point of the original's 97.00%"]
+    (r,) = recommend.recommend(recs[:1])
+    assert r.lines() == ["none: no compressed variant of this model was run"]
+    (r,) = recommend.recommend(recs[1:])  # the original was not selected in this run
+    assert r.lines()[0].startswith("none: the original was not measured")
+
+
+def test_missing_latency_says_fastest_not_measured():
+    (r,) = recommend.recommend(zoo_records(lat=False))
+    assert r.smallest.describe() == "static_int8: 4.0x smaller, speed not measured, -0.2 pts"
+    assert r.fastest is None and r.lines()[1] == "fastest — not measured (latency was not timed in this run)"
+
+
+def test_recommendations_per_model_and_batch_size():
+    recs = zoo_records("A") + zoo_records("B")
+    recs += report.add_ratios([rec("original", 97.0, 4.0, 1.0, model="A", bs=1),
+                               rec("static_int8", 96.8, 1.0, 2.0, model="A", bs=1)])
+    out = recommend.recommend(recs)
+    assert [(r.model, r.batch_size) for r in out] == [("A", 1), ("A", 64), ("B", 64)]
+    assert out[0].fastest is None and out[0].smallest.describe() == "static_int8: 4.0x smaller, 2.0x slower, -0.2 pts"
+
+
+# ---------------------------------------------------------------- plots
+
+def test_pareto_front_maximizes_accuracy_and_minimizes_cost():
+    pts = [(10.0, 97.0), (8.0, 96.9), (3.7, 96.8), (10.1, 96.95), (4.0, 95.5), (2.0, 80.0), (3.7, 96.8)]
+    assert plots.pareto_front(pts) == [5, 2, 1, 0]
+
+
+def _png(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+
+
+def test_plots_are_written_per_model_and_batch(tmp_path):
+    pytest.importorskip("matplotlib")
+    recs = zoo_records("EnhancedLeNet5") + zoo_records("ResNet50Custom")
+    result = plots.make_plots(recs, tmp_path, within=1.0)
+    assert result.notices == []
+    names = sorted(p.name for p in result.paths)
+    assert names == ["EnhancedLeNet5-accuracy-size.png", "EnhancedLeNet5-bs64-accuracy-latency.png",
+                     "ResNet50Custom-accuracy-size.png", "ResNet50Custom-bs64-accuracy-latency.png"]
+    assert all(_png(p) for p in result.paths)
+    text = report.render_report(recs, {"Profile": "smoke"}, plots=result)
+    assert "![EnhancedLeNet5: accuracy vs latency at batch 64](EnhancedLeNet5-bs64-accuracy-latency.png)" in text
+    assert "(ResNet50Custom-accuracy-size.png)" in text
+
+
+def test_without_latency_only_the_size_plot_is_made(tmp_path):
+    pytest.importorskip("matplotlib")
+    stale = tmp_path / "M-bs64-accuracy-latency.png"
+    stale.write_bytes(PNG)  # from an earlier, timed run
+    result = plots.make_plots(zoo_records(lat=False), tmp_path)
+    assert [p.name for p in result.paths] == ["M-accuracy-size.png"] and _png(result.paths[0])
+    assert result.notices == [plots.NO_LATENCY] and not stale.exists()
+
+
+def test_plots_are_skipped_with_a_notice_without_matplotlib(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    recs = zoo_records()
+    result = plots.make_plots(recs, tmp_path / "rep")
+    assert result.paths == [] and result.notices == [plots.NO_MATPLOTLIB]
+    assert len(plots.NO_MATPLOTLIB.splitlines()) == 1
+    paths = report.write_results(recs, {"Profile": "smoke"}, tmp_path / "rep", plots=result)
+    text = paths["report"].read_text()
+    assert f"> **Note:** {plots.NO_MATPLOTLIB}" in text and "![" not in text
+    assert not list((tmp_path / "rep").glob("*.png"))
+
+
+# ---------------------------------------------------------------- report.md
+
+def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
+    recs = zoo_records("EnhancedLeNet5")
+    header = report.run_header(recs, profile="smoke", batch_sizes=[64], threads=2,
+                               versions={"torch": "2.x", "torchvision": "0.y", "torch-pruning": "1.z"}, repo=tmp_path)
+    assert header["Git commit"] == "unknown" and header["Dataset"] == "digits"  # tmp_path is no git checkout
+    assert {"Date", "Profile", "Batch size(s)", "Threads", "CPU", "torch", "torchvision",
+            "torch-pruning"} <= set(header)
+    text = report.render_report(recs, header, within=1.0)
+    assert text.startswith("# Compression benchmark report\n\n- **Date**: ")
+    assert "- **Git commit**: unknown" in text and "## EnhancedLeNet5" in text
+    assert "### EnhancedLeNet5 — digits validation, profile smoke, latency at batch 64, 2 threads" in text
+    assert ("**Recommendation** at batch 64, within 1 point of the original's accuracy (97.00%):\n\n"
+            "- smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts\n") in text
+    mixed = ([dict(r, dataset="MNIST") for r in zoo_records("A")] +
+             [dict(r, dataset="CIFAR-10") for r in zoo_records("B")])
+    assert report.datasets_text(mixed) == "MNIST (A); CIFAR-10 (B)"
+    lines = report.render_recommendations(recs)
+    assert lines == ["EnhancedLeNet5 @ batch 64: smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts; "
+                     "fastest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"]
+
+
+# ---------------------------------------------------------------- comparing runs
+
+def saved_run(records, *, profile="smoke", when="2026-01-01T10:00:00") -> dict:
+    """A run as pytest-benchmark saves it: stats in seconds, the suite's figures in extra_info."""
+    benches = []
+    for r in records:
+        extra = {k: v for k, v in r.items() if not k.startswith("latency") and k != "name"}
+        benches.append({"group": None, "name": r["name"],
+                        "fullname": f"benchmarks/test_compression_bench.py::{r['name']}",
+                        "params": None, "options": {}, "extra_info": extra,
+                        "stats": {"min": 0.001, "max": 0.01, "median": r["latency_median_ms"] / 1e3,
+                                  "mean": r["latency_median_ms"] / 1e3, "rounds": 10}})
+    return {"machine_info": {"compression_bench": {"profile": profile, "threads": 2}},
+            "commit_info": {"id": "0123456789abcdef", "dirty": False}, "datetime": when,
+            "version": "5.3.1", "benchmarks": benches}
+
+
+def _write(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def _runs(tmp_path):
+    old = zoo_records("EnhancedLeNet5") + zoo_records("ResNet50Custom")
+    new = [dict(r) for r in old]
+    for r in new:  # two variants lose accuracy; one variant becomes faster
+        if (r["model"], r["method"]) == ("EnhancedLeNet5", "static_int8"):
+            r["accuracy"] = 95.3
+        if (r["model"], r["method"]) == ("ResNet50Custom", "structured_50"):
+            r["accuracy"] = 94.0
+        if (r["model"], r["method"]) == ("ResNet50Custom", "dynamic_int8"):
+            r["latency_median_ms"] = 4.0
+    store = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
+    a = _write(store / "0001_base.json", saved_run(old))
+    b = _write(store / "0002_new.json", saved_run(new, when="2026-01-02T10:00:00"))
+    return a, b
+
+
+def _table_rows(text: str, model: str) -> dict[str, list[str]]:
+    block = text.split(f"### {model}", 1)[1].split("###", 1)[0]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in block.splitlines() if line.startswith("| ")]
+    return {r[0].strip("*"): r for r in rows[1:]}
+
+
+def test_compare_command_shows_exactly_the_changed_rows_and_writes_markdown(tmp_path, capsys):
+    a, b = _runs(tmp_path)
+    md = tmp_path / "out" / "cmp.md"
+    assert cli(["compare", str(a), str(b), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("A: 0001_base (") and "profile smoke, commit 0123456" in out
+    lenet, resnet = _table_rows(out, "EnhancedLeNet5"), _table_rows(out, "ResNet50Custom")
+    assert lenet["static_int8"][1:3] == ["96.80 → 95.30", "-1.50"]
+    assert resnet["structured_50"][1:3] == ["95.50 → 94.00", "-1.50"]
+    changed = [(m, k) for m, rows in (("EnhancedLeNet5", lenet), ("ResNet50Custom", resnet))
+               for k, row in rows.items() if row[2] != "0.00"]
+    assert changed == [("EnhancedLeNet5", "static_int8"), ("ResNet50Custom", "structured_50")]
+    assert lenet["original"][3:9] == ["4.00 → 4.00", "1.00x", "1.000 → 1.000", "1.00x", "10.00 → 10.00", "1.00x"]
+    assert resnet["dynamic_int8"][7:9] == ["8.00 → 4.00", "0.50x"]
+    assert "accuracy changed in 2 of 12 matched variants; largest drop: EnhancedLeNet5 / static_int8" in out
+    text = md.read_text()
+    assert text.startswith("# Comparison: 0001_base → 0002_new")
+    assert "## EnhancedLeNet5 at batch 64: A = 0001_base, B = 0002_new" in text
+    assert "| static_int8 " in text and "-1.50" in text
+
+
+def test_compare_command_resolves_run_ids_in_the_storage(tmp_path, capsys):
+    _runs(tmp_path)
+    store = tmp_path / ".benchmarks"
+    assert cli(["compare", "0001", "0002_new", "--storage", str(store)]) == 0
+    assert "0001_base → " not in capsys.readouterr().err
+    assert cli(["compare", "Linux-CPython-3.11-64bit/0001", "0002", "--storage", f"file://{store}"]) == 0
+    capsys.readouterr()
+    assert cli(["compare", "000", "0002", "--storage", str(store)]) == 2
+    assert "run id '000' is ambiguous" in capsys.readouterr().err
+    assert cli(["compare", "0009", "0002", "--storage", str(store)]) == 2
+    assert "no saved run '0009'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not a JSON file (Expecting property name enclosed in double quotes at line 1, column 2)."),
+    ("[1, 2]", "is not a saved benchmark run of this suite"),
+    (json.dumps({"benchmarks": [{"name": "test_variant[M-original-bs64]", "stats": {"median": 0.01},
+                                 "extra_info": {}}]}),
+     "was saved in an older format: benchmark 'test_variant[M-original-bs64]' lacks model, method, accuracy"),
+    (json.dumps({"benchmarks": []}), "holds no benchmarks"),
+])
+def test_unreadable_runs_exit_2_with_one_sentence(tmp_path, capsys, content, message):
+    a, b = _runs(tmp_path)
+    bad = _write(tmp_path / "bad.json", content)
+    assert cli(["compare", str(a), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and err.endswith(".") and err.count(". ") == 0
+
+
+def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
+    a, _ = _runs(tmp_path)
+    bad = _write(tmp_path / "bad.json", b"\xff\xfe garbage".decode("latin-1"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(a), str(bad)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "is not a JSON file" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(a), str(tmp_path / "missing.json")],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "no saved run" in r.stderr
+
+
+def test_results_json_of_the_suite_can_be_compared_too(tmp_path, capsys):
+    recs = zoo_records()
+    a = report.write_results(recs, {"Profile": "smoke", "Git commit": "abc1234"}, tmp_path / "a")["json"]
+    worse = [dict(r, accuracy=r["accuracy"] - (2 if r["method"] == "static_int8" else 0)) for r in recs]
+    b = report.write_results(worse, {"Profile": "default"}, tmp_path / "b")["json"]
+    assert cli(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert _table_rows(out, "M")["static_int8"][2] == "-2.00"
+    assert "warning: A was run on profile smoke and B on profile default" in out
+
+
+# ---------------------------------------------------------------- --compare-fail-accuracy
+
+def test_accuracy_regressions_name_model_method_old_and_new():
+    old = zoo_records("EnhancedLeNet5")
+    new = [dict(r, accuracy=95.3) if r["method"] == "static_int8" else dict(r) for r in old]
+    new = [dict(r, accuracy=96.4) if r["method"] == "dynamic_int8" else r for r in new]  # -0.5 pts
+    c = compare.compare_records(old, new, "0001_base", "this run")
+    (msg,) = compare.accuracy_regressions(c, 1.0)
+    assert msg.startswith("EnhancedLeNet5 / static_int8 @ batch 64: accuracy dropped from 96.80% in 0001_base "
+                          "to 95.30% (-1.50 pts)")
+    assert len(compare.accuracy_regressions(c, 0.4)) == 2
+    assert compare.accuracy_regressions(c, 1.5) == []  # exactly the allowed drop passes
+    assert compare.accuracy_regressions(compare.compare_records(old, old), 0.0) == []
+
+
+def test_session_comparison_reads_what_pytest_benchmark_loaded():
+    old = zoo_records("EnhancedLeNet5")
+    saved = saved_run(old)
+    # BenchmarkSession.compared_mapping: {path relative to the storage: {fullname: saved benchmark}}
+    mapping = {Path("Linux-CPython-3.11-64bit/0001_base.json"): {b["fullname"]: b for b in saved["benchmarks"]}}
+    now = [dict(r, accuracy=90.0) if r["method"] == "structured_50" else dict(r) for r in old[:4] + old[4:5]]
+    c = compare.session_comparison(mapping, now)
+    assert c.a == "0001_base" and c.b == "this run" and len(c.pairs) == 5  # structured_70 was not run now
+    assert [p.method for p in c.changed()] == ["structured_50"]
+    assert c.pairs[0].ratio("latency_median_ms") == pytest.approx(1.0)
+    assert compare.session_comparison({}, now) is None
+    legacy = {Path("0001_old.json"): {"x": {"name": "test_variant[M-original-bs64]", "extra_info": {},
+                                            "stats": {"median": 0.1}}}}
+    with pytest.raises(compare.CompareError, match="older format"):
+        compare.session_comparison(legacy, now)
+
+
+def test_compare_fail_accuracy_needs_a_compared_run(tmp_path):
+    env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile",
+                        "smoke", "--benchmark-only", "--compare-fail-accuracy", "0.5"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "--compare-fail-accuracy needs a run to compare against" in r.stderr
+    assert not (tmp_path / "cache" / "trained").exists()
