@@ -49,9 +49,10 @@ def context_for(trained: TrainedModel, log: Log | None = None,
                 break
             yield x
 
-    def finetune(model: nn.Module, epochs: int, lr_scale: float, on_epoch_start=None) -> None:
+    def finetune(model: nn.Module, epochs: int, lr_scale: float, on_epoch_start=None,
+                 recalibrate_bn: bool = False) -> None:
         trained.finetune(model, epochs, lr_scale, on_epoch_start=on_epoch_start, progress=progress,
-                         tag=f"{trained.name} fine-tune")
+                         tag=f"{trained.name} fine-tune", recalibrate_bn=recalibrate_bn)
 
     return CompressionContext(example_inputs=data.train.first_batch(EXAMPLE_BATCH),
                               calibration=calibration, finetune=finetune,

@@ -52,11 +52,11 @@ def compress(model: nn.Module, method_id: str, ctx: CompressionContext) -> nn.Mo
 
     elif spec.kind == "unstructured":
         out = copy.deepcopy(model).cpu()
-        say(f"unstructured pruning to {spec.compression} (global L1 over conv/linear weights)")
+        say(f"unstructured pruning to {spec.compression} (global LAMP-scored magnitude over conv/linear weights)")
         pruning.prune_unstructured(out, spec.level)
         if budget.epochs:
             say(f"fine-tuning {budget.epochs} epoch(s) with masks, lr x{budget.lr_scale}")
-        _finetune(ctx, spec, out, budget)
+        _finetune(ctx, spec, out, budget, recalibrate_bn=True)
         pruning.make_permanent(out)
 
     elif spec.kind == "structured":
@@ -65,7 +65,7 @@ def compress(model: nn.Module, method_id: str, ctx: CompressionContext) -> nn.Mo
         pruning.prune_structured(out, spec.level, example, ctx.num_classes, log=say)
         if budget.epochs:
             say(f"fine-tuning {budget.epochs} epoch(s), lr x{budget.lr_scale}")
-        _finetune(ctx, spec, out, budget)
+        _finetune(ctx, spec, out, budget, recalibrate_bn=True)
 
     else:  # pragma: no cover - registry and dispatch are kept in step by tests
         raise AssertionError(f"no implementation for method kind {spec.kind!r}")

@@ -10,8 +10,10 @@ import torch
 #: ``finetune(model, epochs, lr_scale, on_epoch_start=None)``: trains ``model``
 #: in place on the training split for ``epochs`` epochs at ``lr_scale`` times
 #: the model's own learning rate.  ``on_epoch_start(model, epoch_index)`` is
-#: called before each epoch.  The callable puts the model in ``train()`` mode
-#: and leaves it in ``eval()`` mode.
+#: called before each epoch.  With ``recalibrate_bn=True`` (pruning methods) the
+#: callable recomputes BatchNorm running statistics with the final weights
+#: before returning.  The callable puts the model in ``train()`` mode and
+#: leaves it in ``eval()`` mode.
 FineTuneFn = Callable[..., None]
 
 

@@ -1,8 +1,17 @@
 """Pruning: unstructured (``torch.nn.utils.prune``) and structured (Torch-Pruning).
 
-Unstructured: one global L1-magnitude threshold over the weights of every
-convolution and linear layer (classifier included), so layers lose different
-fractions but the model as a whole loses exactly ``level`` of those weights.
+Unstructured: one global threshold over the weights of every convolution and
+linear layer (classifier included), so layers lose different fractions but the
+model as a whole loses exactly ``level`` of those weights.  The threshold is
+applied to layer-adaptive magnitude scores (LAMP, Lee et al., ICLR 2021:
+``w_u^2 / sum of w_v^2 over the weights of the same layer at least as large``),
+not to raw magnitudes: with raw magnitudes, layers whose weights are small
+as a whole are removed entirely.  On EfficientNet-B0 at 70% that happened to
+the depthwise convolutions of the 1x1-resolution stages and to the classifier
+(99.9% zeros), cutting every path through the network: 22% accuracy after
+fine-tuning, against 97.6% with LAMP scores before any fine-tuning.  Within a
+layer LAMP keeps the magnitude order, and each layer's largest weight scores 1,
+so no layer is emptied below 100% sparsity.
 The masks stay attached (prune's reparametrisation ``weight = weight_orig *
 weight_mask``) while fine-tuning, so pruned weights stay zero; ``prune.remove``
 then makes the zeros permanent and leaves an ordinary dense module.
@@ -47,12 +56,25 @@ def classifier_layers(model: nn.Module, num_classes: int) -> list[nn.Module]:
 
 
 # ---------------------------------------------------------------- unstructured
+def lamp_scores(weight: torch.Tensor) -> torch.Tensor:
+    """LAMP score of every element: its squared magnitude over the sum of the squared
+    magnitudes of all elements of the layer that are at least as large."""
+    sq = weight.detach().flatten().pow(2)
+    ordered, order = torch.sort(sq)
+    tail = torch.flip(torch.cumsum(torch.flip(ordered, [0]), 0), [0])
+    scores = torch.empty_like(sq)
+    scores[order] = ordered / tail.clamp_min(torch.finfo(sq.dtype).tiny)
+    return scores.view_as(weight)
+
+
 def prune_unstructured(model: nn.Module, level: float) -> nn.Module:
-    """Attach global L1 masks removing ``level`` of all conv/linear weights (in place)."""
+    """Attach global masks removing ``level`` of all conv/linear weights (in place),
+    lowest LAMP scores first."""
     params = [(m, "weight") for _, m in prunable_layers(model)]
     if not params:
         raise ValueError("model has no Conv or Linear layers to prune")
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(level))
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(level),
+                              importance_scores={(m, "weight"): lamp_scores(m.weight) for m, _ in params})
     return model
 
 

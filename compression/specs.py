@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 #: Bump when any method's behaviour changes in a way its settings do not show.
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2  # 2: LAMP scores for unstructured, BN recalibration after pruning fine-tune
 
 #: Profile names every spec has a fine-tune budget for.
 PROFILES = ("smoke", "default", "full")
@@ -125,7 +125,10 @@ _QUANT_BACKEND = "x86"
 
 _QAT_BUDGET = _budgets(FineTune(1, 0.1), FineTune(3, 0.1), FineTune(5, 0.1))
 _UNSTRUCTURED_BUDGET = _budgets(FineTune(1, 0.1), FineTune(3, 0.1), FineTune(5, 0.1))
-_STRUCTURED_BUDGET = _budgets(FineTune(1, 0.3), FineTune(3, 0.3), FineTune(10, 0.3))
+# Structured pruning removes whole channels: the network needs real retraining, at the full
+# learning rate (measured on EfficientNet-B0, default profile, 70%: 3 epochs at x0.3 -> 86.0%,
+# 6 at x0.5 -> 94.9%, 6 at x1.0 -> 98.0% against 97.8% for the original).
+_STRUCTURED_BUDGET = _budgets(FineTune(1, 0.3), FineTune(6, 1.0), FineTune(10, 1.0))
 
 _SPECS: tuple[MethodSpec, ...] = (
     MethodSpec("original", "original", "none", None, "Original", "N/A"),
@@ -158,7 +161,7 @@ for _level in (0.3, 0.5, 0.7):
         MethodSpec(
             f"unstructured_{round(_level * 100)}", "pruning", "unstructured", _level,
             "Pruning (Unstructured)", _pct, finetune=_UNSTRUCTURED_BUDGET,
-            options=_opts(scope=["Conv", "Linear"], criterion="l1_magnitude", scheme="global",
+            options=_opts(scope=["Conv", "Linear"], criterion="lamp_magnitude", scheme="global",
                           masks_during_finetune=True),
         ),
     )

@@ -87,8 +87,9 @@ class Recorder:
         self.x, self.y = x, y
         self.calls = []
 
-    def __call__(self, model, epochs, lr_scale, on_epoch_start=None):
+    def __call__(self, model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False):
         self.calls.append((epochs, lr_scale, on_epoch_start is not None))
+        self.recalibrate_bn = recalibrate_bn
         _train(model, self.x, self.y, epochs, BASE_LR * lr_scale, on_epoch_start, batches_per_epoch=8)
 
 
@@ -402,7 +403,7 @@ def test_efficientnet_b0_structured_static_and_qat():
     x = torch.randn(8, 3, 32, 32)
     y = torch.randint(0, NUM_CLASSES, (8,))
 
-    def finetune(m, epochs, lr_scale, on_epoch_start=None):
+    def finetune(m, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False):
         opt = torch.optim.SGD(m.parameters(), lr=1e-3 * lr_scale)
         for epoch in range(epochs):
             m.train()
@@ -444,3 +445,19 @@ def _saved(obj) -> io.BytesIO:
     torch.save(obj, buf)
     buf.seek(0)
     return buf
+
+
+def test_unstructured_pruning_never_empties_a_layer_of_small_weights():
+    # A layer whose weights are all small next to the others' would be removed entirely by a
+    # global threshold on raw magnitudes (what broke EfficientNet-B0 at 70%); LAMP scores keep
+    # every layer alive while the model as a whole still loses exactly the level asked for.
+    from compression import pruning, sparsity
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        model[2].weight.mul_(1e-3)
+    pruning.prune_unstructured(model, 0.7)
+    pruning.make_permanent(model)
+    assert abs(sparsity(model) - 0.7) < 0.01
+    for layer in (model[0], model[2], model[4]):
+        assert int((layer.weight != 0).sum()) > 0.05 * layer.weight.numel()

@@ -35,10 +35,16 @@ class TrainedModel:
         return self.info.name
 
     def finetune(self, model: nn.Module, epochs: int, lr_scale: float, *, tag: str | None = None,
-                 on_epoch_start=None, progress: Progress | None = print_progress) -> None:
-        """Fine-tune ``model`` (derived from this one) on the same training split and recipe."""
+                 on_epoch_start=None, progress: Progress | None = print_progress,
+                 recalibrate_bn: bool = False) -> None:
+        """Fine-tune ``model`` (derived from this one) on the same training split and recipe.
+
+        ``recalibrate_bn`` recomputes BatchNorm statistics at the end (pruned models: their
+        activations no longer match the statistics the original collected).
+        """
         finetune(model, self.data, self.recipe, epochs, lr_scale, tag=tag or self.name,
-                 on_epoch_start=on_epoch_start, progress=progress, evaluate_each_epoch=False)
+                 on_epoch_start=on_epoch_start, progress=progress, evaluate_each_epoch=False,
+                 precise_bn=recalibrate_bn)
 
 
 @functools.lru_cache(maxsize=16)
