@@ -170,6 +170,19 @@ def _check_report_options(config) -> None:
                                     "--benchmark-compare (the latest saved run) or --benchmark-compare=0001.")
 
 
+def _check_data(b: Bench) -> None:
+    """Fail before collection when a selected model's dataset (mnist, cifar10) is not there,
+    rather than at its first test, after the models before it have trained. Loading is cheap
+    next to training, and ``zoo.get_data`` keeps what it loaded for the session."""
+    for name in b.models:
+        if b.profile.dataset_for(name) == "digits":
+            continue
+        try:
+            zoo.get_data(name, b.profile, data_root=b.data_root, download=b.download)
+        except zoo.DataError as err:
+            raise pytest.UsageError(str(err)) from None
+
+
 def pytest_configure(config):
     _records.clear()
     _check_report_options(config)
@@ -180,6 +193,8 @@ def pytest_configure(config):
             "--benchmark-only cannot time under xdist (-n): prepare and gate in parallel with "
             "'pytest benchmarks/ -n auto --benchmark-disable', then time serially with "
             "'pytest benchmarks/ --benchmark-only'.")
+    if not config.option.help:
+        _check_data(config._compression_bench)
 
 
 def _bench(config) -> Bench:

@@ -103,6 +103,11 @@ def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, 
             log(f"[{trained.name}/{method_id}] built in {seconds:.1f}s, accuracy {metrics['accuracy']:.2f}%")
         return {"variant": compression.export_variant(model, method_id), "metrics": metrics}
 
-    blob, built = cache.get_or_build("variants", f"{trained.name}-{method_id}", variant_parts(trained, spec), build)
-    model = compression.load_variant(blob["variant"], zoo.build(trained.name), method_id, ctx)
-    return Variant(trained, spec, model, dict(blob["metrics"]), not built)
+    def load(blob: dict) -> tuple[nn.Module, dict]:
+        # raises ValueError for a variant of another format or settings version: rebuilt
+        model = compression.load_variant(blob["variant"], zoo.build(trained.name), method_id, ctx)
+        return model, dict(blob["metrics"])
+
+    (model, metrics), built = cache.get_or_build("variants", f"{trained.name}-{method_id}",
+                                                 variant_parts(trained, spec), build, load=load)
+    return Variant(trained, spec, model, metrics, not built)

@@ -9,7 +9,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from . import (PROFILES, ArtifactCache, CacheError, DataError, UnknownModelError,
-               UnknownProfileError, build, count_parameters, get_model_info, get_profile,
+               UnknownProfileError, build, count_parameters, get_data, get_model_info, get_profile,
                get_trained, list_models)
 from .training import EpochReport
 
@@ -57,6 +57,8 @@ def cmd_train(args) -> int:
     names = _parse_models(args.models)
     cache = ArtifactCache(args.cache)
     cache.check_writable()
+    for name in names:  # a missing dataset stops the run before anything trains, not after
+        get_data(name, prof, data_root=args.data_root, download=args.download)
     rows = []
     for name in names:
         t0 = time.perf_counter()

@@ -77,13 +77,7 @@ class ArtifactCache:
                 raise ValueError(f"written by another version (format {blob.get('format')!r})")
             return blob
         except Exception as err:  # noqa: BLE001 - any unreadable entry is rebuilt
-            warnings.warn(CacheWarning(f"discarding unreadable cache entry {path} "
-                                       f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); "
-                                       f"rebuilding it"), stacklevel=3)
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            self._discard(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
             return None
 
     def _save(self, path: Path, blob: dict) -> None:
@@ -108,17 +102,42 @@ class ArtifactCache:
         with open(self.root / "builds.log", "a") as f:
             f.write(line)
 
+    def _discard(self, path: Path, why: str) -> None:
+        warnings.warn(CacheWarning(f"discarding unreadable cache entry {path} ({why}); rebuilding it"),
+                      stacklevel=4)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _cached(self, path: Path, key: str, load: Callable[[dict], Any]) -> tuple[bool, Any]:
+        """(True, loaded) for a usable entry; (False, None) if absent or discarded."""
+        blob = self._load(path, key)
+        if blob is None:
+            return False, None
+        try:
+            return True, load(blob)
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:  # stored, but not usable by this code
+            self._discard(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+            return False, None
+
     def get_or_build(self, kind: str, name: str, parts: dict[str, Any],
-                     build: Callable[[], dict], *, on_wait: Callable[[], None] | None = None) -> tuple[dict, bool]:
-        """Return ``(blob, built)``: the cached entry for ``parts``, building it if needed.
+                     build: Callable[[], dict], *, on_wait: Callable[[], None] | None = None,
+                     load: Callable[[dict], Any] | None = None) -> tuple[Any, bool]:
+        """Return ``(entry, built)``: the cached entry for ``parts``, building it if needed.
 
         ``build()`` returns a dict of tensors and plain values (``weights_only``-loadable).
+        ``load(blob)``, if given, turns the blob into what the caller wants and is returned
+        instead of it; when it raises ``ValueError`` (or ``KeyError``, ``TypeError``,
+        ``RuntimeError``) on a stored entry, that entry is treated as unreadable: reported,
+        discarded and rebuilt.
         """
+        load = load or (lambda blob: blob)
         key = hash_parts(parts)
         path = self.path(kind, name, key)
-        blob = self._load(path, key)
-        if blob is not None:
-            return blob, False
+        ok, entry = self._cached(path, key, load)
+        if ok:
+            return entry, False
         self.check_writable()
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
@@ -129,15 +148,15 @@ class ArtifactCache:
                 on_wait()
             lock.acquire()
         try:
-            blob = self._load(path, key)  # built by another process while we waited
-            if blob is not None:
-                return blob, False
+            ok, entry = self._cached(path, key, load)  # built by another process while we waited
+            if ok:
+                return entry, False
             t0 = time.time()
             blob = dict(build())
             blob.update(format=FORMAT_VERSION, key=key, parts=json.loads(json.dumps(parts, default=str)))
             self._save(path, blob)
             self.builds.append(str(path))
             self._log_build(path, time.time() - t0)
-            return blob, True
+            return load(blob), True
         finally:
             lock.release()
