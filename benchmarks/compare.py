@@ -13,13 +13,14 @@ pytest-benchmark compares timings only; this module is what compares accuracy an
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from tabulate import tabulate
+
+from benchmarks.records import number as _num
 
 # figures a saved benchmark must carry in extra_info to be compared (older saved runs lack them)
 REQUIRED = ("model", "method", "accuracy", "size_mib", "params")
@@ -37,14 +38,6 @@ class CompareError(Exception):
 
 # ---------------------------------------------------------------- loading
 
-def _num(v) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 _BS = re.compile(r"-bs(\d+)\]$")

@@ -5,7 +5,6 @@ Plain logic lives in ``benchmarks.pipeline`` (variants and metrics), ``benchmark
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 import compression
 import zoo
 from benchmarks import compare, pipeline, plots, recommend, report
-from benchmarks.thresholds import Thresholds, ThresholdsError, accuracy_failures, ratio_failures
+from benchmarks.thresholds import Thresholds, ThresholdsError, ratio_failures
 
 RECORD_KEY = "compression_bench_record"
 

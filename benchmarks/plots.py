@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+
+from benchmarks.records import number
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -79,13 +81,8 @@ def size_plot_name(model: str) -> str:
 
 
 def _num(v) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) or v < 0 else v
+    v = number(v)
+    return None if v is None or v < 0 else v
 
 
 def _styles(records: Sequence[dict], method_order: Sequence[str]) -> dict[str, tuple[str, str, str]]:

@@ -15,19 +15,13 @@ Rules:
 """
 from __future__ import annotations
 
-import math
+
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from benchmarks.records import number as _num
 
-def _num(v) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
+
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import platform
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import Iterable
 from tabulate import tabulate
 
 from benchmarks import recommend
+from benchmarks.records import number
 
 FIELDS = [
     "model", "method", "label", "compression", "family", "level", "profile", "dataset",
@@ -30,7 +30,7 @@ HEADERS = ["Method", "Compression", "Val. accuracy (%)", "Δ acc (pts)", "Num of
 
 
 def _num(v) -> float | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+    return number(v)
 
 
 def _fmt(v, spec: str, suffix: str = "") -> str:

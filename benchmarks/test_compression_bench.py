@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import time
 
-import pytest
 import torch
 
 from benchmarks.conftest import RECORD_KEY

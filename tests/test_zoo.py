@@ -1,7 +1,6 @@
 """The zoo: registry, datasets (real torchvision loaders on files written here), training, cache."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import pickle
@@ -213,7 +212,7 @@ def test_unwritable_cache_fails_with_the_fix(tmp_path):
 
 
 def test_two_processes_train_the_same_model_once(tmp_path):
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys, zoo
         tm = zoo.get_trained("EnhancedLeNet5", "smoke", cache=sys.argv[1], progress=None)
         print("RESULT", "cache" if tm.from_cache else "trained", tm.accuracy)
