@@ -62,7 +62,8 @@ def context_for(trained: TrainedModel, log: Log | None = None,
 def variant_parts(trained: TrainedModel, spec: MethodSpec) -> dict:
     """Everything that determines a variant: the trained model's key plus the method settings."""
     return {"kind": "variant", "trained_key": trained.key, "method": spec.settings(trained.profile.name),
-            "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE]}
+            "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE],
+            "train_threads": zoo.training.train_threads()}  # fine-tuning numerics depend on it
 
 
 def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel) -> dict:

@@ -257,3 +257,24 @@ def test_cli_rejects_bad_names_before_training(tmp_path):
     assert not (tmp_path / "trained").exists()
     r = _cli("train", "--profile", "fast", "--cache", str(tmp_path))
     assert r.returncode == 2 and "unknown profile 'fast'" in r.stderr
+
+
+def test_training_uses_a_fixed_thread_count_whatever_the_session_uses(tmp_path, monkeypatch):
+    # an xdist worker runs with 1 thread, a serial session with 2: the checkpoint must not differ
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = zoo.get_trained("EnhancedLeNet5", "smoke", cache=ArtifactCache(tmp_path / "a"), progress=None)
+        assert torch.get_num_threads() == 1  # restored after training
+        torch.set_num_threads(2)
+        two = zoo.get_trained("EnhancedLeNet5", "smoke", cache=ArtifactCache(tmp_path / "b"), progress=None)
+    finally:
+        torch.set_num_threads(before)
+    assert one.meta["threads"] == two.meta["threads"] == 2
+    for p, q in zip(one.model.state_dict().values(), two.model.state_dict().values()):
+        assert torch.equal(p, q)
+    monkeypatch.setenv("ZOO_TRAIN_THREADS", "1")
+    assert zoo.cache_parts("EnhancedLeNet5", zoo.get_profile("smoke"))["train_threads"] == 1
+    monkeypatch.setenv("ZOO_TRAIN_THREADS", "many")
+    with pytest.raises(ValueError, match="ZOO_TRAIN_THREADS must be a positive integer"):
+        zoo.cache_parts("EnhancedLeNet5", zoo.get_profile("smoke"))

@@ -13,7 +13,7 @@ from .cache import ArtifactCache
 from .data import DataBundle, load_dataset
 from .profiles import Profile, get_profile
 from .registry import ModelInfo, build, get_model_info
-from .training import Progress, Recipe, evaluate, finetune, print_progress, train
+from .training import Progress, Recipe, evaluate, finetune, print_progress, train, train_threads
 
 DATA_VERSION = 1  # bump when the way datasets are split or preprocessed changes
 
@@ -73,7 +73,7 @@ def cache_parts(name: str, prof: Profile) -> dict:
         "kind": "trained", "model": name, "architecture": info.fingerprint,
         "dataset": prof.dataset_for(name), "data_version": DATA_VERSION,
         "train_limit": prof.train_limit, "val_limit": prof.val_limit,
-        "recipe": asdict(prof.recipe_for(name)),
+        "recipe": asdict(prof.recipe_for(name)), "train_threads": train_threads(),
         "torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0],
     }
 
@@ -112,7 +112,7 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
         acc = evaluate(model, data.val)  # the figure that counts is the CPU one
         return {"state_dict": model.state_dict(),
                 "meta": {"accuracy": acc, "train_seconds": result.seconds, "device": dev,
-                         "threads": torch.get_num_threads(), "history": result.history,
+                         "threads": train_threads(), "history": result.history,
                          "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
 
     def waiting() -> None:

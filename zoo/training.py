@@ -6,7 +6,9 @@ validation after every epoch, progress reported through a callback.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -128,7 +130,41 @@ def _optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optim
     return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=True)
 
 
-def fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr: float,
+def train_threads() -> int:
+    """Threads used for every training and fine-tuning run (``ZOO_TRAIN_THREADS``, default 2).
+
+    CPU kernels split their reductions by thread count, so the same recipe trained with 1 and
+    with 2 threads gives different weights; for EfficientNet on the digits that was 94.0% vs
+    97.8%. Training with a fixed count makes a checkpoint independent of how the session was
+    run (serial with 2 threads, or an xdist worker given 1), and the count is part of the key.
+    """
+    value = os.environ.get("ZOO_TRAIN_THREADS", "2")
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"ZOO_TRAIN_THREADS must be a positive integer, got {value!r}")
+    return n
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit(model: nn.Module, data: DataBundle, recipe: Recipe, **kw) -> TrainResult:
+    """Train ``model`` in place with :func:`train_threads` threads; see :func:`_fit`."""
+    with fixed_threads(train_threads()):
+        return _fit(model, data, recipe, **kw)
+
+
+def _fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr: float,
         warmup_epochs: int = 0, device: str | torch.device = "cpu", tag: str = "model",
         progress: Progress | None = print_progress,
         on_epoch_start: Callable[[nn.Module, int], None] | None = None,
