@@ -78,20 +78,14 @@ def points(within: float) -> str:
     return f"{within:g} point" + ("" if within == 1 else "s")
 
 
+def _gain(gain: float | None, better: str, worse: str, what: str) -> str:
+    if gain is None:
+        return f"{what} not measured"
+    return f"{gain:.1f}x {better}" if gain >= 1 else f"{1 / gain:.1f}x {worse}"
+
+
 def gains_text(size_gain: float | None, speed_gain: float | None, delta: float | None) -> str:
-    parts = []
-    if size_gain is None:
-        parts.append("size not measured")
-    elif size_gain >= 1:
-        parts.append(f"{size_gain:.1f}x smaller")
-    else:
-        parts.append(f"{1 / size_gain:.1f}x larger")
-    if speed_gain is None:
-        parts.append("speed not measured")
-    elif speed_gain >= 1:
-        parts.append(f"{speed_gain:.1f}x faster")
-    else:
-        parts.append(f"{1 / speed_gain:.1f}x slower")
+    parts = [_gain(size_gain, "smaller", "larger", "size"), _gain(speed_gain, "faster", "slower", "speed")]
     if delta is not None:
         parts.append(f"{0.0 if abs(delta) < 0.05 else delta:+.1f} pts")
     return ", ".join(parts)
