@@ -29,7 +29,7 @@ DEFAULT_STORAGE = ".benchmarks"
 SAME = 0.005  # accuracy changes below this many points print as 0.00
 
 HEADERS = ["Method", "Accuracy A → B (%)", "Δ acc (pts)", "Size A → B (MiB)", "Size B/A",
-           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A"]
+           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A", "Speedup A → B"]
 
 
 class CompareError(Exception):
@@ -287,7 +287,7 @@ def row(p: Pair) -> list[str]:
             _pair_text(o.get("size_mib"), n.get("size_mib"), ".2f"), _x(p.ratio("size_mib")),
             _pair_text(o.get("params"), n.get("params"), ".3f", 1e6), _x(p.ratio("params")),
             _pair_text(o.get("latency_median_ms"), n.get("latency_median_ms"), ".2f"),
-            _x(p.ratio("latency_median_ms"))]
+            _x(p.ratio("latency_median_ms")), _pair_text(o.get("speedup"), n.get("speedup"), ".2f")]
 
 
 def compare_records(old: Iterable[dict], new: Iterable[dict], a: str = "A", b: str = "B", *,
@@ -353,7 +353,9 @@ def render_markdown(a: Run, b: Run, c: Comparison) -> str:
     lines = [f"# Comparison: {a.name} → {b.name}", "",
              f"- **A**: {a.describe()}", f"- **B**: {b.describe()}", "",
              "Accuracy changes are in points (B − A); size, params and latency as ratios B/A "
-             "(below 1.00x: smaller or faster in B). Latency is the median per batch.", "",
+             "(below 1.00x: smaller or faster in B). Latency is the median per batch; speedup is the "
+             "variant's against the original timed in the same test, which drifts less between runs "
+             "than latency does.", "",
              c.render(heading="##"), ""]
     lines += [f"- {s}" for s in c.summary()]
     return "\n".join(lines) + "\n"

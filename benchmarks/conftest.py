@@ -29,8 +29,9 @@ def pytest_addoption(parser):
     g.addoption("--latency-batch-size", default="64",
                 help="batch size(s) for latency, comma-separated, e.g. 1,64 (default: 64)")
     g.addoption("--latency-warmup", type=int, default=3, help="warm-up rounds before timing (default: 3)")
-    g.addoption("--latency-target-s", type=float, default=1.5,
-                help="seconds of timed rounds per test; sets the round count between 10 and 300 (default: 1.5)")
+    g.addoption("--latency-target-s", type=float, default=2.0,
+                help="seconds of timed rounds per test, split evenly between a variant and the original timed "
+                     "alongside it; sets each round count between 10 and 300 (default: 2.0)")
     g.addoption("--report-dir", default="reports",
                 help="where report.md, results.json and results.csv go (default: ./reports)")
     g.addoption("--thresholds", default=None,
@@ -300,6 +301,9 @@ def pytest_sessionfinish(session, exitstatus):
         gates = b.thresholds.gates(r["model"], r["method"], b.profile.name)
         b.failures += ratio_failures(r["model"], r["method"], r["batch_size"], speedup=r.get("speedup"),
                                      size_ratio=r.get("size_ratio"), gates=gates)
+    drift = report.drift_notice(records)
+    if drift:
+        b.notices.append(drift)
     _compare(config, b, records)
     b.plots = plots.make_plots(records, b.report_dir, within=b.within, method_order=b.methods)
     b.paths = report.write_results(records, _header(b, records), b.report_dir, within=b.within,
@@ -327,6 +331,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("")
         for line in b.comparison.summary():
             tr.write_line(line)
+        tr.write_line("")
+    lines = report.drift_lines(b.records)
+    if lines:
+        tr.write_line("timing stability (the original's latency each time it was timed in this run):")
+        for line in lines:
+            tr.write_line("  " + line)
         tr.write_line("")
     tr.write_line(f"recommendations (within {recommend.points(b.within)} of the original's accuracy):")
     for line in report.render_recommendations(b.records, within=b.within, method_order=b.methods):

@@ -6,8 +6,9 @@ Rules:
 - a variant qualifies when its accuracy is at least the original's minus ``within`` points;
 - the original itself is never a recommendation;
 - "smallest" ranks by serialized size (what a deployment ships) and only counts variants that are
-  actually smaller than the original; "fastest" ranks by median latency and only counts variants
-  faster than the original, measured in the same session at the same batch size;
+  actually smaller than the original; "fastest" ranks by speedup (the original's latency over the
+  variant's, paired in the variant's test, else the two medians of the run) and only counts
+  variants faster than the original at the same batch size;
 - ties are broken deterministically: higher accuracy first, then the method order given (the
   order of the run), then the method id;
 - when no variant of the group was timed (``--benchmark-disable``, xdist), "fastest" is
@@ -29,7 +30,7 @@ class Pick:
     """One recommended variant and what it gains against the original."""
     record: dict
     size_gain: float | None      # original size / variant size (3.9 = 3.9x smaller)
-    speed_gain: float | None     # original latency / variant latency (2.7 = 2.7x faster)
+    speed_gain: float | None     # the speedup: original latency / variant latency (2.7 = 2.7x faster)
     accuracy_delta: float        # variant - original, in points
 
     @property
@@ -123,20 +124,22 @@ def recommend_group(records: Sequence[dict], *, within: float = 1.0,
     o_size = _num(original.get("size_mib")) if original else None
     o_lat = _num(original.get("latency_median_ms")) if original else None
 
+    def speedup(r: dict) -> float | None:
+        paired = _num(r.get("speedup"))
+        return paired if paired is not None else _ratio(o_lat, _num(r.get("latency_median_ms")))
+
     def pick(r: dict) -> Pick:
-        size, lat = _num(r.get("size_mib")), _num(r.get("latency_median_ms"))
-        return Pick(r, _ratio(o_size, size), _ratio(o_lat, lat), _num(r["accuracy"]) - orig_acc)
+        return Pick(r, _ratio(o_size, _num(r.get("size_mib"))), speedup(r), _num(r["accuracy"]) - orig_acc)
 
     if o_size:
         smaller = [r for r in candidates if _num(r.get("size_mib")) is not None and _num(r["size_mib"]) < o_size]
         if smaller:
             rec.smallest = pick(min(smaller, key=lambda r: (_num(r["size_mib"]), tiebreak(r))))
-    rec.latency_measured = bool(o_lat) and any(_num(r.get("latency_median_ms")) for r in candidates)
+    rec.latency_measured = any(speedup(r) is not None for r in candidates)
     if rec.latency_measured:
-        faster = [r for r in candidates
-                  if _num(r.get("latency_median_ms")) and _num(r["latency_median_ms"]) < o_lat]
+        faster = [r for r in candidates if (speedup(r) or 0.0) > 1.0]
         if faster:
-            rec.fastest = pick(min(faster, key=lambda r: (_num(r["latency_median_ms"]), tiebreak(r))))
+            rec.fastest = pick(min(faster, key=lambda r: (-speedup(r), tiebreak(r))))
     return rec
 
 

@@ -14,14 +14,15 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from benchmarks import recommend
+from benchmarks import recommend, timing
 from benchmarks.records import number
 
 FIELDS = [
     "model", "method", "label", "compression", "family", "level", "profile", "dataset",
     "batch_size", "threads", "accuracy", "accuracy_delta", "params", "nonzero_params", "sparsity",
     "size_mib", "zero_aware_size_mib", "macs", "density_weighted_macs", "latency_median_ms",
-    "latency_iqr_ms", "latency_stddev_ms", "latency_rounds", "speedup", "size_ratio",
+    "latency_iqr_ms", "latency_stddev_ms", "latency_rounds", "reference_latency_median_ms",
+    "reference_latency_rounds", "speedup", "size_ratio",
 ]
 
 HEADERS = ["Method", "Compression", "Val. accuracy (%)", "Δ acc (pts)", "Num of params (M)",
@@ -39,7 +40,8 @@ def _fmt(v, spec: str, suffix: str = "") -> str:
 
 
 def add_ratios(records: list[dict]) -> list[dict]:
-    """Fill accuracy_delta, speedup and size_ratio against the original of the same model and batch."""
+    """Fill accuracy_delta and size_ratio against the original of the same model and batch, and
+    speedup where the test did not measure a paired one (records from older runs)."""
     originals = {(r["model"], r["batch_size"]): r for r in records if r["method"] == "original"}
     by_model = {r["model"]: r for r in records if r["method"] == "original"}
     for r in records:
@@ -48,9 +50,47 @@ def add_ratios(records: list[dict]) -> list[dict]:
             continue
         r["accuracy_delta"] = r["accuracy"] - o["accuracy"]
         r["size_ratio"] = r["size_mib"] / o["size_mib"] if o["size_mib"] else None
-        lat, olat = _num(r.get("latency_median_ms")), _num(o.get("latency_median_ms"))
-        r["speedup"] = olat / lat if lat and olat and o["batch_size"] == r["batch_size"] else None
+        if _num(r.get("speedup")) is None:
+            lat, olat = _num(r.get("latency_median_ms")), _num(o.get("latency_median_ms"))
+            r["speedup"] = olat / lat if lat and olat and o["batch_size"] == r["batch_size"] else None
     return records
+
+
+DRIFT_NOTICE = 0.05  # a spread of the original's latency above this is reported as a notice
+
+
+def latency_drift(records: list[dict]) -> list[tuple[str, object, list[float], float]]:
+    """Per (model, batch size): the original's median latency each time this run timed it (its own
+    test, then once per paired variant test) and their spread, (max - min) / median. The original
+    does not change, so the spread is how much the machine's speed changed during the run."""
+    out = []
+    for model, bs, recs in groups(records):
+        seen = [_num(r.get("latency_median_ms")) for r in recs if r["method"] == "original"]
+        seen += [_num(r.get("reference_latency_median_ms")) for r in recs if r["method"] != "original"]
+        seen = [v for v in seen if v]
+        s = timing.spread(seen)
+        if s is not None:
+            out.append((model, bs, seen, s))
+    return out
+
+
+def drift_lines(records: list[dict]) -> list[str]:
+    return [f"{model} @ batch {bs}: the original timed {len(seen)} times, {min(seen):.2f}–{max(seen):.2f} ms "
+            f"(spread {s:.1%})" for model, bs, seen, s in latency_drift(records)]
+
+
+def drift_notice(records: list[dict]) -> str | None:
+    """One sentence when the machine's speed changed by more than DRIFT_NOTICE during the run."""
+    drift = latency_drift(records)
+    if not drift:
+        return None
+    model, bs, _, worst = max(drift, key=lambda d: d[3])
+    if worst <= DRIFT_NOTICE:
+        return None
+    return (f"the machine's speed changed during this run: the original of {model} @ batch {bs} varied by "
+            f"{worst:.1%} across its tests. Absolute latencies are uncertain to about that much; speedups are "
+            f"paired (original and variant timed in the same test) and do not carry it, so compare runs and gate "
+            f"on speedup.")
 
 
 def table_rows(records: Iterable[dict]) -> list[list[str]]:
@@ -151,8 +191,9 @@ def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versi
 
 NOTES = ("Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
          "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
-         "MACs are per image, counted on the float graph. Latency is the median per batch; "
-         "speedup and size ratio are against the original measured in the same session.")
+         "MACs are per image, counted on the float graph. Latency is the median per batch. Speedup is "
+         "the original's median latency over the variant's, both timed in the variant's test (the "
+         "original in blocks between the variant's rounds); size ratio is against the original.")
 
 
 def render_recommendations(records: list[dict], *, within: float = 1.0, method_order=None,
@@ -192,6 +233,9 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
             if m != model:
                 continue
             lines += [group_title(model, bs, group), "", render_table(group), ""]
+            for _model, _bs, seen, sp in latency_drift(group):
+                lines += [f"Timing stability: the original, timed {len(seen)} times in this run (its own test and "
+                          f"each variant's), took {min(seen):.2f}–{max(seen):.2f} ms, a spread of {sp:.1%}.", ""]
             rec = recs.get((model, bs))
             if rec is not None:
                 acc = "" if rec.original_accuracy is None else f" ({rec.original_accuracy:.2f}%)"

@@ -1,14 +1,16 @@
 """One benchmark per model x method x batch size: time inference, record every metric, gate accuracy.
 
 Test ids are stable (``test_variant[<model>-<method>-bs<batch>]``): saved runs are matched on them.
+Each compressed variant's test also times the original in blocks between its own rounds (see
+:mod:`benchmarks.timing`), so its speedup compares two figures taken under the same conditions.
 """
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
+from benchmarks import timing
 from benchmarks.conftest import RECORD_KEY
 from benchmarks.thresholds import accuracy_failures
 
@@ -22,24 +24,42 @@ def _latency_batch(variant, batch_size: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def _speedup(stats, pairing, method_id: str) -> float | None:
+    """Original latency / variant latency, both timed in this test (None when nothing was timed)."""
+    if stats is None:
+        return None
+    if method_id == "original":
+        return 1.0
+    return pairing.median / stats.median if pairing is not None and pairing.median else None
+
+
 def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, request):
     model = variant.model
     x = _latency_batch(variant, batch_size)
     config = request.config
+    warmup = config.getoption("--latency-warmup")
+    target = config.getoption("--latency-target-s")
 
     def infer():
         with torch.inference_mode():
             return model(x)
 
-    rounds = 1
+    rounds, pairing = 1, None
     if not benchmark.disabled:
-        infer()  # first call outside the measurement: one-time allocations and packing
-        t0 = time.perf_counter()
-        infer()
-        once = max(time.perf_counter() - t0, 1e-6)
-        rounds = int(min(300, max(10, math.ceil(config.getoption("--latency-target-s") / once))))
-    out = benchmark.pedantic(infer, warmup_rounds=config.getoption("--latency-warmup"), rounds=rounds,
-                             iterations=1)
+        if method_id == "original":
+            rounds = timing.rounds_for(timing.time_once(infer), target)
+        else:
+            # the original, timed in blocks between this variant's rounds: a paired speedup
+            reference_model = bench.variant(model_name, "original").model
+
+            def reference():
+                with torch.inference_mode():
+                    return reference_model(x)
+
+            rounds = timing.rounds_for(timing.time_once(infer), target / 2)
+            pairing = timing.Interleaver(reference, infer, warmup_rounds=warmup, rounds=rounds,
+                                         reference_rounds=timing.rounds_for(timing.time_once(reference), target / 2))
+    out = benchmark.pedantic(infer, setup=pairing, warmup_rounds=warmup, rounds=rounds, iterations=1)
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     m = variant.metrics
@@ -58,6 +78,9 @@ def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, r
         "latency_iqr_ms": None if stats is None else stats.iqr * 1e3,
         "latency_stddev_ms": None if stats is None else stats.stddev * 1e3,
         "latency_rounds": None if stats is None else stats.rounds,
+        "reference_latency_median_ms": None if pairing is None else pairing.median * 1e3,
+        "reference_latency_rounds": None if pairing is None else len(pairing.samples),
+        "speedup": _speedup(stats, pairing, method_id),
     }
     benchmark.extra_info.update({k: v for k, v in record.items() if not k.startswith("latency")})
     request.node.user_properties.append((RECORD_KEY, record))

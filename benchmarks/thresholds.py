@@ -12,7 +12,8 @@ Layout of the file (every table optional; later layers override earlier ones)::
 Keys (all optional):
     min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
     max_accuracy_drop  largest drop from the original's accuracy, in points
-    min_speedup        original latency / variant latency, same session, same batch size
+    min_speedup        original latency / variant latency at the same batch size, both timed in
+                       the variant's test (paired, see benchmarks/timing.py)
     max_latency_ratio  variant latency / original latency (a ceiling, e.g. 1.15)
     max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
                        (a masked dense model runs at the dense model's speed)

@@ -12,7 +12,7 @@ import pytest
 
 import compression
 import zoo
-from benchmarks import report
+from benchmarks import report, timing
 from benchmarks.thresholds import Thresholds, ThresholdsError, accuracy_failures, ratio_failures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +92,82 @@ def test_gate_messages_name_model_method_measured_and_required():
                           gates={"min_speedup": 2.5, "max_size_ratio": 0.3}) == []
 
 
+# ---------------------------------------------------------------- paired timing
+
+class _Machine:
+    """A fake clock whose speed drifts: a call of nominal cost c takes c * (1 + now / ramp)."""
+
+    def __init__(self, ramp: float = 0.0):
+        self.now, self.ramp, self.log = 0.0, ramp, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def model(self, name: str, cost: float):
+        def call():
+            self.log.append(name)
+            self.now += cost * (1 + (self.now / self.ramp if self.ramp else 0.0))
+        return call
+
+
+def _pedantic(target, setup, warmup_rounds, rounds, clock):
+    """What benchmark.pedantic does with a setup hook: setup before every warm-up and timed round."""
+    durations = []
+    for _ in range(warmup_rounds):
+        setup()
+        target()
+    for _ in range(rounds):
+        setup()
+        t0 = clock()
+        target()
+        durations.append(clock() - t0)
+    return durations
+
+
+def test_interleaver_times_the_reference_in_blocks_between_warm_variant_rounds():
+    m = _Machine()
+    ref, var = m.model("R", 4.0), m.model("V", 1.0)
+    il = timing.Interleaver(ref, var, warmup_rounds=2, rounds=20, reference_rounds=10, blocks=4, clock=m.clock)
+    _pedantic(var, il, 2, 20, m.clock)
+    assert (il.block_size, il.blocks, il.per_block) == (5, 4, 3)
+    assert len(il.samples) == 12 and il.median == 4.0
+    # warm-ups untouched; each block: reference warm-up, 3 timed, one untimed variant call; then 5 timed rounds
+    block = ["R"] * 4 + ["V"] + ["V"] * 5
+    assert "".join(m.log) == "VV" + "".join(block) * 4
+
+
+def test_paired_speedup_survives_a_drifting_machine_where_separate_medians_do_not():
+    # the machine slows down steadily until it runs at half speed; the variant is truly 4x faster
+    m = _Machine(ramp=400.0)
+    ref, var = m.model("R", 4.0), m.model("V", 1.0)
+    alone = _pedantic(ref, lambda: None, 0, 25, m.clock)  # the original's own test, earlier in the run
+    il = timing.Interleaver(ref, var, warmup_rounds=3, rounds=100, reference_rounds=25, clock=m.clock)
+    var_rounds = _pedantic(var, il, 3, 100, m.clock)
+    var_median = sorted(var_rounds)[50]
+    paired = il.median / var_median
+    unpaired = sorted(alone)[12] / var_median
+    assert abs(paired / 4.0 - 1) < 0.05, paired
+    assert unpaired < 0.85 * 4.0, unpaired  # what the old protocol reported: drift mistaken for slowness
+
+
+@pytest.mark.parametrize("seconds, budget, rounds", [(0.001, 1.0, 300), (0.05, 1.0, 20), (2.0, 1.0, 10)])
+def test_round_counts_fill_the_budget_within_bounds(seconds, budget, rounds):
+    assert timing.rounds_for(seconds, budget) == rounds
+
+
+def test_drift_of_the_original_is_reported_and_small_drift_is_not():
+    def rec(method, lat, ref=None):
+        return {"model": "M", "method": method, "batch_size": 64, "latency_median_ms": lat,
+                "reference_latency_median_ms": ref}
+    steady = [rec("original", 10.0), rec("static_int8", 2.0, 10.2), rec("structured_50", 5.0, 9.9)]
+    assert report.drift_notice(steady) is None
+    assert report.drift_lines(steady) == ["M @ batch 64: the original timed 3 times, 9.90–10.20 ms (spread 3.0%)"]
+    moving = steady + [rec("qat_int8", 2.2, 11.5)]
+    notice = report.drift_notice(moving)
+    assert "original of M @ batch 64 varied by 15.8%" in notice and "gate on speedup" in notice
+    assert report.drift_notice([rec("original", None), rec("static_int8", None)]) is None  # untimed run
+
+
 # ---------------------------------------------------------------- report
 
 def _rec(method, acc, size, lat, label=None, bs=64):
@@ -155,6 +231,12 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
         assert all(abs(s - k / 100) <= 0.01 for s, k in zip(sp, (30, 50, 70))), sp
         za = [by[(model, f"unstructured_{k}")]["zero_aware_size_mib"] for k in (30, 50, 70)]
         assert za[0] > za[1] > za[2]
+        for method in METHODS[1:]:  # each variant's test timed the original beside it: a paired speedup
+            x = by[(model, method)]
+            assert x["reference_latency_rounds"] >= 10 and x["reference_latency_median_ms"] > 0
+            assert x["speedup"] == pytest.approx(x["reference_latency_median_ms"] / x["latency_median_ms"])
+    assert r.stdout.count("the original timed 10 times") == len(MODELS)  # timing stability, per model
+    assert "Timing stability: the original, timed 10 times" in (tmp_path / "report" / "report.md").read_text()
     assert (tmp_path / "report" / "results.csv").read_text().count("\n") == len(results) + 1
     assert "### ResNet50Custom" in (tmp_path / "report" / "report.md").read_text()
 
@@ -163,7 +245,7 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     names = {b["name"] for b in saved["benchmarks"]}
     assert "test_variant[ResNet50Custom-static_int8-bs64]" in names
     for b in saved["benchmarks"]:
-        assert {"accuracy", "size_mib", "params", "nonzero_params", "macs"} <= set(b["extra_info"])
+        assert {"accuracy", "size_mib", "params", "nonzero_params", "macs", "speedup"} <= set(b["extra_info"])
 
     # warm: nothing is trained or compressed again, and untimed runs show dashes
     r2 = _suite(tmp_path, "--benchmark-disable", "--zoo-models", "EnhancedLeNet5",
