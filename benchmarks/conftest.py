@@ -187,14 +187,13 @@ def pytest_configure(config):
     _records.clear()
     _check_report_options(config)
     config._compression_bench = Bench(config)
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None) and \
-            config.getoption("benchmark_only", False):
+    parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
+    if parallel and config.getoption("benchmark_only", False):
         raise pytest.UsageError(
             "--benchmark-only cannot time under xdist (-n): prepare and gate in parallel with "
             "'pytest benchmarks/ -n auto --benchmark-disable', then time serially with "
             "'pytest benchmarks/ --benchmark-only'.")
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None) and \
-            not hasattr(config, "workerinput"):
+    if parallel and not hasattr(config, "workerinput"):
         # Every worker trains with ZOO_TRAIN_THREADS threads, so together they run more threads than
         # there are cores, and OpenMP threads that spin while they wait take the cores from the other
         # worker: two 2-thread trainings at once on 2 cores took 77 s each, 35 s with passive waits.

@@ -33,16 +33,20 @@ def _speedup(stats, pairing, method_id: str) -> float | None:
     return pairing.median / stats.median if pairing is not None and pairing.median else None
 
 
+def _runner(model, x: torch.Tensor):
+    """One inference of ``model`` on ``x``, as a call without arguments (what pedantic times)."""
+    def run():
+        with torch.inference_mode():
+            return model(x)
+    return run
+
+
 def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, request):
-    model = variant.model
     x = _latency_batch(variant, batch_size)
     config = request.config
     warmup = config.getoption("--latency-warmup")
     target = config.getoption("--latency-target-s")
-
-    def infer():
-        with torch.inference_mode():
-            return model(x)
+    infer = _runner(variant.model, x)
 
     rounds, pairing = 1, None
     if not benchmark.disabled:
@@ -50,12 +54,7 @@ def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, r
             rounds = timing.rounds_for(timing.time_once(infer), target)
         else:
             # the original, timed in blocks between this variant's rounds: a paired speedup
-            reference_model = bench.variant(model_name, "original").model
-
-            def reference():
-                with torch.inference_mode():
-                    return reference_model(x)
-
+            reference = _runner(bench.variant(model_name, "original").model, x)
             rounds = timing.rounds_for(timing.time_once(infer), target / 2)
             pairing = timing.Interleaver(reference, infer, warmup_rounds=warmup, rounds=rounds,
                                          reference_rounds=timing.rounds_for(timing.time_once(reference), target / 2))

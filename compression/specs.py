@@ -155,27 +155,18 @@ _SPECS: tuple[MethodSpec, ...] = (
     ),
 )
 
-for _level in (0.3, 0.5, 0.7):
-    _pct = f"{round(_level * 100)}%"
-    _SPECS += (
-        MethodSpec(
-            f"unstructured_{round(_level * 100)}", "pruning", "unstructured", _level,
-            "Pruning (Unstructured)", _pct, finetune=_UNSTRUCTURED_BUDGET,
-            options=_opts(scope=["Conv", "Linear"], criterion="lamp_magnitude", scheme="global",
-                          masks_during_finetune=True),
-        ),
-    )
-for _level in (0.3, 0.5, 0.7):
-    _pct = f"{round(_level * 100)}%"
-    _SPECS += (
-        MethodSpec(
-            f"structured_{round(_level * 100)}", "pruning", "structured", _level,
-            "Pruning (Structured)", _pct, finetune=_STRUCTURED_BUDGET,
-            options=_opts(library="torch_pruning", pruner="BasePruner (DepGraph)",
-                          importance="magnitude_l2", global_pruning=False,
-                          ignored="classifier Linear(s) with out_features == num_classes"),
-        ),
-    )
+# the pruning methods: one per kind and level, unstructured first (the order of the tables)
+_PRUNING_KINDS = (
+    ("unstructured", "Pruning (Unstructured)", _UNSTRUCTURED_BUDGET,
+     _opts(scope=["Conv", "Linear"], criterion="lamp_magnitude", scheme="global", masks_during_finetune=True)),
+    ("structured", "Pruning (Structured)", _STRUCTURED_BUDGET,
+     _opts(library="torch_pruning", pruner="BasePruner (DepGraph)", importance="magnitude_l2",
+           global_pruning=False, ignored="classifier Linear(s) with out_features == num_classes")),
+)
+for _kind, _label, _budget, _options in _PRUNING_KINDS:
+    for _level in (0.3, 0.5, 0.7):
+        _SPECS += (MethodSpec(f"{_kind}_{round(_level * 100)}", "pruning", _kind, _level, _label,
+                              f"{round(_level * 100)}%", finetune=_budget, options=_options),)
 
 _REGISTRY: Mapping[str, MethodSpec] = MappingProxyType({s.id: s for s in _SPECS})
 
