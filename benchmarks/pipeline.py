@@ -3,7 +3,12 @@
 ``get_variant(trained, method_id, cache)`` builds (or loads) one compressed variant of a trained
 zoo model and measures everything except latency: accuracy on the whole validation split,
 stored parameters (packed INT8 included), nonzero parameters, sparsity, serialized and
-zero-aware size, MACs. Those figures are computed once and cached with the variant.
+zero-aware size, MACs.
+
+Two cache entries per variant: the variant itself (minutes to build: keyed by the content of the
+trained model it came from, the method settings, the compression code and the library versions)
+and its metrics (seconds to measure: keyed by the variant's content and the measurement code). A
+change of the measurement code re-measures every variant without rebuilding any.
 """
 from __future__ import annotations
 
@@ -15,13 +20,17 @@ import torch
 import torch.nn as nn
 
 import compression
+import compression.measure
 import zoo
 from compression import CompressionContext, MethodSpec
 from zoo import ArtifactCache, TrainedModel
+from zoo.cache import code_fingerprint, content_digest, package_versions
 
 CALIBRATION_BATCHES = 8     # static INT8: batches of the training split seen by the observers
 CALIBRATION_BATCH_SIZE = 64
 EXAMPLE_BATCH = 2           # real images used to trace models (FX, Torch-Pruning, FLOP counter)
+#: libraries a built variant depends on (part of its key)
+COMPRESSION_PACKAGES = ("torch", "torchvision", "torch-pruning")
 
 Log = Callable[[str], None]
 
@@ -32,7 +41,8 @@ class Variant:
     method: MethodSpec
     model: nn.Module
     metrics: dict          # accuracy, params, nonzero_params, sparsity, size_mib, ... build_seconds
-    from_cache: bool
+    from_cache: bool       # the variant was loaded, not built
+    measured: bool = False  # its metrics were measured in this call, not loaded
 
     @property
     def name(self) -> str:
@@ -51,6 +61,7 @@ def context_for(trained: TrainedModel, log: Log | None = None,
 
     def finetune(model: nn.Module, epochs: int, lr_scale: float, on_epoch_start=None,
                  recalibrate_bn: bool = False) -> None:
+        # on the session's training device (trained.device)
         trained.finetune(model, epochs, lr_scale, on_epoch_start=on_epoch_start, progress=progress,
                          tag=f"{trained.name} fine-tune", recalibrate_bn=recalibrate_bn)
 
@@ -59,11 +70,26 @@ def context_for(trained: TrainedModel, log: Log | None = None,
                               num_classes=data.num_classes, profile=trained.profile.name, log=log)
 
 
+def compression_code_fingerprint() -> str:
+    """The code that builds and reloads variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
+    from compression import api, context, pruning, quant, serialize, specs
+    return code_fingerprint(api, context, pruning, quant, serialize, specs, context_for)
+
+
+def measure_code_fingerprint() -> str:
+    """The code every cached metric comes from."""
+    return code_fingerprint(compression.measure, measure, zoo.training.evaluate)
+
+
 def variant_parts(trained: TrainedModel, spec: MethodSpec) -> dict:
-    """Everything that determines a variant: the trained model's key plus the method settings."""
-    return {"kind": "variant", "trained_key": trained.key, "method": spec.settings(trained.profile.name),
+    """Everything that determines a variant: the trained model (its key and the digest of its weights,
+    so a parent that was rebuilt to other weights rebuilds its variants), the method settings, the
+    code that compresses and the library versions."""
+    return {"kind": "variant", "trained_key": trained.key, "trained_digest": trained.digest,
+            "method": spec.settings(trained.profile.name),
             "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE],
-            "train_threads": zoo.training.train_threads()}  # fine-tuning numerics depend on it
+            "train_threads": zoo.training.train_threads(),  # fine-tuning numerics depend on it
+            "code": compression_code_fingerprint(), "versions": package_versions(*COMPRESSION_PACKAGES)}
 
 
 def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel) -> dict:
@@ -90,6 +116,7 @@ def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, 
                 progress: zoo.training.Progress | None = None) -> Variant:
     spec = compression.get_method(method_id)
     ctx = context_for(trained, log, progress)
+    name = f"{trained.name}-{method_id}"
 
     def build() -> dict:
         t0 = time.perf_counter()
@@ -98,17 +125,28 @@ def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, 
         torch.manual_seed(0)
         model = compression.compress(trained.model, method_id, ctx)
         seconds = time.perf_counter() - t0
-        metrics = measure(model, spec, trained)
-        metrics["build_seconds"] = seconds
         if log:
-            log(f"[{trained.name}/{method_id}] built in {seconds:.1f}s, accuracy {metrics['accuracy']:.2f}%")
-        return {"variant": compression.export_variant(model, method_id), "metrics": metrics}
+            log(f"[{trained.name}/{method_id}] built in {seconds:.1f}s")
+        return {"variant": compression.export_variant(model, method_id), "build_seconds": seconds}
 
-    def load(blob: dict) -> tuple[nn.Module, dict]:
+    def load(blob: dict) -> tuple[nn.Module, str, float]:
         # raises ValueError for a variant of another format or settings version: rebuilt
         model = compression.load_variant(blob["variant"], zoo.build(trained.name), method_id, ctx)
-        return model, dict(blob["metrics"])
+        return model, content_digest(blob["variant"]), float(blob["build_seconds"])
 
-    (model, metrics), built = cache.get_or_build("variants", f"{trained.name}-{method_id}",
-                                                 variant_parts(trained, spec), build, load=load)
-    return Variant(trained, spec, model, metrics, not built)
+    (model, digest, seconds), built = cache.get_or_build("variants", name, variant_parts(trained, spec), build,
+                                                         load=load)
+
+    def build_metrics() -> dict:
+        metrics = measure(model, spec, trained)
+        if log:
+            log(f"[{trained.name}/{method_id}] measured: accuracy {metrics['accuracy']:.2f}%")
+        return {"metrics": metrics}
+
+    metric_parts = {"kind": "metrics", "variant_digest": digest, "method": method_id,
+                    "trained_digest": trained.digest, "code": measure_code_fingerprint(),
+                    "versions": package_versions("torch")}
+    metrics, measured = cache.get_or_build("metrics", name, metric_parts, build_metrics,
+                                           load=lambda blob: dict(blob["metrics"]))
+    metrics["build_seconds"] = seconds
+    return Variant(trained, spec, model, metrics, not built, measured)

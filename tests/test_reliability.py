@@ -26,6 +26,7 @@ Every run here uses a temporary cache. Cases covered by other files and not repe
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -47,6 +48,7 @@ import compression
 import zoo
 from benchmarks import pipeline
 from zoo import ArtifactCache, CacheWarning
+from zoo.cache import MAGIC, read_entry, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "EnhancedLeNet5"  # trains in about a second on the smoke profile
@@ -124,8 +126,8 @@ def _evil(marker: Path):
 @pytest.mark.parametrize("args, message", [
     (["--zoo-models", ","], "--zoo-models selects no model; valid models are: SimpleCNN_6x2"),
     (["--compression-methods", " , "], "--compression-methods selects no method; valid methods are: original"),
-    (["--latency-batch-size", "abc"], "--latency-batch-size takes positive integers such as 1,64; got 'abc'"),
-    (["--latency-batch-size", "64,-1"], "--latency-batch-size takes positive integers such as 1,64; got '64,-1'"),
+    (["--latency-batch-size", "abc"], "--latency-batch-size takes integers from 1 to 1024 such as 1,64; got 'abc'"),
+    (["--latency-batch-size", "64,-1"], "--latency-batch-size takes integers from 1 to 1024 such as 1,64; got '64,-1'"),
     (["--zoo-cache", "{tmp}/a-file/cache"], "is not writable (Not a directory); point ZOO_CACHE or --zoo-cache"),
     # our own check, in pytest_configure, comes before pytest-benchmark's and explains the two passes
     (["--benchmark-only", "-n", "2"],
@@ -264,16 +266,18 @@ def test_damaged_variant_entry_is_reported_and_rebuilt(tmp_path, reference, dama
         entry.write_bytes(os.urandom(len(data)))
     elif damage == "malicious_pickle":
         torch.save({"format": 1, "evil": _evil(marker)}, entry)
-    elif damage == "malicious_inside_entry":  # right format and key, the payload where the weights go
-        blob = torch.load(entry, weights_only=True)
+    elif damage == "malicious_inside_entry":  # right format, key and checksum, the payload where the weights go
+        blob = read_entry(entry)
         blob["variant"]["state_dict"] = _evil(marker)
-        torch.save(blob, entry)
+        write_entry(entry, blob)
     else:  # an entry written by another version of the cache
-        blob = torch.load(entry, weights_only=True)
+        blob = read_entry(entry)
         blob["format"] = 0
-        torch.save(blob, entry)
+        write_entry(entry, blob)
     if damage.startswith("malicious"):  # the planted payload is live: an unsafe load would run it
-        torch.load(entry, weights_only=False)
+        raw = entry.read_bytes()
+        payload = raw[raw.index(b"\n", raw.index(b"\n") + 1) + 1:] if raw.startswith(MAGIC) else raw
+        torch.load(io.BytesIO(payload), weights_only=False)
         assert marker.exists()
         marker.unlink()
     with pytest.warns(CacheWarning, match="discarding unreadable cache entry .*variants.*rebuilding it"):
@@ -285,9 +289,9 @@ def test_damaged_variant_entry_is_reported_and_rebuilt(tmp_path, reference, dama
 @pytest.mark.parametrize("field, value", [("settings_version", 1), ("format", "variant-v0")])
 def test_variant_of_another_compression_version_is_rebuilt(tmp_path, reference, field, value):
     cache, tm, entry = _warm_copy(reference, tmp_path)
-    blob = torch.load(entry, weights_only=True)
-    blob["variant"][field] = value  # the cache's own format and key still match
-    torch.save(blob, entry)
+    blob = read_entry(entry)
+    blob["variant"][field] = value  # the cache's own format, key and checksum still match
+    write_entry(entry, blob)
     with warnings.catch_warnings(record=True) as caught:  # not pytest.warns: it would mask the error
         warnings.simplefilter("always")
         got = pipeline.get_variant(tm, "dynamic_int8", cache)
@@ -364,7 +368,8 @@ def test_two_sessions_on_one_cache_build_each_artifact_once_and_agree(tmp_path):
         assert p.returncode == 0, out[-3000:]
         assert f"{len(methods)} passed" in out
     built = [line.split("\t")[2] for line in (cache / "builds.log").read_text().splitlines()]
-    assert len(built) == 1 + len(methods) and len(set(built)) == len(built), built  # each exactly once
+    # each exactly once: the trained model, then per method the variant and its metrics
+    assert len(built) == 1 + 2 * len(methods) and len(set(built)) == len(built), built
     on_disk = {str(p.relative_to(cache)) for p in cache.glob("*/*.pt")}
     assert set(built) == on_disk
     a, b = _results(tmp_path / "report0"), _results(tmp_path / "report1")
@@ -441,7 +446,7 @@ def test_same_profile_twice_from_empty_caches_gives_identical_figures(tmp_path):
         assert p.returncode == 0, out[-3000:]
     for i in range(2):  # each session built everything itself
         built = (tmp_path / f"cache{i}" / "builds.log").read_text().splitlines()
-        assert len(built) == len(models) * (1 + len(methods))
+        assert len(built) == len(models) * (1 + 2 * len(methods))  # trained, then variant + metrics per method
     a, b = _results(tmp_path / "report0"), _results(tmp_path / "report1")
     assert len(a) == len(models) * len(methods) and a.keys() == b.keys()
     diffs = {k: (a[k], b[k]) for k in a if a[k] != b[k]}

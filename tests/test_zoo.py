@@ -16,6 +16,7 @@ import torch
 
 import zoo
 from zoo import ArtifactCache, CacheError, CacheWarning, DataError
+from zoo.cache import read_entry, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,8 @@ def test_missing_dataset_says_where_the_files_go(tmp_path, name):
 def test_training_is_repeatable_and_cached(tmp_path):
     cache = ArtifactCache(tmp_path)
     first = zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
-    assert not first.from_cache and 10.0 < first.accuracy <= 100.0
+    # it learned: 85% on the smoke subset here, against 10% for chance
+    assert not first.from_cache and first.accuracy >= 60.0
     again = zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
     assert again.from_cache and again.accuracy == first.accuracy
     for p, q in zip(first.model.state_dict().values(), again.model.state_dict().values()):
@@ -197,9 +199,9 @@ def test_entry_of_another_format_is_not_loaded_as_current(tmp_path):
     cache = ArtifactCache(tmp_path)
     zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
     (path,) = cache.builds
-    blob = torch.load(path, weights_only=True)
+    blob = read_entry(path)
     blob["format"] = 0
-    torch.save(blob, path)
+    write_entry(path, blob)
     with pytest.warns(CacheWarning, match="another version"):
         assert not zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None).from_cache
 

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from . import (PROFILES, ArtifactCache, CacheError, DataError, UnknownModelError,
                UnknownProfileError, build, count_parameters, get_data, get_model_info, get_profile,
                get_trained, list_models)
+from .trained import resolve_device
 from .training import EpochReport
 
 
@@ -57,6 +58,7 @@ def cmd_train(args) -> int:
     names = _parse_models(args.models)
     cache = ArtifactCache(args.cache)
     cache.check_writable()
+    resolve_device(args.device)  # a device this machine lacks stops here, not after the first model
     for name in names:  # a missing dataset stops the run before anything trains, not after
         get_data(name, prof, data_root=args.data_root, download=args.download)
     rows = []
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         return cmd_list(args) if args.cmd == "list" else cmd_train(args)
-    except (UnknownModelError, UnknownProfileError, DataError, CacheError) as err:
+    except (UnknownModelError, UnknownProfileError, DataError, CacheError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,36 +1,53 @@
-"""On-disk artifact cache shared by trained models and compressed variants.
+"""On-disk artifact cache shared by trained models, compressed variants and their metrics.
 
-Rules (DESIGN.md section 7):
-* an entry is keyed by a hash of everything that determines it (the caller's ``parts``);
+Rules:
+* an entry is keyed by a hash of everything that determines it (the caller's ``parts``: settings,
+  the content digest of its parent, fingerprints of the code that builds it, library versions);
 * writes are atomic: a temporary file in the same directory, then ``os.replace``;
 * concurrent processes take a file lock per entry, so an artifact is built once per machine;
+* every entry carries a SHA-256 checksum of its content, verified on every load. It catches
+  accidental corruption (a flipped bit, a truncated copy, an edit by a tool that did not update
+  it); it cannot catch a deliberate change by someone who can write the cache, since they can
+  rewrite the checksum too;
 * loads use ``torch.load(weights_only=True)``: nothing in the cache can run code;
-* an entry that fails to load, or whose stored format/key does not match, is reported with a
-  :class:`CacheWarning`, discarded and rebuilt.
+* an entry proven corrupt (bad checksum, truncated, wrong format or key) is reported with a
+  :class:`CacheWarning`, discarded and rebuilt. An I/O or permission error is not corruption:
+  it raises :class:`CacheError` and the entry is left alone.
 """
 from __future__ import annotations
 
+import ast
+import errno
 import hashlib
+import inspect
+import io
 import json
 import os
 import tempfile
+import textwrap
 import time
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from filelock import FileLock, Timeout
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAGIC = b"compression-bench cache entry v2\n"  # then the SHA-256 of the payload in hex, a newline, the payload
 
 
 class CacheError(RuntimeError):
-    """The cache cannot be used (e.g. the directory is not writable)."""
+    """The cache cannot be used: not writable, full, or an entry cannot be read (I/O, permissions)."""
 
 
 class CacheWarning(UserWarning):
-    """A cache entry was unreadable or stale and has been discarded."""
+    """A cache entry was corrupt or stale and has been discarded."""
+
+
+class CorruptEntry(ValueError):
+    """An entry's bytes are not a valid entry of this format (checksum, truncation, layout)."""
 
 
 def default_cache_dir() -> Path:
@@ -44,6 +61,111 @@ def default_cache_dir() -> Path:
 def hash_parts(parts: dict[str, Any]) -> str:
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- what keys are made of
+
+def package_version(name: str) -> str:
+    """The installed version of distribution ``name`` without a local tag (``2.14.1``), or ``none``."""
+    try:
+        return metadata.version(name).split("+")[0]
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    return {n: package_version(n) for n in names}
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(*objects) -> str:
+    """A hash of the code of modules, classes or functions, blind to comments, docstrings and layout:
+    a key that holds it changes when the code's behaviour may have, not when its prose does."""
+    h = hashlib.sha256()
+    for obj in objects:
+        source = inspect.getsource(obj)
+        tree = _strip_docstrings(ast.parse(textwrap.dedent(source)))
+        h.update(ast.dump(tree, annotate_fields=False, include_attributes=False).encode())
+    return h.hexdigest()[:16]
+
+
+def content_digest(obj) -> str:
+    """SHA-256 of the tensors and plain values in ``obj`` (a state dict, nested dicts and lists), in a
+    fixed order: two models with equal weights have the same digest, whenever they were saved."""
+    h = hashlib.sha256()
+
+    def walk(o) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu()
+            if t.is_quantized:
+                h.update(f"q{t.qscheme()}".encode())
+                t = t.int_repr()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            h.update(b"{")
+            for k in sorted(o, key=str):
+                h.update(str(k).encode() + b":")
+                walk(o[k])
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for v in o:
+                walk(v)
+            h.update(b"]")
+        else:
+            h.update(repr(o).encode())
+
+    walk(obj)
+    return h.hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- the entry file format
+
+def encode_entry(blob: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    payload = buf.getvalue()
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def decode_entry(data: bytes) -> dict:
+    """The blob stored in ``data``; :class:`CorruptEntry` when the bytes are not an intact entry."""
+    if not data.startswith(MAGIC):
+        raise CorruptEntry("not a cache entry of this format (no header)")
+    head = len(MAGIC)
+    digest, payload = data[head:head + 64], data[head + 65:]
+    if data[head + 64:head + 65] != b"\n" or hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise CorruptEntry("checksum mismatch: the file changed after it was written")
+    try:
+        blob = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - an intact checksum over bytes torch refuses: not ours
+        raise CorruptEntry(f"{type(err).__name__}: {_first_line(err)}") from None
+    if not isinstance(blob, dict):
+        raise CorruptEntry("not a cache entry")
+    return blob
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err)
+    return text.splitlines()[0][:200] if text else ""
+
+
+def _io_error(action: str, path: Path, err: OSError) -> CacheError:
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return CacheError(f"the disk under the cache is full: could not {action} {path} (no space left); "
+                          f"free some space or point ZOO_CACHE or --zoo-cache at another disk.")
+    return CacheError(f"could not {action} cache entry {path} ({err.strerror or err}); it was left in place: "
+                      f"fix the permissions or the disk and run again, or point ZOO_CACHE or --zoo-cache elsewhere.")
 
 
 class ArtifactCache:
@@ -67,40 +189,47 @@ class ArtifactCache:
         return self.root / kind / f"{safe}-{key}.pt"
 
     def _load(self, path: Path, key: str) -> dict | None:
-        if not path.exists():
-            return None
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(blob, dict):
-                raise ValueError("not a cache entry")
-            if blob.get("format") != FORMAT_VERSION or blob.get("key") != key:
-                raise ValueError(f"written by another version (format {blob.get('format')!r})")
-            return blob
-        except Exception as err:  # noqa: BLE001 - any unreadable entry is rebuilt
-            self._discard(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+            data = path.read_bytes()
+        except FileNotFoundError:
             return None
+        except OSError as err:
+            raise _io_error("read", path, err) from None
+        try:
+            blob = decode_entry(data)
+            if blob.get("format") != FORMAT_VERSION or blob.get("key") != key:
+                raise CorruptEntry(f"written by another version (format {blob.get('format')!r})")
+        except CorruptEntry as err:
+            self._discard(path, str(err))
+            return None
+        return blob
 
     def _save(self, path: Path, blob: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        data = encode_entry(blob)
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as err:
+            _remove(tmp)
+            raise _io_error("write", path, err) from None
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            _remove(tmp)
             raise
 
     def _log_build(self, path: Path, seconds: float) -> None:
         """One line per artifact built, in ``<cache>/builds.log``: an audit trail that shows how
         often each entry was built, whichever process built it."""
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{os.getpid()}\t{path.relative_to(self.root)}\t{seconds:.1f}s\n"
-        with open(self.root / "builds.log", "a") as f:
-            f.write(line)
+        try:
+            with open(self.root / "builds.log", "a") as f:
+                f.write(line)
+        except OSError as err:
+            raise _io_error("append to", self.root / "builds.log", err) from None
 
     def _discard(self, path: Path, why: str) -> None:
         warnings.warn(CacheWarning(f"discarding unreadable cache entry {path} ({why}); rebuilding it"),
@@ -109,6 +238,8 @@ class ArtifactCache:
             path.unlink()
         except FileNotFoundError:
             pass
+        except OSError as err:
+            raise _io_error("remove corrupt", path, err) from None
 
     def _cached(self, path: Path, key: str, load: Callable[[dict], Any]) -> tuple[bool, Any]:
         """(True, loaded) for a usable entry; (False, None) if absent or discarded."""
@@ -118,7 +249,7 @@ class ArtifactCache:
         try:
             return True, load(blob)
         except (ValueError, KeyError, TypeError, RuntimeError) as err:  # stored, but not usable by this code
-            self._discard(path, f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+            self._discard(path, f"{type(err).__name__}: {_first_line(err)}")
             return False, None
 
     def get_or_build(self, kind: str, name: str, parts: dict[str, Any],
@@ -130,7 +261,7 @@ class ArtifactCache:
         ``load(blob)``, if given, turns the blob into what the caller wants and is returned
         instead of it; when it raises ``ValueError`` (or ``KeyError``, ``TypeError``,
         ``RuntimeError``) on a stored entry, that entry is treated as unreadable: reported,
-        discarded and rebuilt.
+        discarded and rebuilt. Raises :class:`CacheError` when the cache cannot be read or written.
         """
         load = load or (lambda blob: blob)
         key = hash_parts(parts)
@@ -139,7 +270,10 @@ class ArtifactCache:
         if ok:
             return entry, False
         self.check_writable()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _io_error("create the folder of", path, err) from None
         lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
         try:
             lock.acquire(timeout=0)
@@ -160,3 +294,22 @@ class ArtifactCache:
             return load(blob), True
         finally:
             lock.release()
+
+
+def _remove(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def read_entry(path: str | os.PathLike) -> dict:
+    """The blob of a cache entry file (checksum verified): for inspection and tests."""
+    return decode_entry(Path(path).read_bytes())
+
+
+def write_entry(path: str | os.PathLike, blob: dict) -> None:
+    """Write ``blob`` as a cache entry file with a fresh checksum (not atomic): for tests and tools."""
+    Path(path).write_bytes(encode_entry(blob))

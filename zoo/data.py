@@ -132,10 +132,20 @@ def _torchvision_dataset(cls, root: str, train: bool, download: bool, where: str
         if "not found" in str(err).lower() or "corrupted" in str(err).lower():
             hint = " or pass download=True (--zoo-download) on a machine that is online" if not download else ""
             raise DataError(f"{cls.__name__} not found under {root!r}: put {where}{hint}.") from None
-        raise
-    except OSError as err:  # URLError and friends when downloading offline
-        raise DataError(f"could not download {cls.__name__} into {root!r} ({err}); no network? "
-                        f"Put {where} by hand.") from None
+        raise _damaged(cls, root, where, err) from None
+    except OSError as err:
+        if download:  # URLError and friends when downloading offline
+            raise DataError(f"could not download {cls.__name__} into {root!r} ({err}); no network? "
+                            f"Put {where} by hand.") from None
+        raise _damaged(cls, root, where, err) from None
+    except Exception as err:  # noqa: BLE001 - torchvision's readers fail in many ways on bad bytes
+        raise _damaged(cls, root, where, err) from None
+
+
+def _damaged(cls, root: str, where: str, err: Exception) -> DataError:
+    text = str(err).splitlines()[0][:120] if str(err) else ""
+    return DataError(f"the {cls.__name__} files under {root!r} could not be read ({type(err).__name__}: {text}); "
+                     f"they are damaged or not {cls.__name__}: replace them with {where}.")
 
 
 def load_mnist_data(root: str, input_shape: tuple[int, int, int], download: bool = False) -> DataBundle:

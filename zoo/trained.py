@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
-import torchvision
 
-from .cache import ArtifactCache
+from . import data as _data_module, training as _training_module
+from .cache import ArtifactCache, code_fingerprint, content_digest, package_versions
 from .data import DataBundle, load_dataset
 from .profiles import Profile, get_profile
 from .registry import ModelInfo, build, get_model_info
 from .training import Progress, Recipe, evaluate, finetune, print_progress, train, train_threads
 
 DATA_VERSION = 1  # bump when the way datasets are split or preprocessed changes
+#: libraries whose kernels or data loading a trained checkpoint depends on (part of its key)
+TRAINING_PACKAGES = ("torch", "torchvision", "scikit-learn", "numpy")
 
 
 @dataclass
@@ -29,6 +33,8 @@ class TrainedModel:
     key: str                  # cache key: variants derived from this model extend it
     meta: dict                # training time, device, history
     from_cache: bool
+    digest: str = ""          # content digest of the weights: what derived entries are keyed on
+    device: str = "cpu"       # where fine-tuning of derived variants runs (the session's training device)
 
     @property
     def name(self) -> str:
@@ -44,7 +50,8 @@ class TrainedModel:
         """
         finetune(model, self.data, self.recipe, epochs, lr_scale, tag=tag or self.name,
                  on_epoch_start=on_epoch_start, progress=progress, evaluate_each_epoch=False,
-                 precise_bn=recalibrate_bn)
+                 precise_bn=recalibrate_bn, device=self.device)
+        model.to("cpu")
 
 
 @functools.lru_cache(maxsize=16)
@@ -74,27 +81,48 @@ def cache_parts(name: str, prof: Profile) -> dict:
         "dataset": prof.dataset_for(name), "data_version": DATA_VERSION,
         "train_limit": prof.train_limit, "val_limit": prof.val_limit,
         "recipe": asdict(prof.recipe_for(name)), "train_threads": train_threads(),
-        "torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0],
+        "versions": package_versions(*TRAINING_PACKAGES),
+        "code": training_code_fingerprint(),
     }
 
 
+def training_code_fingerprint() -> str:
+    """Fingerprint of the code that loads and splits the data and trains (part of every key)."""
+    return code_fingerprint(_training_module, _data_module)
+
+
 def resolve_device(device: str | None) -> str:
+    """``device`` checked for use on this machine (``auto``: CUDA when there is one, else the CPU);
+    :class:`ValueError` with the fix when it cannot be used."""
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"training device {device!r} was asked for but CUDA is not available; use 'cpu'")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown training device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"training device {device!r} was asked for but this machine has no usable CUDA GPU; "
+                             f"use cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"training device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                             f"device(s), numbered from 0")
+    elif dev.type != "cpu":
+        raise ValueError(f"training device {device!r} is not supported; use cpu, cuda, cuda:N or auto")
     return device
 
 
 def get_trained(name: str, profile: str | Profile | None = None, *,
                 cache: ArtifactCache | str | None = None, data_root: str | None = None,
                 download: bool = False, device: str = "cpu",
-                progress: Progress | None = print_progress) -> TrainedModel:
+                progress: Progress | None = print_progress,
+                log: Callable[[str], None] | None = None) -> TrainedModel:
     """The trained model ``name`` for ``profile``: from the cache, or trained and cached.
 
     Training may run on ``device`` (e.g. ``cuda`` for the full profile); the result is always
     returned on the CPU, in eval mode. The device is recorded but is not part of the key, so a
-    checkpoint trained on a GPU serves later CPU runs.
+    checkpoint trained on a GPU serves later CPU runs. Variants derived from it fine-tune on
+    ``device`` too. ``log`` receives one-line notices (default: standard error).
     """
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     info = get_model_info(name)
@@ -103,8 +131,9 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     data = get_data(name, prof, data_root=data_root, download=download)
     parts = cache_parts(name, prof)
 
+    dev = resolve_device(device)
+
     def build_entry() -> dict:
-        dev = resolve_device(device)
         torch.manual_seed(recipe.seed)
         model = build(name)
         result = train(model, data, recipe, device=dev, tag=f"{name}/{prof.name}", progress=progress)
@@ -116,12 +145,15 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
                          "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
 
     def waiting() -> None:
-        if progress is not None:
-            print(f"[{name}/{prof.name}] another process is training this model; waiting for it", flush=True)
+        (log or _stderr)(f"[{name}/{prof.name}] another process is training this model; waiting for it")
 
     blob, built = store.get_or_build("trained", name, parts, build_entry, on_wait=waiting)
     model = build(name)
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return TrainedModel(info, prof, recipe, data, model, float(blob["meta"]["accuracy"]),
-                        blob["key"], blob["meta"], not built)
+                        blob["key"], blob["meta"], not built, content_digest(blob["state_dict"]), dev)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

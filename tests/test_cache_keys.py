@@ -1,0 +1,101 @@
+"""Cache keys cover what the figures depend on; fine-tuning runs on the training device.
+
+* a library upgrade (torch, torchvision, torch-pruning, scikit-learn) changes the key of every
+  entry that depends on it;
+* a change of the training code retrains, a change of the compression code rebuilds variants, and a
+  change of the measurement code re-measures cached variants without rebuilding them;
+* fingerprints of code ignore comments and docstrings, not behaviour.
+"""
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import compression
+import zoo
+from benchmarks import pipeline
+from zoo import ArtifactCache
+from zoo.cache import code_fingerprint, hash_parts
+
+MODEL = "EnhancedLeNet5"
+
+
+def _keys() -> tuple[str, str]:
+    """(trained key, static INT8 variant key) for the smoke profile, as the code computes them now."""
+    prof = zoo.get_profile("smoke")
+    trained_key = hash_parts(zoo.cache_parts(MODEL, prof))
+    fake = types.SimpleNamespace(key=trained_key, digest="d" * 20, profile=prof)
+    return trained_key, hash_parts(pipeline.variant_parts(fake, compression.get_method("static_int8")))
+
+
+@pytest.mark.parametrize("package, retrains", [("torch", True), ("torchvision", True), ("scikit-learn", True),
+                                               ("numpy", True), ("torch-pruning", False)])
+def test_a_library_upgrade_changes_the_key_of_every_entry_that_depends_on_it(monkeypatch, package, retrains):
+    trained, variant = _keys()
+    real = zoo.cache.package_version
+    monkeypatch.setattr(zoo.cache, "package_version", lambda name: "99.0" if name == package else real(name))
+    trained2, variant2 = _keys()
+    assert (trained2 != trained) == retrains
+    assert variant2 != variant  # every variant depends on the library, directly or through its parent's data
+
+
+def test_a_change_of_the_training_or_compression_code_changes_the_keys(monkeypatch):
+    trained, variant = _keys()
+    monkeypatch.setattr(zoo.trained, "training_code_fingerprint", lambda: "changed")
+    assert _keys()[0] != trained
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "compression_code_fingerprint", lambda: "changed")
+    assert _keys() == (trained, _keys()[1]) and _keys()[1] != variant
+
+
+def _function(tmp_path, name: str, source: str):
+    """``f`` defined in a module file of its own (inspect reads sources from files)."""
+    import importlib.util
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.f
+
+
+def test_code_fingerprints_ignore_prose_and_see_behaviour(tmp_path):
+    a = _function(tmp_path, "a", 'def f(x):\n    """Doubles."""\n    return x * 2  # twice\n')
+    b = _function(tmp_path, "b", '# a comment\ndef f(x):\n\n    """Twice x,\n    in other words."""\n    return x*2\n')
+    c = _function(tmp_path, "c", 'def f(x):\n    return x * 3\n')
+    assert code_fingerprint(a) == code_fingerprint(b) != code_fingerprint(c)
+    assert code_fingerprint(zoo.training) != code_fingerprint(zoo.data)
+
+
+def test_new_measurement_code_re_measures_without_rebuilding(tmp_path, monkeypatch):
+    cache = ArtifactCache(tmp_path)
+    tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
+    first = pipeline.get_variant(tm, "dynamic_int8", cache)
+    assert not first.from_cache and first.measured
+    again = pipeline.get_variant(tm, "dynamic_int8", cache)
+    assert again.from_cache and not again.measured and again.metrics == first.metrics
+    monkeypatch.setattr(pipeline, "measure_code_fingerprint", lambda: "a fixed metric")
+    fresh = pipeline.get_variant(tm, "dynamic_int8", cache)
+    assert fresh.from_cache and fresh.measured  # variant loaded, metrics measured again
+    kinds = [line.split("\t")[2].split("/")[0] for line in (tmp_path / "builds.log").read_text().splitlines()]
+    assert kinds == ["trained", "variants", "metrics", "metrics"]
+
+
+def test_every_fine_tune_runs_on_the_training_device(tmp_path, monkeypatch):
+    """QAT, unstructured and structured pruning all fine-tune on the session's training device. The
+    device is recorded by a spy on the training loop and swapped for the CPU, so no GPU is needed."""
+    cache = ArtifactCache(tmp_path)
+    tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
+    tm.device = "cuda:7"  # what --zoo-train-device cuda:7 gives the trained model on a GPU machine
+    seen, real = [], zoo.training._fit
+
+    def spy(model, data, recipe, *, device="cpu", **kw):
+        seen.append(str(device))
+        return real(model, data, recipe, device="cpu", **kw)
+    monkeypatch.setattr(zoo.training, "_fit", spy)
+    for method in ("qat_int8", "unstructured_30", "structured_30"):
+        before = len(seen)
+        v = pipeline.get_variant(tm, method, cache)
+        assert not v.from_cache and seen[before:] == ["cuda:7"], (method, seen)
+        assert all(p.device.type == "cpu" for p in v.model.parameters())  # back on the CPU for timing
