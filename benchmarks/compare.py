@@ -21,6 +21,7 @@ from typing import Iterable, Mapping, Sequence
 from tabulate import tabulate
 
 from benchmarks.records import number as _num
+from benchmarks.records import setting_of, setting_sort_key, setting_text
 
 # figures a saved benchmark must carry in extra_info to be compared (older saved runs lack them)
 REQUIRED = ("model", "method", "accuracy", "size_mib", "params")
@@ -40,7 +41,7 @@ class CompareError(Exception):
 
 
 
-_BS = re.compile(r"-bs(\d+)\]$")
+_BS = re.compile(r"-bs(\d+)(?:-t\d+)?\]$")
 
 
 def record_from_benchmark(bench: Mapping, source: str) -> dict:
@@ -172,7 +173,7 @@ def resolve(ref: str, storage: str | Path = DEFAULT_STORAGE) -> Path:
 # ---------------------------------------------------------------- comparing
 
 def _key(r: Mapping, by_name: bool):
-    return r["name"] if by_name else (r["model"], r["method"], r.get("batch_size"))
+    return r["name"] if by_name else (r["model"], r["method"], *setting_of(r))
 
 
 def _ratio(new, old) -> float | None:
@@ -199,8 +200,12 @@ class Pair:
         return self.ref["method"]
 
     @property
-    def batch_size(self):
-        return self.ref.get("batch_size")
+    def setting(self) -> tuple:
+        return setting_of(self.ref)
+
+    @property
+    def where(self) -> str:
+        return f"{self.model} / {self.method} @ {setting_text(self.setting)}"
 
     @property
     def accuracy_delta(self) -> float | None:
@@ -226,8 +231,8 @@ class Comparison:
         out = []
         for m in models:
             mine = [p for p in self.pairs if p.model == m]
-            for bs in sorted({p.batch_size for p in mine}, key=lambda b: (b is None, b or 0)):
-                out.append((m, bs, [p for p in mine if p.batch_size == bs]))
+            for setting in sorted({p.setting for p in mine}, key=setting_sort_key):
+                out.append((m, setting, [p for p in mine if p.setting == setting]))
         return out
 
     def changed(self, tolerance: float = SAME) -> list[Pair]:
@@ -238,7 +243,7 @@ class Comparison:
         for model, bs, pairs in self.groups():
             if models is not None and model not in models:
                 continue
-            at = f" at batch {bs}" if bs is not None else ""
+            at = f" at {setting_text(bs)}" if bs[0] is not None else ""
             title = f"{heading} {model}{at}: A = {self.a}, B = {self.b}"
             parts.append(title + "\n\n" + tabulate([row(p) for p in pairs], headers=HEADERS, tablefmt="github",
                                                    disable_numparse=True))
@@ -252,15 +257,15 @@ class Comparison:
         text = f"accuracy changed in {len(changed)} of {len(matched)} matched variants"
         if drops:
             w = drops[0]
-            text += (f"; largest drop: {w.model} / {w.method} @ batch {w.batch_size}, {float(w.old['accuracy']):.2f}% "
+            text += (f"; largest drop: {w.where}, {float(w.old['accuracy']):.2f}% "
                      f"→ {float(w.new['accuracy']):.2f}% ({w.accuracy_delta:+.2f} pts)")
         lines.append(text + ".")
         only_a = [p for p in self.pairs if p.new is None]
         only_b = [p for p in self.pairs if p.old is None]
         if only_a:
-            lines.append(f"only in A ({self.a}): " + ", ".join(f"{p.model}/{p.method}@{p.batch_size}" for p in only_a))
+            lines.append(f"only in A ({self.a}): " + ", ".join(p.where for p in only_a))
         if only_b:
-            lines.append(f"only in B ({self.b}): " + ", ".join(f"{p.model}/{p.method}@{p.batch_size}" for p in only_b))
+            lines.append(f"only in B ({self.b}): " + ", ".join(p.where for p in only_b))
         return lines
 
 
@@ -321,7 +326,7 @@ def accuracy_regressions(comparison: Comparison, max_drop: float) -> list[str]:
     for p in comparison.pairs:
         d = p.accuracy_delta
         if d is not None and -d > max_drop + 1e-9:
-            out.append(f"{p.model} / {p.method} @ batch {p.batch_size}: accuracy dropped from "
+            out.append(f"{p.where}: accuracy dropped from "
                        f"{float(p.old['accuracy']):.2f}% in {comparison.a} to {float(p.new['accuracy']):.2f}% "
                        f"({d:+.2f} pts), more than the allowed {max_drop:.2f} points (--compare-fail-accuracy)")
     return out

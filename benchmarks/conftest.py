@@ -1,7 +1,13 @@
-"""The pytest layer of the benchmark suite: options, parametrization, fixtures, gates, reports.
+"""The pytest layer of the benchmark suite: options, parametrization, fixtures, reports.
 
-Plain logic lives in ``benchmarks.pipeline`` (variants and metrics), ``benchmarks.thresholds``
-(gates) and ``benchmarks.report`` (tables, files); this module wires them into pytest.
+Plain logic lives in ``benchmarks.options`` (option checks), ``benchmarks.pipeline`` (variants and
+metrics), ``benchmarks.timing`` (paired timing), ``benchmarks.thresholds`` (gates) and
+``benchmarks.report`` (tables, files); this module wires them into pytest. Every gate is asserted
+in the variant's own test; the session end only lists them.
+
+Exit statuses: 0 all gates passed; 1 a gate failed; 4 bad input (before anything trains);
+6 no gate failed but some speed gates were inconclusive (the machine was too busy: retry);
+7 the cache or the report files could not be read or written.
 """
 from __future__ import annotations
 
@@ -14,10 +20,14 @@ import torch
 
 import compression
 import zoo
-from benchmarks import compare, pipeline, plots, recommend, report
-from benchmarks.thresholds import Thresholds, ThresholdsError, ratio_failures
+from benchmarks import compare, options, pipeline, plots, recommend, report, timing
+from benchmarks.thresholds import Thresholds, ThresholdsError
 
 RECORD_KEY = "compression_bench_record"
+
+
+EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
+EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
 
 
 def pytest_addoption(parser):
@@ -27,17 +37,26 @@ def pytest_addoption(parser):
     g.addoption("--compression-methods", default=None,
                 help=f"comma-separated method ids (default: all: {', '.join(compression.list_methods())})")
     g.addoption("--latency-batch-size", default="64",
-                help="batch size(s) for latency, comma-separated, e.g. 1,64 (default: 64)")
-    g.addoption("--latency-warmup", type=int, default=3, help="warm-up rounds before timing (default: 3)")
+                help=f"batch size(s) for latency, comma-separated, 1 to {options.MAX_BATCH_SIZE}, e.g. 1,64 "
+                     f"(default: 64)")
+    g.addoption("--latency-warmup", type=int, default=3,
+                help=f"warm-up rounds before timing, 0 to {options.MAX_WARMUP} (default: 3)")
     g.addoption("--latency-target-s", type=float, default=2.0,
                 help="seconds of timed rounds per test, split evenly between a variant and the original timed "
                      "alongside it; sets each round count between 10 and 300 (default: 2.0)")
     g.addoption("--report-dir", default="reports",
-                help="where report.md, results.json and results.csv go (default: ./reports)")
+                help="where report.md, results.json and results.csv go; checked before anything trains "
+                     "(default: ./reports)")
     g.addoption("--thresholds", default=None,
                 help="TOML file of accuracy, speed and size gates (default: benchmarks/thresholds.toml)")
-    g.addoption("--bench-threads", type=int, default=None,
-                help="torch threads (default: usable cores divided among xdist workers)")
+    g.addoption("--bench-threads", default="1",
+                help="torch threads for timing, comma-separated, e.g. 1,2 times every variant at both; part of "
+                     "the test id (default: 1, the most repeatable)")
+    g.addoption("--max-timing-drift", type=float, default=timing.MAX_DRIFT, metavar="FRACTION",
+                help="largest change of the original's speed within one test, (max - min) / median of its timed "
+                     "blocks, that speed gates are judged on; above it the test is timed again, at most "
+                     f"{timing.MAX_ATTEMPTS} times in all, then its speed gates are inconclusive "
+                     f"(default: {timing.MAX_DRIFT})")
     g.addoption("--recommend-within", type=float, default=1.0, metavar="POINTS",
                 help="report.md recommends the smallest and the fastest variant whose accuracy is within "
                      "this many points of the original's (default: 1.0)")
@@ -46,81 +65,48 @@ def pytest_addoption(parser):
                      "points against the compared run")
 
 
-def _names(text: str | None, valid: list[str], what: str, option: str) -> list[str]:
-    if text is None:
-        return list(valid)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise pytest.UsageError(f"{option} selects no {what}; valid {what}s are: {', '.join(valid)}")
-    bad = [n for n in names if n not in valid]
-    if bad:
-        raise pytest.UsageError(f"unknown {what} {', '.join(map(repr, bad))} in {option}; "
-                                f"valid {what}s are: {', '.join(valid)}")
-    return names
-
-
-def _batch_sizes(text: str) -> list[int]:
-    out = []
-    for part in str(text).split(","):
-        try:
-            value = int(part)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise pytest.UsageError(f"--latency-batch-size takes positive integers such as 1,64; got {text!r}")
-        out.append(value)
-    return sorted(set(out))
-
-
-def _threads(config) -> int:
-    chosen = config.getoption("--bench-threads")
-    if chosen:
-        return chosen
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return max(1, cores // max(1, workers))
-
-
 class Bench:
-    """Session state: selections, caches of trained models and variants, collected records."""
+    """Session state: checked selections, trained models and variants, collected records."""
 
     def __init__(self, config):
         self.config = config
         opt = lambda name, env, default=None: config.getoption(name) or os.environ.get(env) or default  # noqa: E731
         try:
             self.profile = zoo.get_profile(opt("--zoo-profile", "ZOO_PROFILE"))
-        except zoo.UnknownProfileError as err:
-            raise pytest.UsageError(str(err)) from None
-        self.models = _names(config.getoption("--zoo-models"), zoo.list_models(), "model", "--zoo-models")
-        self.methods = _names(config.getoption("--compression-methods"), compression.list_methods(),
-                              "method", "--compression-methods")
-        self.batch_sizes = _batch_sizes(config.getoption("--latency-batch-size"))
-        try:
+            self.models = options.names(config.getoption("--zoo-models"), zoo.list_models(), "model", "--zoo-models")
+            self.methods = options.names(config.getoption("--compression-methods"), compression.list_methods(),
+                                         "method", "--compression-methods")
+            self.batch_sizes = options.batch_sizes(config.getoption("--latency-batch-size"))
+            self.thread_counts = options.thread_counts(config.getoption("--bench-threads"))
+            self.warmup = options.warmup(config.getoption("--latency-warmup"))
+            self.target_s = options.target_seconds(config.getoption("--latency-target-s"))
+            self.max_drift = options.fraction(config.getoption("--max-timing-drift"), "--max-timing-drift")
+            self.within = options.points(config.getoption("--recommend-within"), "--recommend-within", "1.0")
+            self.compare_fail = options.points(config.getoption("--compare-fail-accuracy"),
+                                               "--compare-fail-accuracy", "0.5")
+            self.train_device = opt("--zoo-train-device", "ZOO_TRAIN_DEVICE", "cpu")
+            zoo.trained.resolve_device(self.train_device)
+            zoo.training.train_threads()  # ZOO_TRAIN_THREADS
             self.thresholds = Thresholds.load(config.getoption("--thresholds"), models=zoo.list_models(),
                                               methods=compression.list_methods(), profiles=zoo.PROFILES)
-        except ThresholdsError as err:
-            raise pytest.UsageError(str(err)) from None
-        self.cache = zoo.ArtifactCache(opt("--zoo-cache", "ZOO_CACHE"))
-        try:
+            self.cache = zoo.ArtifactCache(opt("--zoo-cache", "ZOO_CACHE"))
             self.cache.check_writable()
-        except zoo.CacheError as err:
+            self.report_dir = options.report_dir(config.getoption("--report-dir"))
+        except (zoo.UnknownProfileError, options.OptionError, ThresholdsError, zoo.CacheError, ValueError) as err:
             raise pytest.UsageError(str(err)) from None
+        if self.compare_fail is not None and not config.getoption("benchmark_compare", None):
+            raise pytest.UsageError("--compare-fail-accuracy needs a run to compare against: add "
+                                    "--benchmark-compare (the latest saved run) or --benchmark-compare=0001.")
         self.data_root = opt("--zoo-data-root", "ZOO_DATA_ROOT")
         self.download = bool(config.getoption("--zoo-download"))
-        self.train_device = opt("--zoo-train-device", "ZOO_TRAIN_DEVICE", "cpu")
-        self.report_dir = Path(config.getoption("--report-dir"))
-        self.within = config.getoption("--recommend-within")
-        self.compare_fail = config.getoption("--compare-fail-accuracy")
         self.comparison: compare.Comparison | None = None
         self.plots: plots.PlotResult | None = None
         self.notices: list[str] = []
         self.regressions: list[str] = []
-        self.threads = _threads(config)
-        torch.set_num_threads(self.threads)
+        self.unwritten: list[str] = []
         self._trained: dict[str, zoo.TrainedModel] = {}
         self._variants: dict[tuple[str, str], pipeline.Variant] = {}
         self.records: list[dict] = []
-        self.failures: list[str] = []
         self.paths: dict = {}
 
     # progress goes straight to the terminal, even while pytest captures output
@@ -141,9 +127,12 @@ class Bench:
             t0 = time.perf_counter()
             try:
                 tm = zoo.get_trained(name, self.profile, cache=self.cache, data_root=self.data_root,
-                                     download=self.download, device=self.train_device, progress=self._progress)
+                                     download=self.download, device=self.train_device, progress=self._progress,
+                                     log=lambda m: self.say("  " + m))
             except zoo.DataError as err:
-                pytest.exit(f"{err}", returncode=4)
+                pytest.exit(f"{err}", returncode=pytest.ExitCode.USAGE_ERROR)
+            except zoo.CacheError as err:
+                pytest.exit(str(err), returncode=EXIT_FAULT)
             if not tm.from_cache:
                 self.say(f"  [{name}] trained in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
             self._trained[name] = tm
@@ -152,28 +141,19 @@ class Bench:
     def variant(self, name: str, method: str) -> pipeline.Variant:
         key = (name, method)
         if key not in self._variants:
-            self._variants[key] = pipeline.get_variant(self.trained(name), method, self.cache,
-                                                       log=lambda m: self.say("  " + m), progress=self._progress)
+            try:
+                self._variants[key] = pipeline.get_variant(self.trained(name), method, self.cache,
+                                                           log=lambda m: self.say("  " + m),
+                                                           progress=self._progress)
+            except zoo.CacheError as err:
+                pytest.exit(str(err), returncode=EXIT_FAULT)
         return self._variants[key]
 
 
-def _check_report_options(config) -> None:
-    within = config.getoption("--recommend-within")
-    if not within >= 0:
-        raise pytest.UsageError(f"--recommend-within takes a number of points >= 0, such as 1.0; got {within}")
-    fail = config.getoption("--compare-fail-accuracy")
-    if fail is not None:
-        if not fail >= 0:
-            raise pytest.UsageError(f"--compare-fail-accuracy takes a number of points >= 0, such as 0.5; got {fail}")
-        if not config.getoption("benchmark_compare", None):
-            raise pytest.UsageError("--compare-fail-accuracy needs a run to compare against: add "
-                                    "--benchmark-compare (the latest saved run) or --benchmark-compare=0001.")
-
-
 def _check_data(b: Bench) -> None:
-    """Fail before collection when a selected model's dataset (mnist, cifar10) is not there,
-    rather than at its first test, after the models before it have trained. Loading is cheap
-    next to training, and ``zoo.get_data`` keeps what it loaded for the session."""
+    """Fail before collection when a selected model's dataset (mnist, cifar10) is not there or is
+    unreadable, rather than at its first test, after the models before it have trained. Loading is
+    cheap next to training, and ``zoo.get_data`` keeps what it loaded for the session."""
     for name in b.models:
         if b.profile.dataset_for(name) == "digits":
             continue
@@ -185,7 +165,8 @@ def _check_data(b: Bench) -> None:
 
 def pytest_configure(config):
     _records.clear()
-    _check_report_options(config)
+    if config.option.help:
+        return
     config._compression_bench = Bench(config)
     parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
     if parallel and config.getoption("benchmark_only", False):
@@ -199,8 +180,7 @@ def pytest_configure(config):
         # worker: two 2-thread trainings at once on 2 cores took 77 s each, 35 s with passive waits.
         # Workers inherit this environment; the wait policy does not change any result.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if not config.option.help:
-        _check_data(config._compression_bench)
+    _check_data(config._compression_bench)
 
 
 def _bench(config) -> Bench:
@@ -214,6 +194,7 @@ def pytest_generate_tests(metafunc):
     cases = [(m, k) for m in b.models for k in b.methods]
     metafunc.parametrize(("model_name", "method_id"), cases, ids=[f"{m}-{k}" for m, k in cases])
     metafunc.parametrize("batch_size", b.batch_sizes, ids=[f"bs{n}" for n in b.batch_sizes])
+    metafunc.parametrize("threads", b.thread_counts, ids=[f"t{n}" for n in b.thread_counts])
 
 
 @pytest.fixture(scope="session")
@@ -235,14 +216,10 @@ def variant(bench, trained, method_id) -> pipeline.Variant:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     b = _bench(config)
-    import sklearn
-    import torch_pruning
-    import torchvision
+    versions = zoo.cache.package_versions("torch", "torchvision", "torch-pruning", "scikit-learn")
     machine_info["compression_bench"] = {
-        "profile": b.profile.name, "threads": b.threads, "torch": torch.__version__,
-        "torchvision": torchvision.__version__, "torch_pruning": torch_pruning.__version__,
-        "scikit_learn": sklearn.__version__, "quantized_engine": torch.backends.quantized.engine,
-        "batch_sizes": b.batch_sizes,
+        "profile": b.profile.name, "threads": b.thread_counts, **versions,
+        "quantized_engine": torch.backends.quantized.engine, "batch_sizes": b.batch_sizes,
     }
 
 
@@ -260,11 +237,9 @@ _records: list[dict] = []
 
 
 def _header(b: Bench, records: list[dict]) -> dict:
-    import torch_pruning
-    import torchvision
-    header = report.run_header(records, profile=b.profile.name, batch_sizes=b.batch_sizes, threads=b.threads,
-                               versions={"torch": torch.__version__, "torchvision": torchvision.__version__,
-                                         "torch-pruning": torch_pruning.__version__},
+    versions = zoo.cache.package_versions("torch", "torchvision", "torch-pruning")
+    header = report.run_header(records, profile=b.profile.name, batch_sizes=b.batch_sizes,
+                               threads=", ".join(map(str, b.thread_counts)), versions=versions,
                                repo=b.config.rootpath)
     if b.comparison is not None:
         header["Compared against"] = b.comparison.a
@@ -292,35 +267,39 @@ def _compare(config, b: Bench, records: list[dict]) -> None:
         b.regressions += compare.accuracy_regressions(b.comparison, b.compare_fail)
 
 
+def _order(b: Bench, r: dict):
+    model = b.models.index(r["model"]) if r["model"] in b.models else len(b.models)
+    method = b.methods.index(r["method"]) if r["method"] in b.methods else len(b.methods)
+    return model, method, r["batch_size"], r.get("threads") or 0
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    if hasattr(config, "workerinput") or not _records:
+    if hasattr(config, "workerinput") or not _records or not hasattr(config, "_compression_bench"):
         return
     b = _bench(config)
-    records = report.add_ratios(sorted(_records, key=lambda r: (b.models.index(r["model"]),
-                                                                 b.methods.index(r["method"]), r["batch_size"])))
+    records = report.add_ratios(sorted(_records, key=lambda r: _order(b, r)))
     b.records = records
-    for r in records:
-        if r["method"] == "original":
-            continue
-        gates = b.thresholds.gates(r["model"], r["method"], b.profile.name)
-        b.failures += ratio_failures(r["model"], r["method"], r["batch_size"], speedup=r.get("speedup"),
-                                     size_ratio=r.get("size_ratio"), gates=gates)
     drift = report.drift_notice(records)
     if drift:
         b.notices.append(drift)
     _compare(config, b, records)
     b.plots = plots.make_plots(records, b.report_dir, within=b.within, method_order=b.methods)
-    b.paths = report.write_results(records, _header(b, records), b.report_dir, within=b.within,
-                                   method_order=b.methods, comparison=b.comparison, plots=b.plots,
-                                   notices=b.notices)
-    if (b.failures or b.regressions) and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    b.paths, b.unwritten = report.write_results(records, _header(b, records), b.report_dir, within=b.within,
+                                                method_order=b.methods, comparison=b.comparison, plots=b.plots,
+                                                notices=b.notices)
+    if session.exitstatus == 0:
+        if b.regressions:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        elif b.unwritten:
+            session.exitstatus = EXIT_FAULT
+        elif any(r.get("inconclusive") for r in records):
+            session.exitstatus = EXIT_INCONCLUSIVE
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or not hasattr(config, "_compression_bench"):
         return
     b = _bench(config)
     if not b.records:
@@ -350,13 +329,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_line("")
     for note in b.notices + (b.plots.notices if b.plots else []):
         tr.write_line(note, yellow=True)
-    tr.write_line(f"results: {', '.join(str(p) for p in b.paths.values())}")
+    if b.paths:
+        tr.write_line(f"results: {', '.join(str(p) for p in b.paths.values())}")
+    for line in b.unwritten:
+        tr.write_line(line, red=True)
     if b.plots and b.plots.paths:
         tr.write_line(f"plots: {len(b.plots.paths)} PNG files in {b.report_dir}")
-    if b.failures:
-        tr.section("speed and size gates failed", red=True)
-        for msg in b.failures:
+    failed = [m for r in b.records for m in r.get("gate_failures") or []]
+    if failed:
+        tr.section("gates failed (each in its own test)", red=True)
+        for msg in failed:
             tr.write_line(msg, red=True)
+    inconclusive = [m for r in b.records for m in r.get("inconclusive") or []]
+    if inconclusive:
+        tr.section(f"speed gates inconclusive (exit status {EXIT_INCONCLUSIVE} when nothing else failed)",
+                   yellow=True)
+        for msg in inconclusive:
+            tr.write_line(msg, yellow=True)
     if b.regressions:
         tr.section("accuracy dropped against the compared run", red=True)
         for msg in b.regressions:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from benchmarks.records import number
+from benchmarks.records import number, setting_of, setting_sort_key, setting_text
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -72,8 +72,9 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
 
 
-def latency_plot_name(model: str, batch_size) -> str:
-    return f"{safe_name(model)}-bs{batch_size}-accuracy-latency.png"
+def latency_plot_name(model: str, batch_size, threads=None) -> str:
+    t = "" if threads is None else f"-t{threads}"
+    return f"{safe_name(model)}-bs{batch_size}{t}-accuracy-latency.png"
 
 
 def size_plot_name(model: str) -> str:
@@ -209,20 +210,20 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
         items = result.by_model.setdefault(model, [])
         r0 = recs[0]
         where = f"{r0.get('dataset', '?')}, profile {r0.get('profile', '?')}"
-        for bs in sorted({r.get("batch_size") for r in recs}, key=lambda b: (b is None, b or 0)):
-            path = out / latency_plot_name(model, bs)
-            timed = [r for r in recs if r.get("batch_size") == bs and _num(r.get("latency_median_ms"))
+        for setting in sorted({setting_of(r) for r in recs}, key=setting_sort_key):
+            bs, threads = setting
+            path = out / latency_plot_name(model, bs, threads)
+            timed = [r for r in recs if setting_of(r) == setting and _num(r.get("latency_median_ms"))
                      and _num(r.get("accuracy")) is not None]
             if len(timed) < 1 or not any(r["method"] == "original" for r in timed):
                 untimed = True
                 path.unlink(missing_ok=True)  # a stale plot from an earlier run would mislead
                 continue
-            threads = r0.get("threads", "?")
-            title = f"{model}: accuracy vs latency (batch {bs}, {threads} thread{'' if threads == 1 else 's'}, {where})"
+            title = f"{model}: accuracy vs latency ({setting_text(setting)}, {where})"
             try:
                 _draw(timed, "latency_median_ms", xlabel=f"Latency, median per batch of {bs} (ms)", title=title,
                       path=path, within=within, method_order=method_order)
-                items.append((f"{model}: accuracy vs latency at batch {bs}", path))
+                items.append((f"{model}: accuracy vs latency at {setting_text(setting)}", path))
             except Exception as err:  # a plot is never worth failing the benchmark run for
                 result.notices.append(f"plot {path.name} failed: {type(err).__name__}: {err}")
         # size does not depend on the batch size: one point per method

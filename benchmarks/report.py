@@ -1,13 +1,17 @@
 """Session-end tables and result files. Plain functions over records (dicts), no pytest.
 
-A record is one (model, method, batch size) measurement; see :data:`FIELDS`.
+A record is one (model, method, batch size, threads) measurement; see :data:`FIELDS`. Records are
+grouped by model and *setting* (batch size and threads): one table per group.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import platform
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
@@ -15,19 +19,20 @@ from typing import Iterable
 from tabulate import tabulate
 
 from benchmarks import recommend, timing
-from benchmarks.records import number
+from benchmarks.records import number, setting_of, setting_sort_key, setting_text
 
 FIELDS = [
     "model", "method", "label", "compression", "family", "level", "profile", "dataset",
     "batch_size", "threads", "accuracy", "accuracy_delta", "params", "nonzero_params", "sparsity",
     "size_mib", "zero_aware_size_mib", "macs", "density_weighted_macs", "latency_median_ms",
     "latency_iqr_ms", "latency_stddev_ms", "latency_rounds", "reference_latency_median_ms",
-    "reference_latency_rounds", "speedup", "size_ratio",
+    "reference_latency_rounds", "reference_spread", "timing_attempts", "speedup", "size_ratio",
+    "gate_failures", "inconclusive",
 ]
 
 HEADERS = ["Method", "Compression", "Val. accuracy (%)", "Δ acc (pts)", "Num of params (M)",
            "Nonzero (M)", "Size (MiB)", "Zero-aware (MiB)", "MACs (M)", "Latency (ms)",
-           "Speedup", "Size ratio"]
+           "Ref. latency (ms)", "Speedup", "Size ratio"]
 
 
 def _num(v) -> float | None:
@@ -42,17 +47,20 @@ def _fmt(v, spec: str, suffix: str = "") -> str:
 def add_ratios(records: list[dict]) -> list[dict]:
     """Fill accuracy_delta and size_ratio against the original of the same model and batch, and
     speedup where the test did not measure a paired one (records from older runs)."""
-    originals = {(r["model"], r["batch_size"]): r for r in records if r["method"] == "original"}
+    originals = {(r["model"], setting_of(r)): r for r in records if r["method"] == "original"}
     by_model = {r["model"]: r for r in records if r["method"] == "original"}
     for r in records:
-        o = originals.get((r["model"], r["batch_size"])) or by_model.get(r["model"])
+        if _num(r.get("original_accuracy")) is not None:
+            r["accuracy_delta"] = r["accuracy"] - r["original_accuracy"]
+        o = originals.get((r["model"], setting_of(r))) or by_model.get(r["model"])
         if o is None:
             continue
-        r["accuracy_delta"] = r["accuracy"] - o["accuracy"]
-        r["size_ratio"] = r["size_mib"] / o["size_mib"] if o["size_mib"] else None
-        if _num(r.get("speedup")) is None:
+        r.setdefault("accuracy_delta", r["accuracy"] - o["accuracy"])
+        if _num(r.get("size_ratio")) is None:
+            r["size_ratio"] = r["size_mib"] / o["size_mib"] if o["size_mib"] else None
+        if _num(r.get("speedup")) is None and r["method"] != "original":
             lat, olat = _num(r.get("latency_median_ms")), _num(o.get("latency_median_ms"))
-            r["speedup"] = olat / lat if lat and olat and o["batch_size"] == r["batch_size"] else None
+            r["speedup"] = olat / lat if lat and olat and setting_of(o) == setting_of(r) else None
     return records
 
 
@@ -60,7 +68,7 @@ DRIFT_NOTICE = 0.05  # a spread of the original's latency above this is reported
 
 
 def latency_drift(records: list[dict]) -> list[tuple[str, object, list[float], float]]:
-    """Per (model, batch size): the original's median latency each time this run timed it (its own
+    """Per (model, setting): the original's median latency each time this run timed it (its own
     test, then once per paired variant test) and their spread, (max - min) / median. The original
     does not change, so the spread is how much the machine's speed changed during the run."""
     out = []
@@ -75,7 +83,7 @@ def latency_drift(records: list[dict]) -> list[tuple[str, object, list[float], f
 
 
 def drift_lines(records: list[dict]) -> list[str]:
-    return [f"{model} @ batch {bs}: the original timed {len(seen)} times, {min(seen):.2f}–{max(seen):.2f} ms "
+    return [f"{model} @ {setting_text(bs)}: the original timed {len(seen)} times, {min(seen):.2f}–{max(seen):.2f} ms "
             f"(spread {s:.1%})" for model, bs, seen, s in latency_drift(records)]
 
 
@@ -87,7 +95,7 @@ def drift_notice(records: list[dict]) -> str | None:
     model, bs, _, worst = max(drift, key=lambda d: d[3])
     if worst <= DRIFT_NOTICE:
         return None
-    return (f"the machine's speed changed during this run: the original of {model} @ batch {bs} varied by "
+    return (f"the machine's speed changed during this run: the original of {model} @ {setting_text(bs)} varied by "
             f"{worst:.1%} across its tests. Absolute latencies are uncertain to about that much; speedups are "
             f"paired (original and variant timed in the same test) and do not carry it, so compare runs and gate "
             f"on speedup.")
@@ -103,29 +111,29 @@ def table_rows(records: Iterable[dict]) -> list[list[str]]:
             _fmt(r["params"] / 1e6, ".3f"), _fmt(r["nonzero_params"] / 1e6, ".3f"),
             _fmt(r["size_mib"], ".2f"), _fmt(r["zero_aware_size_mib"], ".2f"),
             _fmt(r["macs"] / 1e6 if r.get("macs") is not None else None, ".1f"),
-            _fmt(r.get("latency_median_ms"), ".2f"),
+            _fmt(r.get("latency_median_ms"), ".2f"), _fmt(r.get("reference_latency_median_ms"), ".2f"),
             _fmt(r.get("speedup"), ".2f", "x"), _fmt(r.get("size_ratio"), ".3f", "x"),
         ])
     return rows
 
 
-def groups(records: list[dict]) -> list[tuple[str, int | None, list[dict]]]:
-    """(model, batch size, records) in first-seen model order, batch sizes ascending."""
+def groups(records: list[dict]) -> list[tuple[str, tuple, list[dict]]]:
+    """(model, setting, records) in first-seen model order, settings (batch size, threads) ascending."""
     order: dict[str, None] = {}
     for r in records:
         order.setdefault(r["model"], None)
     out = []
     for model in order:
         mine = [r for r in records if r["model"] == model]
-        for bs in sorted({r["batch_size"] for r in mine}, key=lambda b: (b is None, b)):
-            out.append((model, bs, [r for r in mine if r["batch_size"] == bs]))
+        for setting in sorted({setting_of(r) for r in mine}, key=setting_sort_key):
+            out.append((model, setting, [r for r in mine if setting_of(r) == setting]))
     return out
 
 
-def group_title(model: str, bs, recs: list[dict]) -> str:
+def group_title(model: str, setting: tuple, recs: list[dict]) -> str:
     r0 = recs[0]
     return (f"### {model} — {r0.get('dataset', '?')} validation, profile {r0.get('profile', '?')}, "
-            f"latency at batch {bs}, {r0.get('threads', '?')} threads")
+            f"latency at {setting_text(setting)}")
 
 
 def render_table(recs: list[dict]) -> str:
@@ -191,17 +199,18 @@ def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versi
 
 NOTES = ("Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
          "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
-         "MACs are per image, counted on the float graph. Latency is the median per batch. Speedup is "
-         "the original's median latency over the variant's, both timed in the variant's test (the "
-         "original in blocks between the variant's rounds); size ratio is against the original.")
+         "MACs are per image, counted on the float graph. Latency is the median per batch. Ref. latency "
+         "is the original's median latency timed in the variant's own test (in blocks between the "
+         "variant's rounds); Speedup is that figure over the variant's latency, so the two columns beside "
+         "it reproduce it. Size ratio is against the original.")
 
 
 def render_recommendations(records: list[dict], *, within: float = 1.0, method_order=None,
                            markdown: bool = False) -> list[str]:
-    """One line per (model, batch size): the smallest and the fastest variant within budget."""
+    """One line per (model, setting): the smallest and the fastest variant within budget."""
     out = []
     for rec in recommend.recommend(records, within=within, method_order=method_order):
-        where = f"{rec.model} @ batch {rec.batch_size}"
+        where = f"{rec.model} @ {setting_text(rec.setting)}"
         out.append(f"{'- **' + where + '**' if markdown else where}: " + "; ".join(rec.lines()))
     return out
 
@@ -225,7 +234,7 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
     if comparison is not None:
         lines += [f"Changes against the compared run {comparison.a} (A) are shown under each model: accuracy "
                   f"in points (B − A), size, params and latency as ratios B/A, where B is this run.", ""]
-    recs = {(r.model, r.batch_size): r for r in recommend.recommend(records, within=within, method_order=method_order)}
+    recs = {(r.model, r.setting): r for r in recommend.recommend(records, within=within, method_order=method_order)}
     models = list(dict.fromkeys(r["model"] for r in records))
     for model in models:
         lines += [f"## {model}", ""]
@@ -239,7 +248,7 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
             rec = recs.get((model, bs))
             if rec is not None:
                 acc = "" if rec.original_accuracy is None else f" ({rec.original_accuracy:.2f}%)"
-                lines += [f"**Recommendation** at batch {bs}, within {recommend.points(within)} of the original's "
+                lines += [f"**Recommendation** at {setting_text(bs)}, within {recommend.points(within)} of the original's "
                           f"accuracy{acc}:", ""]
                 lines += [f"- {line}" for line in rec.lines()] + [""]
         if plots is not None:
@@ -250,17 +259,55 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
     return "\n".join(lines)
 
 
-def write_results(records: list[dict], header: dict, report_dir: str | Path, **report_options) -> dict[str, Path]:
-    """report.md, results.json and results.csv in ``report_dir``; ``report_options`` go to
-    :func:`render_report` (within, method_order, comparison, plots, notices)."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a failure
+    (a full disk) leaves the previous file, never a truncated one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_results(records: list[dict], header: dict, report_dir: str | Path,
+                  **report_options) -> tuple[dict[str, Path], list[str]]:
+    """report.md, results.json and results.csv in ``report_dir``, each written atomically;
+    ``report_options`` go to :func:`render_report` (within, method_order, comparison, plots, notices).
+
+    Returns (the files written, one sentence per file that could not be written): a failure to write
+    one file does not stop the others."""
     d = Path(report_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    paths = {"report": d / "report.md", "json": d / "results.json", "csv": d / "results.csv"}
-    paths["report"].write_text(render_report(records, header, **report_options), encoding="utf-8")
     clean = [{k: r.get(k) for k in FIELDS} for r in records]
-    paths["json"].write_text(json.dumps({"format": 1, "header": header, "results": clean}, indent=2))
-    with paths["csv"].open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(clean)
-    return paths
+    contents = {
+        "report": ("report.md", lambda: render_report(records, header, **report_options)),
+        "json": ("results.json", lambda: json.dumps({"format": 1, "header": header, "results": clean}, indent=2)),
+        "csv": ("results.csv", lambda: _csv(clean)),
+    }
+    paths, unwritten = {}, []
+    for key, (name, render) in contents.items():
+        path = d / name
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, render())
+        except OSError as err:
+            unwritten.append(f"could not write {path} ({err.strerror or err}); the tables above are complete, "
+                             f"the file was left as it was")
+        else:
+            paths[key] = path
+    return paths, unwritten

@@ -19,6 +19,8 @@ Keys (all optional):
                        (a masked dense model runs at the dense model's speed)
     max_size_ratio     variant size / original size (serialized state_dict bytes)
 
+Every gate is asserted in the variant's own test.
+
 A key set to ``false`` switches that gate off for the layer and those below it.
 """
 from __future__ import annotations
@@ -53,10 +55,13 @@ class Thresholds:
              profiles: Iterable[str]) -> "Thresholds":
         path = Path(path) if path else DEFAULT_PATH
         try:
-            text = path.read_text()
+            text = path.read_bytes().decode("utf-8")
         except OSError as err:
             raise ThresholdsError(f"cannot read thresholds file {str(path)!r} ({err.strerror}); "
                                   f"pass an existing file to --thresholds.") from None
+        except UnicodeDecodeError as err:
+            raise ThresholdsError(f"thresholds file {str(path)!r} is not UTF-8 text (byte {err.start}); "
+                                  f"save it as UTF-8 TOML.") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -114,6 +119,8 @@ class Thresholds:
 
     def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
         self._check_layer("", self.data, models, methods)
+        if not isinstance(self.data.get("profiles", {}), dict):
+            self._fail("profiles", "expected a table of profiles, such as [profiles.smoke.defaults]")
         for prof, layer in self.data.get("profiles", {}).items():
             if prof not in profiles:
                 self._fail(f"profiles.{prof}", f"unknown profile; valid profiles are {', '.join(sorted(profiles))}")
@@ -149,10 +156,8 @@ def accuracy_failures(model: str, method: str, accuracy: float, original_accurac
     return msgs
 
 
-def ratio_failures(model: str, method: str, batch_size: int | None, *, speedup: float | None,
-                   size_ratio: float | None, gates: dict[str, float]) -> list[str]:
-    """Speed and size gates; speed gates are skipped when latency was not measured."""
-    where = f"{model} / {method}" + (f" @ batch {batch_size}" if batch_size else "")
+def speed_failures(where: str, speedup: float | None, gates: dict[str, float]) -> list[str]:
+    """Speed gates (skipped when latency was not measured); ``where`` names model, method and setting."""
     msgs = []
     if speedup is not None:
         if "min_speedup" in gates and speedup < gates["min_speedup"]:
@@ -162,6 +167,10 @@ def ratio_failures(model: str, method: str, batch_size: int | None, *, speedup: 
                         f"{gates['max_speedup']:.2f}x (a timing artifact?)")
         if "max_latency_ratio" in gates and 1.0 / speedup > gates["max_latency_ratio"]:
             msgs.append(f"{where}: latency {1.0 / speedup:.2f}x the original's, allowed at most {gates['max_latency_ratio']:.2f}x")
-    if size_ratio is not None and "max_size_ratio" in gates and size_ratio > gates["max_size_ratio"]:
-        msgs.append(f"{where}: size {size_ratio:.3f}x the original's, allowed at most {gates['max_size_ratio']:.3f}x")
     return msgs
+
+
+def size_failures(where: str, size_ratio: float | None, gates: dict[str, float]) -> list[str]:
+    if size_ratio is not None and "max_size_ratio" in gates and size_ratio > gates["max_size_ratio"]:
+        return [f"{where}: size {size_ratio:.3f}x the original's, allowed at most {gates['max_size_ratio']:.3f}x"]
+    return []

@@ -13,6 +13,13 @@ ratio does not drift with the machine even when the absolute figures do.
 before every warm-up and timed round and does not time it. Before every ``block_size``-th timed
 round it calls the reference once untimed (to warm its caches), times it ``per_block`` times,
 then calls the variant once untimed, so that the variant's next timed round starts warm again.
+Both sides are timed with the same clock: in the suite, pytest-benchmark's timer
+(``--benchmark-timer``), so changing that option cannot skew a ratio.
+
+The reference's blocks also show whether the machine's speed moved during the test: the original
+never changes, so when its block medians differ by more than :data:`MAX_DRIFT` the machine
+was busy with something else, and :func:`paired` is repeated (at most :data:`MAX_ATTEMPTS` times
+in all) before a speed gate is judged on it.
 """
 from __future__ import annotations
 
@@ -24,6 +31,11 @@ from typing import Callable
 MIN_ROUNDS = 10
 MAX_ROUNDS = 300
 BLOCKS = 8  # reference blocks per test: enough to follow a change of machine speed within a test
+#: Largest (max - min) / median of the reference's block medians for which a test's timing is trusted
+#: (``--max-timing-drift``). In quiet one-thread runs here the blocks of one test agreed within a few
+#: percent (figures in the README).
+MAX_DRIFT = 0.20
+MAX_ATTEMPTS = 3  # timings of one test in all, the first included, before its speed gates are inconclusive
 
 
 def time_once(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
@@ -57,6 +69,7 @@ class Interleaver:
         self.blocks = math.ceil(rounds / self.block_size)
         self.per_block = math.ceil(reference_rounds / self.blocks)
         self.samples: list[float] = []
+        self.block_medians: list[float] = []
         self._calls = 0
 
     def __call__(self) -> None:
@@ -65,16 +78,75 @@ class Interleaver:
         if timed_round < 0 or timed_round % self.block_size:
             return None
         self.reference()
+        block = []
         for _ in range(self.per_block):
             t0 = self.clock()
             self.reference()
-            self.samples.append(self.clock() - t0)
+            block.append(self.clock() - t0)
+        self.samples += block
+        self.block_medians.append(statistics.median(block))
         self.variant()
         return None  # pedantic calls the target with its own (empty) arguments
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def steadiness(self) -> float | None:
+        """How far the reference's block medians spread, (max - min) / median: the machine's speed change."""
+        return spread(self.block_medians)
+
+
+class Paired:
+    """One paired timing: the variant's round times, and the reference timed beside them."""
+
+    def __init__(self, variant_samples: list[float], pairing: Interleaver, max_drift: float = MAX_DRIFT):
+        self.samples = list(variant_samples)
+        self.pairing = pairing
+        self.max_drift = max_drift
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def reference_median(self) -> float | None:
+        return self.pairing.median
+
+    @property
+    def speedup(self) -> float | None:
+        ref = self.pairing.median
+        return ref / self.median if ref and self.samples else None
+
+    @property
+    def steadiness(self) -> float | None:
+        return self.pairing.steadiness
+
+    @property
+    def steady(self) -> bool:
+        s = self.steadiness
+        return s is None or s <= self.max_drift
+
+
+def paired(reference: Callable[[], object], variant: Callable[[], object], *, warmup_rounds: int, rounds: int,
+           reference_rounds: int, clock: Callable[[], float] = time.perf_counter,
+           max_drift: float = MAX_DRIFT) -> Paired:
+    """The suite's timing protocol without pytest: ``warmup_rounds`` untimed calls of ``variant``, then
+    ``rounds`` timed ones, with ``reference`` timed in blocks between them (see the module doc).
+
+    ``Paired.speedup`` is the reference's median over the variant's. What pytest-benchmark's
+    ``pedantic`` does with an :class:`Interleaver` as its ``setup``, as a plain loop."""
+    pairing = Interleaver(reference, variant, warmup_rounds=warmup_rounds, rounds=rounds,
+                          reference_rounds=reference_rounds, clock=clock)
+    samples = []
+    for i in range(warmup_rounds + rounds):
+        pairing()
+        t0 = clock()
+        variant()
+        if i >= warmup_rounds:
+            samples.append(clock() - t0)
+    return Paired(samples, pairing, max_drift)
 
 
 def spread(values: list[float]) -> float | None:

@@ -64,7 +64,7 @@ def test_fastest_ranks_by_the_paired_speedup_not_by_medians_taken_apart():
             dict(rec("static_int8", 96.8, 1.0, 4.0), speedup=3.0)]
     (r,) = recommend.recommend(report.add_ratios(recs))
     assert r.fastest.method == "static_int8" and r.fastest.speed_gain == 3.0
-    assert [x["speedup"] for x in recs] == [1.0, 1.3, 3.0]  # add_ratios keeps paired speedups
+    assert [x.get("speedup") for x in recs] == [None, 1.3, 3.0]  # add_ratios keeps paired speedups
     (r,) = recommend.recommend(report.add_ratios(recs[:2]))
     assert r.fastest.method == "dynamic_int8"
 
@@ -78,7 +78,16 @@ def test_exactly_on_the_budget_qualifies_and_the_original_never_counts():
     (r,) = recommend.recommend([recs[0], recs[2]])
     assert r.smallest is None and r.fastest is None
     assert r.lines() == ["smallest — none: no qualifying variant is smaller than the original",
-                         "fastest — none: no qualifying variant is faster than the original"]
+                         "fastest — none: no qualifying variant is at least 1.10x faster than the original"]
+
+
+@pytest.mark.parametrize("speedup, fastest", [(1.01, None), (1.09, None), (1.10, "unstructured_30"),
+                                              (1.5, "unstructured_30")])
+def test_fastest_needs_a_speedup_of_at_least_the_named_minimum(speedup, fastest):
+    assert recommend.FASTEST_MIN_SPEEDUP == 1.10
+    recs = [rec("original", 97.0, 1.0, 10.0), dict(rec("unstructured_30", 97.0, 1.0, 9.0), speedup=speedup)]
+    (r,) = recommend.recommend(recs)
+    assert (r.fastest.method if r.fastest else None) == fastest
 
 
 def test_ties_prefer_higher_accuracy_then_method_order():
@@ -116,7 +125,7 @@ def test_recommendations_per_model_and_batch_size():
     recs += report.add_ratios([rec("original", 97.0, 4.0, 1.0, model="A", bs=1),
                                rec("static_int8", 96.8, 1.0, 2.0, model="A", bs=1)])
     out = recommend.recommend(recs)
-    assert [(r.model, r.batch_size) for r in out] == [("A", 1), ("A", 64), ("B", 64)]
+    assert [(r.model, r.setting) for r in out] == [("A", (1, 2)), ("A", (64, 2)), ("B", (64, 2))]
     assert out[0].fastest is None and out[0].smallest.describe() == "static_int8: 4.0x smaller, 2.0x slower, -0.2 pts"
 
 
@@ -137,17 +146,17 @@ def test_plots_are_written_per_model_and_batch(tmp_path):
     result = plots.make_plots(recs, tmp_path, within=1.0)
     assert result.notices == []
     names = sorted(p.name for p in result.paths)
-    assert names == ["EnhancedLeNet5-accuracy-size.png", "EnhancedLeNet5-bs64-accuracy-latency.png",
-                     "ResNet50Custom-accuracy-size.png", "ResNet50Custom-bs64-accuracy-latency.png"]
+    assert names == ["EnhancedLeNet5-accuracy-size.png", "EnhancedLeNet5-bs64-t2-accuracy-latency.png",
+                     "ResNet50Custom-accuracy-size.png", "ResNet50Custom-bs64-t2-accuracy-latency.png"]
     assert all(_png(p) for p in result.paths)
     text = report.render_report(recs, {"Profile": "smoke"}, plots=result)
-    assert "![EnhancedLeNet5: accuracy vs latency at batch 64](EnhancedLeNet5-bs64-accuracy-latency.png)" in text
+    assert "![EnhancedLeNet5: accuracy vs latency at batch 64, 2 threads](EnhancedLeNet5-bs64-t2-accuracy-latency.png)" in text
     assert "(ResNet50Custom-accuracy-size.png)" in text
 
 
 def test_without_latency_only_the_size_plot_is_made(tmp_path):
     pytest.importorskip("matplotlib")
-    stale = tmp_path / "M-bs64-accuracy-latency.png"
+    stale = tmp_path / "M-bs64-t2-accuracy-latency.png"
     stale.write_bytes(PNG)  # from an earlier, timed run
     result = plots.make_plots(zoo_records(lat=False), tmp_path)
     assert [p.name for p in result.paths] == ["M-accuracy-size.png"] and _png(result.paths[0])
@@ -162,7 +171,7 @@ def test_plots_are_skipped_with_a_notice_without_matplotlib(tmp_path, monkeypatc
     result = plots.make_plots(recs, tmp_path / "rep")
     assert result.paths == [] and result.notices == [plots.NO_MATPLOTLIB]
     assert len(plots.NO_MATPLOTLIB.splitlines()) == 1
-    paths = report.write_results(recs, {"Profile": "smoke"}, tmp_path / "rep", plots=result)
+    paths, _ = report.write_results(recs, {"Profile": "smoke"}, tmp_path / "rep", plots=result)
     text = paths["report"].read_text()
     assert f"> **Note:** {plots.NO_MATPLOTLIB}" in text and "![" not in text
     assert not list((tmp_path / "rep").glob("*.png"))
@@ -181,13 +190,13 @@ def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
     assert text.startswith("# Compression benchmark report\n\n- **Date**: ")
     assert "- **Git commit**: unknown" in text and "## EnhancedLeNet5" in text
     assert "### EnhancedLeNet5 — digits validation, profile smoke, latency at batch 64, 2 threads" in text
-    assert ("**Recommendation** at batch 64, within 1 point of the original's accuracy (97.00%):\n\n"
+    assert ("**Recommendation** at batch 64, 2 threads, within 1 point of the original's accuracy (97.00%):\n\n"
             "- smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts\n") in text
     mixed = ([dict(r, dataset="MNIST") for r in zoo_records("A")] +
              [dict(r, dataset="CIFAR-10") for r in zoo_records("B")])
     assert report.datasets_text(mixed) == "MNIST (A); CIFAR-10 (B)"
     lines = report.render_recommendations(recs)
-    assert lines == ["EnhancedLeNet5 @ batch 64: smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts; "
+    assert lines == ["EnhancedLeNet5 @ batch 64, 2 threads: smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts; "
                      "fastest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"]
 
 
@@ -253,7 +262,7 @@ def test_compare_command_shows_exactly_the_changed_rows_and_writes_markdown(tmp_
     assert "accuracy changed in 2 of 12 matched variants; largest drop: EnhancedLeNet5 / static_int8" in out
     text = md.read_text()
     assert text.startswith("# Comparison: 0001_base → 0002_new")
-    assert "## EnhancedLeNet5 at batch 64: A = 0001_base, B = 0002_new" in text
+    assert "## EnhancedLeNet5 at batch 64, 2 threads: A = 0001_base, B = 0002_new" in text
     assert "| static_int8 " in text and "-1.50" in text
 
 
@@ -261,7 +270,8 @@ def test_compare_command_resolves_run_ids_in_the_storage(tmp_path, capsys):
     _runs(tmp_path)
     store = tmp_path / ".benchmarks"
     assert cli(["compare", "0001", "0002_new", "--storage", str(store)]) == 0
-    assert "0001_base → " not in capsys.readouterr().err
+    out = capsys.readouterr().out  # both ids resolved to the saved files: the runs are named in the tables
+    assert "A = 0001_base, B = 0002_new" in out and "| static_int8 " in out
     assert cli(["compare", "Linux-CPython-3.11-64bit/0001", "0002", "--storage", f"file://{store}"]) == 0
     capsys.readouterr()
     assert cli(["compare", "000", "0002", "--storage", str(store)]) == 2
@@ -301,9 +311,9 @@ def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
 
 def test_results_json_of_the_suite_can_be_compared_too(tmp_path, capsys):
     recs = zoo_records()
-    a = report.write_results(recs, {"Profile": "smoke", "Git commit": "abc1234"}, tmp_path / "a")["json"]
+    a = report.write_results(recs, {"Profile": "smoke", "Git commit": "abc1234"}, tmp_path / "a")[0]["json"]
     worse = [dict(r, accuracy=r["accuracy"] - (2 if r["method"] == "static_int8" else 0)) for r in recs]
-    b = report.write_results(worse, {"Profile": "default"}, tmp_path / "b")["json"]
+    b = report.write_results(worse, {"Profile": "default"}, tmp_path / "b")[0]["json"]
     assert cli(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert _table_rows(out, "M")["static_int8"][2] == "-2.00"
@@ -318,7 +328,7 @@ def test_accuracy_regressions_name_model_method_old_and_new():
     new = [dict(r, accuracy=96.4) if r["method"] == "dynamic_int8" else r for r in new]  # -0.5 pts
     c = compare.compare_records(old, new, "0001_base", "this run")
     (msg,) = compare.accuracy_regressions(c, 1.0)
-    assert msg.startswith("EnhancedLeNet5 / static_int8 @ batch 64: accuracy dropped from 96.80% in 0001_base "
+    assert msg.startswith("EnhancedLeNet5 / static_int8 @ batch 64, 2 threads: accuracy dropped from 96.80% in 0001_base "
                           "to 95.30% (-1.50 pts)")
     assert len(compare.accuracy_regressions(c, 0.4)) == 2
     assert compare.accuracy_regressions(c, 1.5) == []  # exactly the allowed drop passes
