@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 import compression
 import zoo
-from benchmarks import compare, options, pipeline, plots, recommend, report, timing
+from benchmarks import compare, options, pipeline, plots, report, summary, timing
 from benchmarks.thresholds import Thresholds, ThresholdsError
+from zoo.keys import package_versions
 
 RECORD_KEY = "compression_bench_record"
 
 
-EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
-EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
+EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
 
 
 def pytest_addoption(parser):
@@ -216,7 +215,7 @@ def variant(bench, trained, method_id) -> pipeline.Variant:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     b = _bench(config)
-    versions = zoo.cache.package_versions("torch", "torchvision", "torch-pruning", "scikit-learn")
+    versions = package_versions("torch", "torchvision", "torch-pruning", "scikit-learn")
     machine_info["compression_bench"] = {
         "profile": b.profile.name, "threads": b.thread_counts, **versions,
         "quantized_engine": torch.backends.quantized.engine, "batch_sizes": b.batch_sizes,
@@ -237,7 +236,7 @@ _records: list[dict] = []
 
 
 def _header(b: Bench, records: list[dict]) -> dict:
-    versions = zoo.cache.package_versions("torch", "torchvision", "torch-pruning")
+    versions = package_versions("torch", "torchvision", "torch-pruning")
     header = report.run_header(records, profile=b.profile.name, batch_sizes=b.batch_sizes,
                                threads=", ".join(map(str, b.thread_counts)), versions=versions,
                                repo=b.config.rootpath)
@@ -306,47 +305,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("compression benchmark")
-    tr.write_line(report.render_tables(b.records))
-    tr.write_line("")
-    if b.comparison is not None:
-        tr.write_line(f"changes against {b.comparison.a} (A, the compared run) in this run (B): accuracy in points "
-                      f"B − A, size, params and latency as ratios B/A")
-        tr.write_line("")
-        tr.write_line(b.comparison.render())
-        tr.write_line("")
-        for line in b.comparison.summary():
-            tr.write_line(line)
-        tr.write_line("")
-    lines = report.drift_lines(b.records)
-    if lines:
-        tr.write_line("timing stability (the original's latency each time it was timed in this run):")
-        for line in lines:
-            tr.write_line("  " + line)
-        tr.write_line("")
-    tr.write_line(f"recommendations (within {recommend.points(b.within)} of the original's accuracy):")
-    for line in report.render_recommendations(b.records, within=b.within, method_order=b.methods):
-        tr.write_line("  " + line)
-    tr.write_line("")
-    for note in b.notices + (b.plots.notices if b.plots else []):
-        tr.write_line(note, yellow=True)
-    if b.paths:
-        tr.write_line(f"results: {', '.join(str(p) for p in b.paths.values())}")
-    for line in b.unwritten:
-        tr.write_line(line, red=True)
-    if b.plots and b.plots.paths:
-        tr.write_line(f"plots: {len(b.plots.paths)} PNG files in {b.report_dir}")
-    failed = [m for r in b.records for m in r.get("gate_failures") or []]
-    if failed:
-        tr.section("gates failed (each in its own test)", red=True)
-        for msg in failed:
-            tr.write_line(msg, red=True)
-    inconclusive = [m for r in b.records for m in r.get("inconclusive") or []]
-    if inconclusive:
-        tr.section(f"speed gates inconclusive (exit status {EXIT_INCONCLUSIVE} when nothing else failed)",
-                   yellow=True)
-        for msg in inconclusive:
-            tr.write_line(msg, yellow=True)
-    if b.regressions:
-        tr.section("accuracy dropped against the compared run", red=True)
-        for msg in b.regressions:
-            tr.write_line(msg, red=True)
+    for line, style in summary.lines(b.records, within=b.within, method_order=b.methods, comparison=b.comparison,
+                                     notices=b.notices + (b.plots.notices if b.plots else []), paths=b.paths,
+                                     unwritten=b.unwritten, plots=b.plots, report_dir=b.report_dir,
+                                     regressions=b.regressions):
+        if style == "section":
+            tr.section(line, red=True)
+        elif style == "section-warn":
+            tr.section(line, yellow=True)
+        else:
+            tr.write_line(line, **({style: True} if style else {}))

@@ -65,7 +65,7 @@ def batch_sizes(text) -> list[int]:
 
 def thread_counts(text) -> list[int]:
     cores = usable_cores()
-    return int_list(text, "--bench-threads", 1, cores, "1 or 1,2", f" (the usable cores here)")
+    return int_list(text, "--bench-threads", 1, cores, "1 or 1,2", " (the usable cores here)")
 
 
 def warmup(value: int) -> int:

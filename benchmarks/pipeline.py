@@ -24,7 +24,7 @@ import compression.measure
 import zoo
 from compression import CompressionContext, MethodSpec
 from zoo import ArtifactCache, TrainedModel
-from zoo.cache import code_fingerprint, content_digest, package_versions
+from zoo.keys import code_fingerprint, content_digest, package_versions
 
 CALIBRATION_BATCHES = 8     # static INT8: batches of the training split seen by the observers
 CALIBRATION_BATCH_SIZE = 64

@@ -14,9 +14,11 @@ import pytest
 
 import compression
 import zoo
+import zoo.keys
 from benchmarks import pipeline
 from zoo import ArtifactCache
-from zoo.cache import code_fingerprint, hash_parts
+from zoo.cache import hash_parts
+from zoo.keys import code_fingerprint
 
 MODEL = "EnhancedLeNet5"
 
@@ -33,8 +35,8 @@ def _keys() -> tuple[str, str]:
                                                ("numpy", True), ("torch-pruning", False)])
 def test_a_library_upgrade_changes_the_key_of_every_entry_that_depends_on_it(monkeypatch, package, retrains):
     trained, variant = _keys()
-    real = zoo.cache.package_version
-    monkeypatch.setattr(zoo.cache, "package_version", lambda name: "99.0" if name == package else real(name))
+    real = zoo.keys.package_version
+    monkeypatch.setattr(zoo.keys, "package_version", lambda name: "99.0" if name == package else real(name))
     trained2, variant2 = _keys()
     assert (trained2 != trained) == retrains
     assert variant2 != variant  # every variant depends on the library, directly or through its parent's data

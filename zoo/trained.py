@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 
 from . import data as _data_module, training as _training_module
-from .cache import ArtifactCache, code_fingerprint, content_digest, package_versions
+from .cache import ArtifactCache
+from .keys import code_fingerprint, content_digest, package_versions
 from .data import DataBundle, load_dataset
 from .profiles import Profile, get_profile
 from .registry import ModelInfo, build, get_model_info
