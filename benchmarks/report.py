@@ -26,7 +26,7 @@ FIELDS = [
     "batch_size", "threads", "accuracy", "accuracy_delta", "params", "nonzero_params", "sparsity",
     "size_mib", "zero_aware_size_mib", "macs", "density_weighted_macs", "latency_median_ms",
     "latency_iqr_ms", "latency_stddev_ms", "latency_rounds", "reference_latency_median_ms",
-    "reference_latency_rounds", "reference_spread", "timing_attempts", "speedup", "size_ratio",
+    "reference_latency_rounds", "reference_spread", "reference_spreads", "timing_attempts", "speedup", "size_ratio",
     "gate_failures", "inconclusive",
 ]
 

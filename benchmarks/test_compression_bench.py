@@ -50,24 +50,25 @@ def _use_samples(benchmark, samples: list[float]) -> None:
 
 def _time(benchmark, infer, reference, warmup: int, target: float, max_drift: float):
     """Time ``infer`` with pytest-benchmark; with a ``reference``, paired (and repeated while the machine
-    is unsteady). Returns (the accepted paired timing or None, the number of timings taken)."""
+    is unsteady). Returns (the accepted paired timing or None, the drift seen in each timing taken)."""
     clock = benchmark._timer  # pytest-benchmark's timer (--benchmark-timer): the same on both sides
     if reference is None:
         rounds = timing.rounds_for(timing.time_once(infer, clock), target)
         benchmark.pedantic(infer, warmup_rounds=warmup, rounds=rounds, iterations=1)
-        return None, 1
+        return None, [None]
     rounds = timing.rounds_for(timing.time_once(infer, clock), target / 2)
     ref_rounds = timing.rounds_for(timing.time_once(reference, clock), target / 2)
     pairing = timing.Interleaver(reference, infer, warmup_rounds=warmup, rounds=rounds,
                                  reference_rounds=ref_rounds, clock=clock)
     benchmark.pedantic(infer, setup=pairing, warmup_rounds=warmup, rounds=rounds, iterations=1)
-    result, attempts = timing.Paired(benchmark.stats.stats.data, pairing, max_drift), 1
-    while not result.steady and attempts < timing.MAX_ATTEMPTS:
-        attempts += 1
+    result = timing.Paired(benchmark.stats.stats.data, pairing, max_drift)
+    drifts = [result.steadiness]
+    while not result.steady and len(drifts) < timing.MAX_ATTEMPTS:
         result = timing.paired(reference, infer, warmup_rounds=warmup, rounds=rounds, reference_rounds=ref_rounds,
                                clock=clock, max_drift=max_drift)
+        drifts.append(result.steadiness)
         _use_samples(benchmark, result.samples)
-    return result, attempts
+    return result, drifts
 
 
 def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, threads, request):
@@ -82,16 +83,16 @@ def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, t
         in_force = torch.get_num_threads()
         if benchmark.disabled:
             benchmark.pedantic(infer, rounds=1, iterations=1)
-            paired, attempts = None, 0
+            paired, drifts = None, []
         else:
-            paired, attempts = _time(benchmark, infer, reference, bench.warmup, bench.target_s, bench.max_drift)
+            paired, drifts = _time(benchmark, infer, reference, bench.warmup, bench.target_s, bench.max_drift)
         out = infer()
     finally:
         torch.set_num_threads(before)
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     m, trained = variant.metrics, variant.trained
-    stats = getattr(getattr(benchmark, "stats", None), "stats", None) if attempts else None
+    stats = getattr(getattr(benchmark, "stats", None), "stats", None) if drifts else None
     size_ratio = m["size_mib"] / original.metrics["size_mib"] if original.metrics["size_mib"] else None
     record = {
         "model": model_name, "method": method_id, "label": variant.method.label,
@@ -109,7 +110,8 @@ def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, t
         "reference_latency_median_ms": None if paired is None else paired.reference_median * 1e3,
         "reference_latency_rounds": None if paired is None else len(paired.pairing.samples),
         "reference_spread": None if paired is None else paired.steadiness,
-        "timing_attempts": attempts,
+        "reference_spreads": [d for d in drifts if d is not None],  # one per timing taken
+        "timing_attempts": len(drifts),
         "speedup": None if paired is None else paired.speedup,
         "size_ratio": size_ratio,
     }
@@ -123,8 +125,8 @@ def test_variant(benchmark, bench, variant, model_name, method_id, batch_size, t
     inconclusive = []
     if speed and paired is not None and not paired.steady:
         inconclusive = [f"inconclusive: the machine was too busy to measure ({msg}; the original's own timing moved "
-                        f"by {paired.steadiness:.0%} within the test, more than {bench.max_drift:.0%}, in "
-                        f"each of {attempts} timings)" for msg in speed]
+                        f"by {', '.join(f'{d:.0%}' for d in drifts)} within the test in {len(drifts)} timings, each more than "
+                        f"{bench.max_drift:.0%})" for msg in speed]
     else:
         problems += speed
     record["gate_failures"], record["inconclusive"] = problems, inconclusive
