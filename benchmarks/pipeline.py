@@ -12,6 +12,7 @@ change of the measurement code re-measures every variant without rebuilding any.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -70,12 +71,14 @@ def context_for(trained: TrainedModel, log: Log | None = None,
                               num_classes=data.num_classes, profile=trained.profile.name, log=log)
 
 
+@functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
 def compression_code_fingerprint() -> str:
     """The code that builds and reloads variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
     from compression import api, context, pruning, quant, serialize, specs
     return code_fingerprint(api, context, pruning, quant, serialize, specs, context_for)
 
 
+@functools.lru_cache(maxsize=None)
 def measure_code_fingerprint() -> str:
     """The code every cached metric comes from."""
     return code_fingerprint(compression.measure, measure, zoo.training.evaluate)

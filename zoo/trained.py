@@ -87,6 +87,7 @@ def cache_parts(name: str, prof: Profile) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
 def training_code_fingerprint() -> str:
     """Fingerprint of the code that loads and splits the data and trains (part of every key)."""
     return code_fingerprint(_training_module, _data_module)
