@@ -1,4 +1,4 @@
-"""``python -m benchmarks compare A B``: accuracy, size, params and latency of two saved runs.
+"""``compression-bench compare A B``: accuracy, size, params and latency of two saved runs.
 
 A and B are saved runs: paths to pytest-benchmark JSON files (``--benchmark-save``,
 ``--benchmark-autosave``, ``--benchmark-json``) or to the suite's ``results.json``, or
@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import compare
+from compression_bench.benchmarks import compare
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks",
+    p = argparse.ArgumentParser(prog="compression-bench",
                                 description="Tools for the compression benchmark suite's saved runs.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = sub.add_parser("compare", help="compare two saved runs metric by metric, one table per model",
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _compare(args)
     except compare.CompareError as err:
-        print(f"python -m benchmarks {args.command}: error: {err}", file=sys.stderr)
+        print(f"compression-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

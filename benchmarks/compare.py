@@ -7,7 +7,7 @@ by benchmark name (the test id, ``test_variant[<model>-<method>-bs<batch>]``) wh
 names, else by (model, method, batch size), which is what the test id is made of.
 
 pytest-benchmark compares timings only; this module is what compares accuracy and size, both for
-``python -m benchmarks compare A B`` and for the session-end tables of a run started with
+``compression-bench compare A B`` and for the session-end tables of a run started with
 ``--benchmark-compare``.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
-from benchmarks.records import number as _num
-from benchmarks.records import setting_of, setting_sort_key, setting_text
+from compression_bench.benchmarks.records import number as _num
+from compression_bench.benchmarks.records import setting_of, setting_sort_key, setting_text
 
 # figures a saved benchmark must carry in extra_info to be compared (older saved runs lack them)
 REQUIRED = ("model", "method", "accuracy", "size_mib", "params")

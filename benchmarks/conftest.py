@@ -17,11 +17,11 @@ import time
 import pytest
 import torch
 
-import compression
-import zoo
-from benchmarks import compare, options, pipeline, plots, report, summary, timing
-from benchmarks.thresholds import Thresholds, ThresholdsError
-from zoo.keys import package_versions
+from compression_bench import compression
+from compression_bench import zoo
+from compression_bench.benchmarks import compare, options, pipeline, plots, report, summary, timing
+from compression_bench.benchmarks.thresholds import Thresholds, ThresholdsError
+from compression_bench.zoo.keys import package_versions
 
 RECORD_KEY = "compression_bench_record"
 

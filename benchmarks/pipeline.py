@@ -20,12 +20,11 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-import compression
-import compression.measure
-import zoo
-from compression import CompressionContext, MethodSpec
-from zoo import ArtifactCache, TrainedModel
-from zoo.keys import code_fingerprint, content_digest, package_versions
+from compression_bench import compression
+from compression_bench import zoo
+from compression_bench.compression import CompressionContext, MethodSpec
+from compression_bench.zoo import ArtifactCache, TrainedModel
+from compression_bench.zoo.keys import code_fingerprint, content_digest, package_versions
 
 CALIBRATION_BATCHES = 8     # static INT8: batches of the training split seen by the observers
 CALIBRATION_BATCH_SIZE = 64
@@ -74,7 +73,7 @@ def context_for(trained: TrainedModel, log: Log | None = None,
 @functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
 def compression_code_fingerprint() -> str:
     """The code that builds and reloads variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
-    from compression import api, context, pruning, quant, serialize, specs
+    from compression_bench.compression import api, context, pruning, quant, serialize, specs
     return code_fingerprint(api, context, pruning, quant, serialize, specs, context_for)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from benchmarks.records import number, setting_of, setting_sort_key, setting_text
+from compression_bench.benchmarks.records import number, setting_of, setting_sort_key, setting_text
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence

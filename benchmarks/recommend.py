@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from benchmarks.records import number as _num
-from benchmarks.records import setting_of, setting_sort_key
+from compression_bench.benchmarks.records import number as _num
+from compression_bench.benchmarks.records import setting_of, setting_sort_key
 
 #: Smallest speedup that makes a variant "fastest": below it the gain is within timing noise.
 FASTEST_MIN_SPEEDUP = 1.10

@@ -18,8 +18,8 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from benchmarks import recommend, timing
-from benchmarks.records import number, setting_of, setting_sort_key, setting_text
+from compression_bench.benchmarks import recommend, timing
+from compression_bench.benchmarks.records import number, setting_of, setting_sort_key, setting_text
 
 FIELDS = [
     "model", "method", "label", "compression", "family", "level", "profile", "dataset",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from benchmarks import recommend, report
+from compression_bench.benchmarks import recommend, report
 
 EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
 EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)

@@ -17,10 +17,10 @@ import pytest
 import torch
 from pytest_benchmark.stats import Stats
 
-from benchmarks import timing
-from benchmarks.conftest import RECORD_KEY
-from benchmarks.records import setting_text
-from benchmarks.thresholds import accuracy_failures, size_failures, speed_failures
+from compression_bench.benchmarks import timing
+from compression_bench.benchmarks.conftest import RECORD_KEY
+from compression_bench.benchmarks.records import setting_text
+from compression_bench.benchmarks.thresholds import accuracy_failures, size_failures, speed_failures
 
 
 def _latency_batch(variant, batch_size: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Model compression methods for the benchmark suite: a plain library.
 
-    from compression import list_methods, get_method, compress, CompressionContext
+    from compression_bench.compression import list_methods, get_method, compress, CompressionContext
 
     ctx = CompressionContext(example_inputs=x, calibration=lambda: batches,
                              finetune=my_finetune, num_classes=10, profile="default")

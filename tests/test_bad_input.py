@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-import zoo
-from benchmarks import pipeline, report
-from zoo import ArtifactCache, CacheError, CacheWarning
-from zoo.cache import read_entry, write_entry
+from compression_bench import zoo
+from compression_bench.benchmarks import pipeline, report
+from compression_bench.zoo import ArtifactCache, CacheError, CacheWarning
+from compression_bench.zoo.cache import read_entry, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "EnhancedLeNet5"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import compression
-import zoo
-from benchmarks import report, timing
-from benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
+from compression_bench import compression
+from compression_bench import zoo
+from compression_bench.benchmarks import report, timing
+from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                    speed_failures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -357,7 +357,7 @@ def test_a_real_int8_variant_is_faster_than_its_original_with_the_suites_own_pro
     timing.paired at one thread, batch 64, is at least 1.5x faster than its float original (5.4-7.1x
     measured here)."""
     import torch
-    from benchmarks import pipeline
+    from compression_bench.benchmarks import pipeline
     cache = zoo.ArtifactCache(tmp_path / "cache")
     tm = zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
     int8 = pipeline.get_variant(tm, "static_int8", cache).model

@@ -12,13 +12,12 @@ import types
 
 import pytest
 
-import compression
-import zoo
-import zoo.keys
-from benchmarks import pipeline
-from zoo import ArtifactCache
-from zoo.cache import hash_parts
-from zoo.keys import code_fingerprint
+from compression_bench import compression
+from compression_bench import zoo
+from compression_bench.benchmarks import pipeline
+from compression_bench.zoo import ArtifactCache
+from compression_bench.zoo.cache import hash_parts
+from compression_bench.zoo.keys import code_fingerprint
 
 MODEL = "EnhancedLeNet5"
 

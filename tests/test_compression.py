@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-import compression as C
-from compression import measure, quant
+from compression_bench import compression as C
+from compression_bench.compression import measure, quant
 
 NUM_CLASSES = 10
 IN_SHAPE = (1, 16, 16)
@@ -450,7 +450,7 @@ def test_unstructured_pruning_never_empties_a_layer_of_small_weights():
     # A layer whose weights are all small next to the others' would be removed entirely by a
     # global threshold on raw magnitudes (what broke EfficientNet-B0 at 70%); LAMP scores keep
     # every layer alive while the model as a whole still loses exactly the level asked for.
-    from compression import pruning, sparsity
+    from compression_bench.compression import pruning, sparsity
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     with torch.no_grad():

@@ -15,12 +15,12 @@ Every run here uses a temporary cache. Cases covered by other files and not repe
 * tests/test_zoo.py::test_unwritable_cache_fails_with_the_fix: ``ArtifactCache.check_writable``
   (here: through both command lines);
 * tests/test_zoo.py::test_two_processes_train_the_same_model_once: two processes, one training;
-* tests/test_zoo.py::test_cli_rejects_bad_names_before_training: ``python -m zoo train`` with an
+* tests/test_zoo.py::test_cli_rejects_bad_names_before_training: ``compression-zoo train`` with an
   unknown model or profile;
 * tests/test_zoo.py::test_missing_dataset_says_where_the_files_go: ``load_dataset`` on an empty root
   (here: through both command lines, before anything trains);
 * tests/test_reports.py::test_unreadable_runs_exit_2_with_one_sentence and
-  ::test_compare_as_a_module_never_shows_a_traceback: ``python -m benchmarks compare`` given text that
+  ::test_compare_as_a_module_never_shows_a_traceback: ``compression-bench compare`` given text that
   is not JSON, not UTF-8, not a run, a pytest-benchmark run of an older format, an empty run, a missing
   file (here: pickles, a truncated run, results.json files of an older or incomplete format).
 """
@@ -44,11 +44,11 @@ import pytest
 import torch
 from filelock import FileLock
 
-import compression
-import zoo
-from benchmarks import pipeline
-from zoo import ArtifactCache, CacheWarning
-from zoo.cache import MAGIC, read_entry, write_entry
+from compression_bench import compression
+from compression_bench import zoo
+from compression_bench.benchmarks import pipeline
+from compression_bench.zoo import ArtifactCache, CacheWarning
+from compression_bench.zoo.cache import MAGIC, read_entry, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "EnhancedLeNet5"  # trains in about a second on the smoke profile
@@ -74,7 +74,7 @@ def _suite(tmp_path: Path, *args) -> subprocess.CompletedProcess:
 
 
 def _zoo_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=300)
 
 
@@ -301,7 +301,7 @@ def test_variant_of_another_compression_version_is_rebuilt(tmp_path, reference, 
 
 _KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    import zoo
+    from compression_bench import zoo
 
     where, cache = sys.argv[1], sys.argv[2]
 
@@ -422,11 +422,11 @@ def test_compare_refuses_a_corrupt_or_foreign_run_with_one_sentence(tmp_path, ki
     else:
         bad.write_text(json.dumps({"benchmarks": [["test_variant[M-original-bs64]", 0.01]]}))
     for a, b in ((good, bad), (bad, good)):
-        r = subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
+        r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
                            env=_env(), capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-        assert r.stderr.startswith(f"python -m benchmarks compare: error: {bad} ") and message in r.stderr
+        assert r.stderr.startswith(f"compression-bench compare: error: {bad} ") and message in r.stderr
     assert not marker.exists()  # saved runs are read as JSON only: the pickle never ran
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import compare, plots, recommend, report
-from benchmarks.__main__ import main as cli
+from compression_bench.benchmarks import compare, plots, recommend, report
+from compression_bench.benchmarks.__main__ import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -301,10 +301,10 @@ def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
     a, _ = _runs(tmp_path)
     bad = _write(tmp_path / "bad.json", b"\xff\xfe garbage".decode("latin-1"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(a), str(bad)], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(bad)], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "is not a JSON file" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(a), str(tmp_path / "missing.json")],
+    r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(tmp_path / "missing.json")],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "no saved run" in r.stderr
 

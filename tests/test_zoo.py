@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-import zoo
-from zoo import ArtifactCache, CacheError, CacheWarning, DataError
-from zoo.cache import read_entry, write_entry
+from compression_bench import zoo
+from compression_bench.zoo import ArtifactCache, CacheError, CacheWarning, DataError
+from compression_bench.zoo.cache import read_entry, write_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ REPORT_PARAMS_M = {"SimpleCNN_6x2": 5.94, "EnhancedLeNet5": 1.11,
 
 def test_our_compression_package_is_imported():
     # Python 3.14 ships a standard-library package named `compression`; ours must win.
-    import compression
+    from compression_bench import compression
     assert Path(compression.__file__).resolve().parent == ROOT / "compression"
     assert hasattr(compression, "list_methods")
 
@@ -233,7 +233,7 @@ def test_two_processes_train_the_same_model_once(tmp_path):
 # ---------------------------------------------------------------- CLI
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], capture_output=True, text=True,
                           cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=300)
 
 

@@ -2,7 +2,7 @@
 
 A plain library (no pytest)::
 
-    import zoo
+    from compression_bench import zoo
     zoo.list_models()
     tm = zoo.get_trained("EnhancedLeNet5", "default")   # trains once, then loads from the cache
     tm.accuracy, tm.model

@@ -1,4 +1,4 @@
-"""Command line: ``python -m zoo list`` and ``python -m zoo train``."""
+"""Command line: ``compression-zoo list`` and ``compression-zoo train``."""
 from __future__ import annotations
 
 import argparse
@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m zoo", description="The model zoo of the compression benchmark.")
+    p = argparse.ArgumentParser(prog="compression-zoo", description="The model zoo of the compression benchmark.")
     sub = p.add_subparsers(dest="cmd", required=True)
     pl = sub.add_parser("list", help="models, their datasets and parameter counts")
     pl.add_argument("--profile", default=None, help=f"one of {', '.join(PROFILES)} (default: $ZOO_PROFILE or default)")

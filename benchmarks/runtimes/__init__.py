@@ -1,0 +1,1 @@
+"""Runtimes: how a built variant is prepared, run, threaded and sized."""

@@ -1,0 +1,1 @@
+"""Compression methods, one module each; every module in this package is imported and registers its methods."""
