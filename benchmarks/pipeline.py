@@ -13,6 +13,7 @@ change of the measurement code re-measures every variant without rebuilding any.
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -43,6 +44,8 @@ class Variant:
     metrics: dict          # accuracy, params, nonzero_params, sparsity, size_mib, ... build_seconds
     from_cache: bool       # the variant was loaded, not built
     measured: bool = False  # its metrics were measured in this call, not loaded
+    digest: str = ""        # content digest of the exported variant: what derived entries are keyed on
+    parent: "Variant | None" = None  # a composition's: the variant of all its steps but the last
 
     @property
     def name(self) -> str:
@@ -71,10 +74,16 @@ def context_for(trained: TrainedModel, log: Log | None = None,
 
 
 @functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
-def compression_code_fingerprint() -> str:
-    """The code that builds and reloads variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
-    from compression_bench.compression import api, context, pruning, quant, serialize, specs
-    return code_fingerprint(api, context, pruning, quant, serialize, specs, context_for)
+def compression_code_fingerprint(method_id: str) -> str:
+    """The code that builds and reloads this method's variants: the shared compression modules and
+    the modules its method classes are defined in, so adding or changing one method rebuilds only
+    its own variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
+    from compression_bench.compression import api, compose, context, pruning, quant, serialize, specs
+    spec = compression.get_method(method_id)
+    modules = {sys.modules[c.__module__] for s in (spec.steps or (spec,)) for c in type(s.impl).__mro__
+               if c.__module__.startswith("compression_bench.")}
+    return code_fingerprint(api, compose, context, pruning, quant, serialize, specs,
+                            *sorted(modules, key=lambda m: m.__name__), context_for)
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,25 +92,30 @@ def measure_code_fingerprint() -> str:
     return code_fingerprint(compression.measure, measure, zoo.training.evaluate)
 
 
-def variant_parts(trained: TrainedModel, spec: MethodSpec) -> dict:
+def variant_parts(trained: TrainedModel, spec: MethodSpec, parent: "Variant | None" = None) -> dict:
     """Everything that determines a variant: the trained model (its key and the digest of its weights,
-    so a parent that was rebuilt to other weights rebuilds its variants), the method settings, the
-    code that compresses and the library versions."""
-    return {"kind": "variant", "trained_key": trained.key, "trained_digest": trained.digest,
-            "method": spec.settings(trained.profile.name),
-            "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE],
-            "train_threads": zoo.training.train_threads(),  # fine-tuning numerics depend on it
-            "code": compression_code_fingerprint(), "versions": package_versions(*COMPRESSION_PACKAGES)}
+    so a parent that was rebuilt to other weights rebuilds its variants), for a composition the
+    digest of the variant its last step starts from, the method settings, the code that compresses
+    and the library versions."""
+    parts = {"kind": "variant", "trained_key": trained.key, "trained_digest": trained.digest,
+             "method": spec.settings(trained.profile.name),
+             "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE],
+             "train_threads": zoo.training.train_threads(),  # fine-tuning numerics depend on it
+             "code": compression_code_fingerprint(spec.id), "versions": package_versions(*COMPRESSION_PACKAGES)}
+    if parent is not None:
+        parts["parent_digest"] = parent.digest
+    return parts
 
 
-def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel) -> dict:
-    """Every metric of a variant except latency (plain Python numbers)."""
+def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: nn.Module | None = None) -> dict:
+    """Every metric of a variant except latency (plain Python numbers). ``base``: the float model the
+    method was applied to (default: the trained model; a composition's: its parent variant)."""
     example = trained.data.train.first_batch(EXAMPLE_BATCH)
     # MACs are counted on a float graph: the variant itself when it is float (pruned models),
-    # the original architecture for INT8 variants (same graph, quantized kernels).
-    float_graph = trained.model if spec.family == "quantization" else variant
+    # the float graph it was quantized from for INT8 variants (same graph, quantized kernels).
+    float_graph = (trained.model if base is None else base) if spec.quantized else variant
     macs = compression.count_macs(float_graph, example)
-    dw = compression.density_weighted_macs(variant, example) if spec.kind == "unstructured" else macs
+    dw = compression.density_weighted_macs(variant, example) if "unstructured" in spec.kinds else macs
     return {
         "accuracy": float(zoo.evaluate(variant, trained.data.val)),
         "params": int(compression.count_params(variant)),
@@ -116,39 +130,46 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel) -> dict
 
 def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, log: Log | None = None,
                 progress: zoo.training.Progress | None = None) -> Variant:
+    """The variant of ``trained`` made by ``method_id``, from the cache or built and cached, with its
+    metrics. A composition ``a+b`` starts from ``a``'s cached variant, so only ``b`` runs."""
     spec = compression.get_method(method_id)
     ctx = context_for(trained, log, progress)
-    name = f"{trained.name}-{method_id}"
+    name = f"{trained.name}-{spec.id}"
+    parent = None
+    if spec.steps:
+        parent = get_variant(trained, "+".join(s.id for s in spec.steps[:-1]), cache, log=log, progress=progress)
 
     def build() -> dict:
         t0 = time.perf_counter()
         if log:
-            log(f"[{trained.name}/{method_id}] compressing")
+            log(f"[{trained.name}/{spec.id}] compressing")
         torch.manual_seed(0)
-        model = compression.compress(trained.model, method_id, ctx)
+        model = compression.compress(trained.model, spec.id, ctx, after=None if parent is None else parent.model)
         seconds = time.perf_counter() - t0
         if log:
-            log(f"[{trained.name}/{method_id}] built in {seconds:.1f}s")
-        return {"variant": compression.export_variant(model, method_id), "build_seconds": seconds}
+            log(f"[{trained.name}/{spec.id}] built in {seconds:.1f}s")
+        return {"variant": compression.export_variant(model, spec.id), "build_seconds": seconds}
 
     def load(blob: dict) -> tuple[nn.Module, str, float]:
-        # raises ValueError for a variant of another format or settings version: rebuilt
-        model = compression.load_variant(blob["variant"], zoo.build(trained.name), method_id, ctx)
+        # raises ValueError for a variant of another format or method: rebuilt
+        model = compression.load_variant(blob["variant"], zoo.build(trained.name), spec.id, ctx)
         return model, content_digest(blob["variant"]), float(blob["build_seconds"])
 
-    (model, digest, seconds), built = cache.get_or_build("variants", name, variant_parts(trained, spec), build,
-                                                         load=load)
+    (model, digest, seconds), built = cache.get_or_build("variants", name, variant_parts(trained, spec, parent),
+                                                         build, load=load)
 
     def build_metrics() -> dict:
-        metrics = measure(model, spec, trained)
+        metrics = measure(model, spec, trained, None if parent is None else parent.model)
         if log:
-            log(f"[{trained.name}/{method_id}] measured: accuracy {metrics['accuracy']:.2f}%")
+            log(f"[{trained.name}/{spec.id}] measured: accuracy {metrics['accuracy']:.2f}%")
         return {"metrics": metrics}
 
-    metric_parts = {"kind": "metrics", "variant_digest": digest, "method": method_id,
+    metric_parts = {"kind": "metrics", "variant_digest": digest, "method": spec.id,
                     "trained_digest": trained.digest, "code": measure_code_fingerprint(),
                     "versions": package_versions("torch")}
+    if parent is not None:
+        metric_parts["parent_digest"] = parent.digest  # MACs of an INT8 composition are counted on the parent
     metrics, measured = cache.get_or_build("metrics", name, metric_parts, build_metrics,
                                            load=lambda blob: dict(blob["metrics"]))
     metrics["build_seconds"] = seconds
-    return Variant(trained, spec, model, metrics, not built, measured)
+    return Variant(trained, spec, model, metrics, not built, measured, digest, parent)

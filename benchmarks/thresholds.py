@@ -22,12 +22,26 @@ Keys (all optional):
 Every gate is asserted in the variant's own test.
 
 A key set to ``false`` switches that gate off for the layer and those below it.
+
+Methods without a table of their own get gates derived from the registered ones, layer by layer:
+
+* a level between registered ones (``structured@0.6``) takes the gates of the next more aggressive
+  registered level of its kind (``structured_70``); above the highest registered level, that
+  level's gates without the accuracy ones (nothing measured says what such a level should keep);
+* a composition (``structured_50+static_int8``) combines its steps' gates: accuracy drops add up,
+  size ratios multiply, the largest ``min_speedup`` applies, and a ceiling (``max_speedup``,
+  ``max_latency_ratio``) only when every step has one (their product).
+
+A table for the exact id (``[methods."structured_50+static_int8"]``) overrides the derived gates.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Iterable
+
+from compression_bench import compression
 
 DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
 
@@ -93,7 +107,11 @@ class Thresholds:
             self._fail(where, "expected a table of methods")
         for m, gates in table.items():
             if m not in methods:
-                self._fail(f"{where}.{m}", f"unknown method; valid methods are {', '.join(sorted(methods))}")
+                try:
+                    compression.get_method(m)
+                except compression.UnknownMethodError:
+                    self._fail(f"{where}.{m}", f"unknown method; valid methods are {', '.join(sorted(methods))}, "
+                                               f"any <kind>@<level> and compositions a+b")
             self._check_gates(f"{where}.{m}", gates)
 
     def _check_layer(self, where: str, layer: dict, models: set[str], methods: set[str]) -> None:
@@ -135,12 +153,56 @@ class Thresholds:
         prof = self.data.get("profiles", {}).get(profile, {})
         for layer in (self.data, prof):
             out.update(layer.get("defaults", {}))
-            out.update(layer.get("methods", {}).get(method, {}))
-            out.update(layer.get("models", {}).get(model, {}).get("methods", {}).get(method, {}))
+            out.update(_method_gates(layer.get("methods", {}), method))
+            out.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
         out = {k: v for k, v in out.items() if v is not False}
         if method == "original":  # drops and ratios are against the original itself
             out = {k: v for k, v in out.items() if k == "min_accuracy"}
         return out
+
+
+ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
+
+
+def _method_gates(table: dict, method: str) -> dict:
+    """The gates ``table`` (one layer's methods) gives ``method``: its own entry, else derived (see
+    the module docstring)."""
+    if method in table:
+        return dict(table[method])
+    try:
+        spec = compression.get_method(method)
+    except compression.UnknownMethodError:
+        return {}
+    if spec.steps:
+        return _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
+                          for s in spec.steps])
+    if spec.level is None:
+        return {}
+    registered = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
+                        if s.kind == spec.kind and s.level is not None and not s.steps and s.id in table)
+    above = [mid for level, mid in registered if level >= spec.level - 1e-9]
+    if above:
+        return dict(table[above[0]])
+    if registered:
+        return {k: v for k, v in table[registered[-1][1]].items() if k not in ACCURACY_KEYS}
+    return {}
+
+
+def _combined(parts: list[dict]) -> dict:
+    out: dict = {}
+    drops = [p["max_accuracy_drop"] for p in parts if "max_accuracy_drop" in p]
+    if drops:
+        out["max_accuracy_drop"] = sum(drops)
+    sizes = [p["max_size_ratio"] for p in parts if "max_size_ratio" in p]
+    if sizes:
+        out["max_size_ratio"] = math.prod(sizes)
+    speedups = [p["min_speedup"] for p in parts if "min_speedup" in p]
+    if speedups:
+        out["min_speedup"] = max(speedups)
+    for ceiling in ("max_speedup", "max_latency_ratio"):
+        if all(ceiling in p for p in parts):
+            out[ceiling] = math.prod(p[ceiling] for p in parts)
+    return out
 
 
 def accuracy_failures(model: str, method: str, accuracy: float, original_accuracy: float,

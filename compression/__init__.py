@@ -8,10 +8,15 @@
     blob = export_variant(variant, "static_int8")        # plain data: torch.save it
     again = load_variant(blob, build_float_model(), "static_int8", ctx)
 
-Methods are registered by stable id (:func:`list_methods`, report order);
-:func:`get_method` returns the spec with its report label, compression text,
-fine-tune budget per profile and ``settings(profile)`` for cache keys.
-Measurements (parameters, sparsity, sizes, MACs) are in :mod:`compression.measure`.
+Methods are registered by stable id (:func:`list_methods`: the default matrix in
+report order; ``list_methods(include_optional=True)``: every registered id).
+:func:`get_method` also takes any level (``structured@0.6``) and compositions
+(``structured_50+static_int8``: prune, fine-tune, then quantize the pruned model),
+and returns the spec with its report label, compression text, fine-tune budget
+per profile and ``settings(profile)`` for cache keys. A new method is one module
+in ``compression/methods/`` defining a :class:`Method` subclass decorated with
+:func:`register_method`. Measurements (parameters, sparsity, sizes, MACs) are in
+:mod:`compression_bench.compression.measure`.
 """
 
 from .api import compress, export_variant, load_variant
@@ -27,22 +32,26 @@ from .measure import (
 )
 from .specs import (
     PROFILES,
-    SETTINGS_VERSION,
     FineTune,
+    Method,
     MethodSpec,
     UnknownMethodError,
     UnknownProfileError,
+    budgets,
     get_method,
+    list_kinds,
     list_methods,
+    register_composition,
+    register_method,
 )
 
 __all__ = [
     "CompressionContext",
     "FineTune",
     "FineTuneFn",
+    "Method",
     "MethodSpec",
     "PROFILES",
-    "SETTINGS_VERSION",
     "UnknownMethodError",
     "UnknownProfileError",
     "compress",
@@ -52,7 +61,11 @@ __all__ = [
     "density_weighted_macs",
     "export_variant",
     "get_method",
+    "budgets",
+    "list_kinds",
     "list_methods",
+    "register_composition",
+    "register_method",
     "load_variant",
     "serialized_size_mib",
     "sparsity",

@@ -1,4 +1,4 @@
-"""compress / export_variant / load_variant: the methods behind one interface."""
+"""compress / export_variant / load_variant: every method behind one interface."""
 
 from __future__ import annotations
 
@@ -6,84 +6,32 @@ import copy
 
 from torch import nn
 
-from . import pruning, quant, serialize
+from . import serialize
 from .context import CompressionContext
-from .specs import SETTINGS_VERSION, FineTune, MethodSpec, get_method
+from .specs import get_method
 
 
-def _finetune(ctx: CompressionContext, spec: MethodSpec, model: nn.Module, budget: FineTune, **kw) -> None:
-    if budget.epochs <= 0:
-        return
-    if ctx.finetune is None:
-        raise ValueError(
-            f"method {spec.id!r} fine-tunes for {budget.epochs} epoch(s) under profile "
-            f"{ctx.profile!r} but the context has no finetune callable; pass one"
-        )
-    ctx.finetune(model, budget.epochs, budget.lr_scale, **kw)
+def compress(model: nn.Module, method_id: str, ctx: CompressionContext, *,
+             after: nn.Module | None = None) -> nn.Module:
+    """A compressed copy of ``model`` (never modified), in eval mode on the CPU.
 
-
-def compress(model: nn.Module, method_id: str, ctx: CompressionContext) -> nn.Module:
-    """A compressed copy of ``model`` (never modified), in eval mode on the CPU."""
+    For a composition ``a+b``, ``after`` may give the variant of all steps but the last (``a``'s,
+    e.g. from a cache): then only the last step runs, on it."""
     spec = get_method(method_id)
-    budget = spec.budget(ctx.profile)
-    say = lambda msg: ctx.say(f"[{spec.id}] {msg}")  # noqa: E731
-    example = ctx.example_inputs.detach().cpu()
-
-    if spec.family == "original":
-        out = copy.deepcopy(model)
-
-    elif spec.kind == "dynamic":
-        say("dynamic INT8: quantizing Linear layers")
-        out = quant.quantize_dynamic_int8(model)
-
-    elif spec.kind == "static":
-        out = quant.quantize_static_int8(model, example, ctx.calibration(), log=say)
-
-    elif spec.kind == "qat":
-        if budget.epochs <= 0 or ctx.finetune is None:
-            raise ValueError(
-                f"method {spec.id!r} needs fine-tuning (profile {ctx.profile!r} budget: "
-                f"{budget.epochs} epochs) and a finetune callable in the context"
-            )
-        out = quant.quantize_qat_int8(
-            model, example, ctx.calibration(), ctx.finetune, budget.epochs, budget.lr_scale,
-            float(spec.options["freeze_last_epochs_fraction"]), log=say,
-        )
-
-    elif spec.kind == "unstructured":
-        out = copy.deepcopy(model).cpu()
-        say(f"unstructured pruning to {spec.compression} (global LAMP-scored magnitude over conv/linear weights)")
-        pruning.prune_unstructured(out, spec.level)
-        if budget.epochs:
-            say(f"fine-tuning {budget.epochs} epoch(s) with masks, lr x{budget.lr_scale}")
-        _finetune(ctx, spec, out, budget, recalibrate_bn=True)
-        pruning.make_permanent(out)
-
-    elif spec.kind == "structured":
-        out = copy.deepcopy(model).cpu()
-        say(f"structured pruning to {spec.compression} of channels (Torch-Pruning, L2 magnitude)")
-        pruning.prune_structured(out, spec.level, example, ctx.num_classes, log=say)
-        if budget.epochs:
-            say(f"fine-tuning {budget.epochs} epoch(s), lr x{budget.lr_scale}")
-        _finetune(ctx, spec, out, budget, recalibrate_bn=True)
-
-    else:  # pragma: no cover - registry and dispatch are kept in step by tests
-        raise AssertionError(f"no implementation for method kind {spec.kind!r}")
-
+    if after is not None:
+        if not spec.steps:
+            raise ValueError(f"method {spec.id!r} is not a composition; 'after' is only for a+b")
+        out = spec.impl.build(spec, model, ctx, after=after)
+    else:
+        out = spec.impl.build(spec, model, ctx)
     return out.cpu().eval()
 
 
 def export_variant(variant: nn.Module, method_id: str) -> dict:
     """The variant as plain data (tensors, numbers, strings, lists, dicts)."""
     spec = get_method(method_id)
-    blob = {
-        "format": serialize.FORMAT,
-        "method": spec.id,
-        "settings_version": SETTINGS_VERSION,
-        "state_dict": serialize.encode_state_dict(variant.state_dict()),
-    }
-    if spec.family != "quantization":
-        blob["architecture"] = serialize.architecture(variant)
+    blob = spec.impl.export(spec, variant)
+    blob.update({"format": serialize.FORMAT, "method": spec.id})
     return blob
 
 
@@ -98,17 +46,4 @@ def load_variant(blob: dict, float_model: nn.Module, method_id: str, ctx: Compre
         raise ValueError(f"not a compressed variant in format {serialize.FORMAT!r}")
     if blob.get("method") != spec.id:
         raise ValueError(f"variant was exported for method {blob.get('method')!r}, not {spec.id!r}")
-    if blob.get("settings_version") != SETTINGS_VERSION:
-        raise ValueError(
-            f"variant was built with settings version {blob.get('settings_version')!r}, "
-            f"this code is version {SETTINGS_VERSION}; rebuild it"
-        )
-    state = serialize.decode_state_dict(blob["state_dict"])
-    if spec.family == "quantization":
-        model = quant.rebuild(spec.kind, float_model, ctx.example_inputs.detach().cpu())
-        quant.load_state(model, state)
-    else:
-        model = copy.deepcopy(float_model).cpu()
-        serialize.apply_architecture(model, blob["architecture"], state)
-        model.load_state_dict(state, strict=True)
-    return model.eval()
+    return spec.impl.load(spec, blob, copy.deepcopy(float_model).cpu(), ctx).eval()

@@ -39,3 +39,16 @@ class CompressionContext:
     def say(self, message: str) -> None:
         if self.log is not None:
             self.log(message)
+
+
+def run_finetune(ctx: CompressionContext, spec, model, **kw) -> None:
+    """Fine-tune ``model`` for ``spec``'s budget under ``ctx.profile`` (nothing when it is zero)."""
+    budget = spec.budget(ctx.profile)
+    if budget.epochs <= 0:
+        return
+    if ctx.finetune is None:
+        raise ValueError(
+            f"method {spec.id!r} fine-tunes for {budget.epochs} epoch(s) under profile "
+            f"{ctx.profile!r} but the context has no finetune callable; pass one"
+        )
+    ctx.finetune(model, budget.epochs, budget.lr_scale, **kw)

@@ -94,8 +94,10 @@ def prune_structured(
     example_inputs: torch.Tensor,
     num_classes: int,
     log: Callable[[str], None] = lambda s: None,
+    importance=None,
 ) -> nn.Module:
-    """Remove ``level`` of the channels of every prunable layer group (in place)."""
+    """Remove ``level`` of the channels of every prunable layer group (in place), ranked by
+    ``importance`` (a Torch-Pruning importance; default: L2 magnitude)."""
     import torch_pruning as tp
 
     ignored = classifier_layers(model, num_classes)
@@ -104,7 +106,7 @@ def prune_structured(
     pruner = tp.pruner.BasePruner(
         model,
         example_inputs,
-        importance=tp.importance.MagnitudeImportance(p=2),
+        importance=importance if importance is not None else tp.importance.MagnitudeImportance(p=2),
         pruning_ratio=float(level),
         global_pruning=False,
         ignored_layers=ignored,

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-FORMAT = "compression-variant/1"
+FORMAT = "compression-variant/2"  # 2: methods export themselves; compositions keep their base graph
 
 _QTENSOR = "__qtensor__"
 _TUPLE = "__tuple__"

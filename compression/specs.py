@@ -1,29 +1,42 @@
-"""Method specifications: what each compression method is, by a stable id.
+"""Methods by id: what each compression method is, and the registry that finds it.
 
-A :class:`MethodSpec` is pure data.  It names the method (``id``), says how it
-appears in the report (``label`` and ``compression`` columns), and carries the
-fine-tune budget for each profile.  ``spec.settings(profile)`` flattens all of
-that into plain JSON-able values so a caller can hash it into a cache key;
-bump :data:`SETTINGS_VERSION` whenever the *behaviour* of a method changes
-without its settings changing (a bug fix, a different recipe detail), so that
-cached variants built by the old code are not reused.
+A method *kind* is a subclass of :class:`Method` (how to build, export and reload a variant; its
+family, label, fine-tune budget per profile and fixed recipe options), registered with
+:func:`register_method`. Every module in :mod:`compression_bench.compression.methods` is imported
+on first use, so a new kind is one new file there.
+
+Ids (what ``--compression-methods`` takes):
+
+* a registered id: ``static_int8``; a kind with ``levels`` registers ``<kind>_<percent>`` for each,
+  e.g. ``structured_30``;
+* a kind at any level: ``structured@0.6``, ``unstructured@0.9`` (a fraction in (0, 1));
+* a composition with ``+``: ``structured_50+static_int8`` applies the steps left to right, each with
+  its own fine-tuning (prune, fine-tune, then quantize the pruned model). Quantization can only be
+  the last step: an INT8 module cannot be pruned or quantized again.
+
+:func:`get_method` returns a :class:`MethodSpec`, plain data about one id: its report label and
+compression text, fine-tune budget per profile, and ``settings(profile)`` for cache keys.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
-#: Bump when any method's behaviour changes in a way its settings do not show.
-SETTINGS_VERSION = 2  # 2: LAMP scores for unstructured, BN recalibration after pruning fine-tune
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from .context import CompressionContext
 
 #: Profile names every spec has a fine-tune budget for.
 PROFILES = ("smoke", "default", "full")
 
 
 class UnknownMethodError(ValueError):
-    """Raised for a method id that is not registered."""
+    """Raised for a method id that is not registered or cannot be parsed."""
 
 
 class UnknownProfileError(ValueError):
@@ -51,24 +64,63 @@ class FineTune:
 NO_FINETUNE = FineTune(0, 1.0)
 
 
-def _budgets(smoke: FineTune, default: FineTune, full: FineTune) -> Mapping[str, FineTune]:
+def budgets(smoke: FineTune = NO_FINETUNE, default: FineTune = NO_FINETUNE,
+            full: FineTune = NO_FINETUNE) -> Mapping[str, FineTune]:
+    """A fine-tune budget for each profile."""
     return MappingProxyType({"smoke": smoke, "default": default, "full": full})
 
 
-_NONE = _budgets(NO_FINETUNE, NO_FINETUNE, NO_FINETUNE)
+class Method:
+    """One kind of compression. Subclass, set the class attributes, implement :meth:`build`, and
+    decorate with :func:`register_method`.
+
+    ``family``: ``"original"``, ``"quantization"`` or ``"pruning"``. ``levels``: for kinds that
+    take a level (fraction of weights or channels removed), the levels registered by default as
+    ``<kind>_<percent>``; empty for kinds without one. ``default``: whether the registered ids are
+    part of the default matrix (``list_methods()``); opt-in kinds are selected by id.
+    ``finetune``: the budget per profile. ``options``: the fixed recipe details (plain values,
+    part of the cache key). ``order``: position in the report (lower first).
+    """
+
+    kind: ClassVar[str]
+    family: ClassVar[str]
+    label: ClassVar[str]
+    compression: ClassVar[str] = "N/A"     # the table's Compression text for kinds without a level
+    levels: ClassVar[tuple[float, ...]] = ()
+    default: ClassVar[bool] = True
+    order: ClassVar[float] = 100.0
+    finetune: ClassVar[Mapping[str, FineTune]] = budgets()
+    options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    def build(self, spec: "MethodSpec", model: "nn.Module", ctx: "CompressionContext") -> "nn.Module":
+        """A compressed copy of ``model`` (which must not be modified)."""
+        raise NotImplementedError
+
+    def export(self, spec: "MethodSpec", variant: "nn.Module") -> dict:
+        """The variant as plain data; the default: its state dict and, for float variants, the
+        architecture (pruning changes layer shapes)."""
+        from . import serialize
+        blob = {"state_dict": serialize.encode_state_dict(variant.state_dict())}
+        if self.family != "quantization":
+            blob["architecture"] = serialize.architecture(variant)
+        return blob
+
+    def load(self, spec: "MethodSpec", blob: dict, float_model: "nn.Module",
+             ctx: "CompressionContext") -> "nn.Module":
+        """The exported variant rebuilt on ``float_model`` (a fresh copy of the architecture the
+        method was applied to; it may be modified)."""
+        from . import serialize
+        state = serialize.decode_state_dict(blob["state_dict"])
+        serialize.apply_architecture(float_model, blob["architecture"], state)
+        float_model.load_state_dict(state, strict=True)
+        return float_model
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One compression method.
-
-    ``family`` is ``"original"``, ``"quantization"`` or ``"pruning"``; ``kind``
-    the variant inside the family (``"dynamic"``, ``"static"``, ``"qat"``,
-    ``"unstructured"``, ``"structured"``, ``"none"``); ``level`` the pruning
-    ratio (fraction of weights / channels removed) or ``None``.
-    ``options`` holds the method's fixed recipe details (backend, importance,
-    ...), all plain values, all part of :meth:`settings`.
-    """
+    """One method id, as plain data. ``kind`` and ``family`` join the steps' with ``+`` for a
+    composition; ``level`` is the (first) pruning level or ``None``; ``steps`` holds the specs of
+    a composition's steps (empty for a single method)."""
 
     id: str
     family: str
@@ -76,35 +128,41 @@ class MethodSpec:
     level: float | None
     label: str
     compression: str
-    finetune: Mapping[str, FineTune] = field(default_factory=lambda: _NONE, hash=False)
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    finetune: Mapping[str, FineTune] = field(default_factory=budgets, hash=False, compare=False)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False, compare=False)
+    impl: Method | None = field(default=None, hash=False, compare=False, repr=False)
+    steps: tuple["MethodSpec", ...] = ()
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the variant is an INT8 module (MACs are then counted on the float graph it came from)."""
+        return (self.steps[-1] if self.steps else self).family == "quantization"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(s.kind for s in self.steps) if self.steps else (self.kind,)
 
     def budget(self, profile: str) -> FineTune:
-        """Fine-tune budget for ``profile``."""
-        try:
-            return self.finetune[profile]
-        except KeyError:
-            raise UnknownProfileError(
-                f"unknown profile {profile!r} for method {self.id!r}; "
-                f"valid profiles: {', '.join(self.finetune)}"
-            ) from None
+        """Fine-tune budget for ``profile`` (a composition: the sum of its steps' epochs)."""
+        if profile not in PROFILES or (not self.steps and profile not in self.finetune):
+            raise UnknownProfileError(f"unknown profile {profile!r} for method {self.id!r}; "
+                                      f"valid profiles: {', '.join(PROFILES)}")
+        if self.steps:
+            return FineTune(sum(s.budget(profile).epochs for s in self.steps), 1.0)
+        return self.finetune[profile]
 
     @property
     def needs_finetune(self) -> bool:
-        return any(b.epochs > 0 for b in self.finetune.values())
+        return any(self.budget(p).epochs > 0 for p in PROFILES)
 
     def settings(self, profile: str) -> dict:
-        """Everything that determines the variant built under ``profile``,
-        as plain JSON-able values (for cache keys and saved results)."""
-        return {
-            "settings_version": SETTINGS_VERSION,
-            "id": self.id,
-            "family": self.family,
-            "kind": self.kind,
-            "level": None if self.level is None else float(self.level),
-            "finetune": self.budget(profile).to_dict(),
-            "options": _plain(dict(self.options)),
-        }
+        """Everything that determines the variant built under ``profile``, as plain JSON-able
+        values (for cache keys and saved results)."""
+        if self.steps:
+            return {"id": self.id, "steps": [s.settings(profile) for s in self.steps]}
+        return {"id": self.id, "family": self.family, "kind": self.kind,
+                "level": None if self.level is None else float(self.level),
+                "finetune": self.budget(profile).to_dict(), "options": _plain(dict(self.options))}
 
 
 def _plain(value: Any) -> Any:
@@ -117,70 +175,111 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"method option value {value!r} is not a plain JSON-able value")
 
 
-def _opts(**kw: Any) -> Mapping[str, Any]:
-    return MappingProxyType(kw)
+# ---------------------------------------------------------------- registry
+_KINDS: dict[str, Method] = {}
+_IDS: dict[str, MethodSpec] = {}
+_LOADED = False
 
 
-_QUANT_BACKEND = "x86"
-
-_QAT_BUDGET = _budgets(FineTune(1, 0.1), FineTune(3, 0.1), FineTune(5, 0.1))
-_UNSTRUCTURED_BUDGET = _budgets(FineTune(1, 0.1), FineTune(3, 0.1), FineTune(5, 0.1))
-# Structured pruning removes whole channels: the network needs real retraining, at the full
-# learning rate (measured on EfficientNet-B0, default profile, 70%: 3 epochs at x0.3 -> 86.0%,
-# 6 at x0.5 -> 94.9%, 6 at x1.0 -> 98.0% against 97.8% for the original).
-_STRUCTURED_BUDGET = _budgets(FineTune(1, 0.3), FineTune(6, 1.0), FineTune(10, 1.0))
-
-_SPECS: tuple[MethodSpec, ...] = (
-    MethodSpec("original", "original", "none", None, "Original", "N/A"),
-    MethodSpec(
-        "dynamic_int8", "quantization", "dynamic", None, "Quantization (Dynamic)", "INT8",
-        options=_opts(backend=_QUANT_BACKEND, modules=["Linear"], weight_dtype="qint8",
-                      weight_qscheme="per_tensor_affine", activations="dynamic (per batch)"),
-    ),
-    MethodSpec(
-        "static_int8", "quantization", "static", None, "Quantization (Static)", "INT8",
-        options=_opts(backend=_QUANT_BACKEND, api="fx", qconfig_mapping="default_x86",
-                      weight_qscheme="per_channel_symmetric", activation_observer="histogram",
-                      calibration="context"),
-    ),
-    MethodSpec(
-        "qat_int8", "quantization", "qat", None, "Quantization (QAT)", "INT8",
-        finetune=_QAT_BUDGET,
-        options=_opts(backend=_QUANT_BACKEND, api="fx", qconfig_mapping="default_qat_x86",
-                      weight_qscheme="per_channel_symmetric", observer_init="calibration",
-                      trace_mode="eval",
-                      # the last max(1, epochs // 3) epochs run with BN statistics
-                      # and observers frozen
-                      freeze_last_epochs_fraction=1 / 3),
-    ),
-)
-
-# the pruning methods: one per kind and level, unstructured first (the order of the tables)
-_PRUNING_KINDS = (
-    ("unstructured", "Pruning (Unstructured)", _UNSTRUCTURED_BUDGET,
-     _opts(scope=["Conv", "Linear"], criterion="lamp_magnitude", scheme="global", masks_during_finetune=True)),
-    ("structured", "Pruning (Structured)", _STRUCTURED_BUDGET,
-     _opts(library="torch_pruning", pruner="BasePruner (DepGraph)", importance="magnitude_l2",
-           global_pruning=False, ignored="classifier Linear(s) with out_features == num_classes")),
-)
-for _kind, _label, _budget, _options in _PRUNING_KINDS:
-    for _level in (0.3, 0.5, 0.7):
-        _SPECS += (MethodSpec(f"{_kind}_{round(_level * 100)}", "pruning", _kind, _level, _label,
-                              f"{round(_level * 100)}%", finetune=_budget, options=_options),)
-
-_REGISTRY: Mapping[str, MethodSpec] = MappingProxyType({s.id: s for s in _SPECS})
+def percent(level: float) -> str:
+    """``0.3`` -> ``"30"``, ``0.65`` -> ``"65"``."""
+    return f"{round(level * 100, 6):g}"
 
 
-def list_methods() -> list[str]:
-    """All method ids, in report order."""
-    return list(_REGISTRY)
+def spec_for(method: Method, level: float | None = None, id: str | None = None) -> MethodSpec:
+    """The spec of ``method`` at ``level``."""
+    if level is None:
+        mid, text = id or method.kind, method.compression
+    else:
+        mid, text = id or f"{method.kind}@{level:g}", f"{percent(level)}%"
+    return MethodSpec(mid, method.family, method.kind, level, method.label, text,
+                      finetune=MappingProxyType(dict(method.finetune)),
+                      options=MappingProxyType(dict(method.options)), impl=method)
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: register a :class:`Method` kind and its default ids."""
+    method = cls()
+    if method.kind in _KINDS:
+        raise ValueError(f"method kind {method.kind!r} is registered twice")
+    if not set(method.finetune) >= set(PROFILES):
+        raise ValueError(f"method kind {method.kind!r} needs a fine-tune budget for each of {PROFILES}")
+    _plain(dict(method.options))  # options must be plain data (they are part of cache keys)
+    _KINDS[method.kind] = method
+    if method.levels:
+        specs = [spec_for(method, lv, f"{method.kind}_{percent(lv)}") for lv in method.levels]
+    else:
+        specs = [spec_for(method, None, getattr(cls, "id", None) or method.kind)]
+    for s in specs:
+        if s.id in _IDS:
+            raise ValueError(f"method id {s.id!r} is registered twice")
+        _IDS[s.id] = s
+    return cls
+
+
+_COMPOSITIONS: dict[str, tuple[float, bool]] = {}
+
+
+def register_composition(method_id: str, *, order: float = 90.0, default: bool = True) -> None:
+    """List a composition such as ``structured_50+static_int8`` among the registered ids (any
+    composition works without this; registering puts it in ``list_methods()``)."""
+    _COMPOSITIONS[method_id] = (order, default)
+
+
+def _load_builtins() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import methods
+        for mod in sorted(pkgutil.iter_modules(methods.__path__), key=lambda m: m.name):
+            importlib.import_module(f"{methods.__name__}.{mod.name}")
+
+
+def _ordered(include_optional: bool) -> list[MethodSpec]:
+    _load_builtins()
+    rows = [(s.impl.order, s.level or 0.0, s) for s in _IDS.values() if include_optional or s.impl.default]
+    rows += [(order, 0.0, get_method(mid)) for mid, (order, default) in _COMPOSITIONS.items()
+             if include_optional or default]
+    return [s for _, _, s in sorted(rows, key=lambda r: r[:2])]
+
+
+def list_methods(include_optional: bool = False) -> list[str]:
+    """Method ids in report order: the default matrix, or every registered id."""
+    return [s.id for s in _ordered(include_optional)]
+
+
+def list_kinds() -> list[str]:
+    """Kinds that take any level as ``<kind>@<level>``."""
+    _load_builtins()
+    return [k for k, m in _KINDS.items() if m.levels]
 
 
 def get_method(method_id: str) -> MethodSpec:
-    """The spec for ``method_id``; :class:`UnknownMethodError` if there is none."""
-    try:
-        return _REGISTRY[method_id]
-    except (KeyError, TypeError):
-        raise UnknownMethodError(
-            f"unknown compression method {method_id!r}; valid ids: {', '.join(_REGISTRY)}"
-        ) from None
+    """The spec for ``method_id`` (see the module docstring for the forms an id takes);
+    :class:`UnknownMethodError`, saying what is valid, for anything else."""
+    _load_builtins()
+    if not isinstance(method_id, str) or not method_id.strip():
+        raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
+    method_id = method_id.strip()
+    if method_id in _IDS:
+        return _IDS[method_id]
+    if "+" in method_id:
+        from .compose import compose
+        return compose(method_id, [get_method(part) for part in method_id.split("+")])
+    kind, at, level_text = method_id.partition("@")
+    if at and kind in _KINDS and _KINDS[kind].levels:
+        try:
+            level = float(level_text)
+        except ValueError:
+            level = float("nan")
+        if not 0.0 < level < 1.0:
+            raise UnknownMethodError(f"method {method_id!r}: the level after '@' must be a fraction between 0 "
+                                     f"and 1 (exclusive), e.g. {kind}@0.6")
+        return spec_for(_KINDS[kind], level, method_id)
+    raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
+
+
+def _valid() -> str:
+    return (", ".join(list_methods(include_optional=True))
+            + f"; any level as <kind>@<fraction> for kinds {', '.join(list_kinds())}"
+            + "; compositions as <pruning id>+<id>, e.g. structured_50+static_int8")

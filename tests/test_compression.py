@@ -151,7 +151,7 @@ def test_registry_order_labels_and_settings():
     assert ids == [
         "original", "dynamic_int8", "static_int8", "qat_int8",
         "unstructured_30", "unstructured_50", "unstructured_70",
-        "structured_30", "structured_50", "structured_70",
+        "structured_30", "structured_50", "structured_70", "structured_50+static_int8",
     ]
     assert C.get_method("original").compression == "N/A"
     assert C.get_method("static_int8").label == "Quantization (Static)"
@@ -161,7 +161,7 @@ def test_registry_order_labels_and_settings():
     assert C.get_method("structured_50").level == 0.5
     for mid in ids:
         spec = C.get_method(mid)
-        assert spec.family in ("original", "quantization", "pruning")
+        assert spec.family in ("original", "quantization", "pruning", "pruning+quantization")
         for profile in C.PROFILES:
             settings = spec.settings(profile)
             assert json.loads(json.dumps(settings)) == settings
@@ -178,8 +178,9 @@ def test_unknown_method_and_profile():
     with pytest.raises(C.UnknownMethodError) as err:
         C.get_method("nope")
     assert isinstance(err.value, ValueError)
-    for mid in C.list_methods():
+    for mid in C.list_methods(include_optional=True):
         assert mid in str(err.value)
+    assert "structured@" in str(err.value) or "<kind>@<fraction>" in str(err.value)
     with pytest.raises(ValueError, match="smoke"):
         C.get_method("structured_50").settings("huge")
 
