@@ -46,7 +46,7 @@ def test_a_change_of_the_training_or_compression_code_changes_the_keys(monkeypat
     monkeypatch.setattr(zoo.trained, "training_code_fingerprint", lambda: "changed")
     assert _keys()[0] != trained
     monkeypatch.undo()
-    monkeypatch.setattr(pipeline, "compression_code_fingerprint", lambda: "changed")
+    monkeypatch.setattr(pipeline, "compression_code_fingerprint", lambda *_: "changed")
     assert _keys() == (trained, _keys()[1]) and _keys()[1] != variant
 
 

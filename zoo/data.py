@@ -1,4 +1,19 @@
-"""Datasets of the zoo, held in memory as tensors.
+"""Datasets of the zoo: a registry of loaders by name, and the three built-in entries.
+
+A dataset is one call::
+
+    def load_mine(input_shape, *, data_root, download):   # -> DataBundle
+        return DataBundle.from_datasets("mine", train_ds, val_ds, mean=(0.5,), std=(0.25,),
+                                        input_shape=input_shape)
+    register_dataset("mine", load_mine, description="my images")
+
+The loader gets the model's ``input_shape`` (C, H, W), the resolved data root (``data_root``
+argument, else ``ZOO_DATA_ROOT``, else ``~/data``) and whether it may download. It returns a
+:class:`DataBundle` whose splits carry the dataset's own normalisation (``mean``, ``std``,
+``scale``) and whose ``num_classes`` comes from the data. It raises :class:`DataError`, with a
+message that says how to fix it, when the data is not there.
+
+Built in:
 
 * ``digits``: the 1,797 real 8x8 handwritten digits bundled with scikit-learn, with a fixed
   stratified train/validation split, resized to each model's input, grey replicated to three
@@ -12,95 +27,90 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-DATASETS = ("digits", "mnist", "cifar10")
+from .splits import DataBundle, DataError, Split, fit_shape
+
+__all__ = ["DATASETS", "DataBundle", "DataError", "DatasetInfo", "Split", "default_data_root",
+           "fit_shape", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset",
+           "unregister_dataset"]
+
 DIGITS_VAL_FRACTION = 0.25
 DIGITS_SPLIT_SEED = 0
 
-
-class DataError(RuntimeError):
-    """A dataset could not be provided; the message says how to fix it."""
+Loader = Callable[..., DataBundle]  # loader(input_shape, *, data_root: str, download: bool)
 
 
-@dataclass
-class Split:
-    """Images as an ``N x C x H x W`` tensor (uint8 or float) plus labels.
-
-    Batches come out as normalised float tensors: ``(x * scale - mean) / std``.
-    """
-    images: torch.Tensor
-    labels: torch.Tensor
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() * self.scale
-        c = x.shape[1]
-        mean = torch.tensor(self.mean[:1] * c if len(self.mean) == 1 else self.mean).view(1, c, 1, 1)
-        std = torch.tensor(self.std[:1] * c if len(self.std) == 1 else self.std).view(1, c, 1, 1)
-        return (x - mean) / std
-
-    def batches(self, batch_size: int, *, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            yield self._prepare(self.images[idx]), self.labels[idx]
-
-    def first_batch(self, batch_size: int) -> torch.Tensor:
-        """The first ``batch_size`` images (fewer if the split is smaller), normalised."""
-        return self._prepare(self.images[:batch_size])
-
-    def subset(self, limit: int | None) -> "Split":
-        """The first ``limit`` examples of a stratified order (every class represented)."""
-        if limit is None or limit >= len(self):
-            return self
-        order = _stratified_order(self.labels)[:limit]
-        order, _ = torch.sort(order)
-        return Split(self.images[order], self.labels[order], self.scale, self.mean, self.std)
-
-
-@dataclass
-class DataBundle:
+@dataclass(frozen=True)
+class DatasetInfo:
     name: str
-    train: Split
-    val: Split
-    num_classes: int
+    loader: Loader
     description: str
 
-
-def _stratified_order(labels: torch.Tensor) -> torch.Tensor:
-    """Indices interleaving the classes (deterministic), so any prefix is roughly balanced."""
-    per_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
-    out = []
-    for i in range(max(len(p) for p in per_class)):
-        out += [int(p[i]) for p in per_class if i < len(p)]
-    return torch.tensor(out, dtype=torch.long)
-
-
-def _fit_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Resize ``N x C x H x W`` float images to ``shape`` and replicate grey to 3 channels."""
-    c, h, w = shape
-    if images.shape[-2:] != (h, w):
-        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
-    if images.shape[1] != c:
-        if images.shape[1] != 1:
-            raise DataError(f"cannot turn {images.shape[1]}-channel images into {c} channels")
-        images = images.expand(-1, c, -1, -1).contiguous()
-    return images
+    def load(self, input_shape: tuple[int, int, int], *, data_root: str | None = None,
+             download: bool = False) -> DataBundle:
+        bundle = self.loader(tuple(input_shape), data_root=data_root or default_data_root(),
+                             download=download)
+        if not isinstance(bundle, DataBundle):
+            raise DataError(f"the loader of dataset {self.name!r} returned {type(bundle).__name__}, "
+                            f"not a DataBundle; build one with DataBundle.from_datasets")
+        return bundle
 
 
-def load_digits_data(input_shape: tuple[int, int, int]) -> DataBundle:
+_DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(name: str, loader: Loader, *, description: str) -> Loader:
+    """Register ``loader(input_shape, *, data_root, download) -> DataBundle`` under ``name``.
+
+    Registering a taken name raises :class:`ValueError`; returns ``loader``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a dataset name must be a non-empty string, got {name!r}")
+    if not callable(loader):
+        raise TypeError(f"the loader of dataset {name!r} must be callable, got {type(loader).__name__}")
+    if name in _DATASETS:
+        raise ValueError(f"dataset {name!r} is registered twice")
+    _DATASETS[name] = DatasetInfo(name, loader, description)
+    return loader
+
+
+def unregister_dataset(name: str) -> None:
+    """Remove a registered dataset (tests, notebooks)."""
+    get_dataset_info(name)
+    del _DATASETS[name]
+
+
+def list_datasets() -> list[str]:
+    """Registered dataset names, in registration order."""
+    return list(_DATASETS)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    try:
+        return _DATASETS[name]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; valid names are: {', '.join(_DATASETS)}") from None
+
+
+def default_data_root() -> str:
+    return os.environ.get("ZOO_DATA_ROOT") or os.path.join(os.path.expanduser("~"), "data")
+
+
+def load_dataset(name: str, input_shape: tuple[int, int, int], *, data_root: str | None = None,
+                 download: bool = False) -> DataBundle:
+    """Load dataset ``name`` shaped for a model taking ``input_shape`` (C, H, W)."""
+    return get_dataset_info(name).load(input_shape, data_root=data_root, download=download)
+
+
+# ---------------------------------------------------------------- built-in: scikit-learn digits
+
+def load_digits_data(input_shape: tuple[int, int, int], *, data_root: str | None = None,
+                     download: bool = False) -> DataBundle:
+    """The scikit-learn digits; needs no files (``data_root`` and ``download`` are unused)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -109,17 +119,19 @@ def load_digits_data(input_shape: tuple[int, int, int]) -> DataBundle:
     y = digits.target.astype(np.int64)
     idx_train, idx_val = train_test_split(np.arange(len(y)), test_size=DIGITS_VAL_FRACTION,
                                           stratify=y, random_state=DIGITS_SPLIT_SEED)
-    images = _fit_shape(torch.from_numpy(x).unsqueeze(1), input_shape)
+    images = fit_shape(torch.from_numpy(x).unsqueeze(1), input_shape)
     labels = torch.from_numpy(y)
     tr = torch.from_numpy(np.sort(idx_train))
     va = torch.from_numpy(np.sort(idx_val))
-    mean = float(images[tr].mean())
+    mean = float(images[tr].mean())  # normalised with the statistics of the train split
     std = float(images[tr].std())
     mk = lambda ix: Split(images[ix], labels[ix], 1.0, (mean,), (std,))  # noqa: E731
-    return DataBundle("digits", mk(tr), mk(va), 10,
+    return DataBundle("digits", mk(tr), mk(va), len(digits.target_names),
                       f"scikit-learn digits, {len(tr)} train / {len(va)} validation, "
                       f"8x8 resized to {input_shape[1]}x{input_shape[2]}")
 
+
+# ---------------------------------------------------------------- built-in: torchvision MNIST, CIFAR-10
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -148,50 +160,42 @@ def _damaged(cls, root: str, where: str, err: Exception) -> DataError:
                      f"they are damaged or not {cls.__name__}: replace them with {where}.")
 
 
-def load_mnist_data(root: str, input_shape: tuple[int, int, int], download: bool = False) -> DataBundle:
+def load_mnist_data(input_shape: tuple[int, int, int], *, data_root: str, download: bool = False) -> DataBundle:
     from torchvision.datasets import MNIST
 
     where = ("the four MNIST files (" + ", ".join(_MNIST_FILES)
-             + f", gunzipped) in {os.path.join(root, 'MNIST', 'raw')}")
-    splits = []
+             + f", gunzipped) in {os.path.join(data_root, 'MNIST', 'raw')}")
+    splits, classes = [], 0
     for train in (True, False):
-        ds = _torchvision_dataset(MNIST, root, train, download, where)
-        images = ds.data.unsqueeze(1)  # N x 1 x 28 x 28 uint8
-        if tuple(images.shape[1:]) != tuple(input_shape):
-            images = (_fit_shape(images.float() / 255.0, input_shape) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        ds = _torchvision_dataset(MNIST, data_root, train, download, where)
+        images = fit_shape(ds.data.unsqueeze(1), input_shape)  # N x 1 x 28 x 28 uint8, as uint8
         splits.append(Split(images, ds.targets.long(), 1 / 255.0, (0.1307,), (0.3081,)))
-    return DataBundle("mnist", splits[0], splits[1], 10,
-                      f"MNIST from {root}, {len(splits[0])} train / {len(splits[1])} validation")
+        classes = len(ds.classes)
+    return DataBundle("mnist", splits[0], splits[1], classes,
+                      f"MNIST from {data_root}, {len(splits[0])} train / {len(splits[1])} validation")
 
 
-def load_cifar10_data(root: str, input_shape: tuple[int, int, int], download: bool = False) -> DataBundle:
+def load_cifar10_data(input_shape: tuple[int, int, int], *, data_root: str, download: bool = False) -> DataBundle:
     from torchvision.datasets import CIFAR10
 
-    where = f"the extracted python version of CIFAR-10 in {os.path.join(root, 'cifar-10-batches-py')}"
+    where = f"the extracted python version of CIFAR-10 in {os.path.join(data_root, 'cifar-10-batches-py')}"
     if tuple(input_shape) != (3, 32, 32):
         raise DataError(f"cifar10 gives 3x32x32 images, the model wants {input_shape}")
-    splits = []
+    splits, classes = [], 0
     for train in (True, False):
-        ds = _torchvision_dataset(CIFAR10, root, train, download, where)
+        ds = _torchvision_dataset(CIFAR10, data_root, train, download, where)
         images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
         splits.append(Split(images, torch.tensor(ds.targets, dtype=torch.long), 1 / 255.0,
                             (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)))
-    return DataBundle("cifar10", splits[0], splits[1], 10,
-                      f"CIFAR-10 from {root}, {len(splits[0])} train / {len(splits[1])} validation")
+        classes = len(ds.classes)
+    return DataBundle("cifar10", splits[0], splits[1], classes,
+                      f"CIFAR-10 from {data_root}, {len(splits[0])} train / {len(splits[1])} validation")
 
 
-def default_data_root() -> str:
-    return os.environ.get("ZOO_DATA_ROOT") or os.path.join(os.path.expanduser("~"), "data")
+register_dataset("digits", load_digits_data,
+                 description="scikit-learn's 1,797 8x8 handwritten digits, fixed stratified split (offline)")
+register_dataset("mnist", load_mnist_data, description="MNIST through torchvision, from the data root")
+register_dataset("cifar10", load_cifar10_data, description="CIFAR-10 through torchvision, from the data root")
 
-
-def load_dataset(name: str, input_shape: tuple[int, int, int], *, data_root: str | None = None,
-                 download: bool = False) -> DataBundle:
-    """Load dataset ``name`` shaped for a model taking ``input_shape`` (C, H, W)."""
-    if name == "digits":
-        return load_digits_data(input_shape)
-    root = data_root or default_data_root()
-    if name == "mnist":
-        return load_mnist_data(root, input_shape, download)
-    if name == "cifar10":
-        return load_cifar10_data(root, input_shape, download)
-    raise DataError(f"unknown dataset {name!r}; valid names are: {', '.join(DATASETS)}")
+#: the built-in dataset names; :func:`list_datasets` also has those registered later
+DATASETS = tuple(list_datasets())

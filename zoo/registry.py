@@ -1,16 +1,28 @@
 """Model registry: every architecture is one decorated builder function.
 
 Everything else (CLI, training, benchmarks) finds models by name through
-:func:`list_models`, :func:`get_model_info` and :func:`build`.
+:func:`list_models`, :func:`get_model_info` and :func:`build`. A model may bring its own
+training recipe (else its profile's recipe applies, see :meth:`Profile.recipe_for`) and
+pretrained weights (then it is evaluated, not trained, see :func:`get_trained`)::
+
+    @register_model("TinyNet", input_shape=(1, 28, 28), description="two convs",
+                    recipe=Recipe(epochs=5, lr=0.02), weights="tiny.pt")
+    def tiny_net() -> nn.Module: ...
 """
 from __future__ import annotations
 
 import hashlib
 import inspect
-from dataclasses import dataclass
-from typing import Callable
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping, Union
 
 import torch.nn as nn
+
+from .training import Recipe
+
+RecipeSpec = Union[Recipe, Mapping[str, Recipe], None]
 
 
 class UnknownModelError(ValueError):
@@ -23,8 +35,10 @@ class ModelInfo:
     builder: Callable[[], nn.Module]
     input_shape: tuple[int, int, int]  # C, H, W
     num_classes: int
-    full_dataset: str  # dataset of the ``full`` profile: "mnist" or "cifar10"
+    full_dataset: str  # dataset of the ``full`` profile, e.g. "mnist" or "cifar10"
     description: str
+    recipe: RecipeSpec = field(default=None, compare=False)  # own recipe: one, or per profile name
+    weights: str | None = None  # absolute path of a checkpoint loaded instead of training
 
     @property
     def fingerprint(self) -> str:
@@ -35,18 +49,51 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, *, input_shape: tuple[int, int, int], full_dataset: str,
-                   description: str, num_classes: int = 10):
-    """Decorator that registers a zero-argument builder under ``name``."""
+def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int = 10,
+                   full_dataset: str = "digits", description: str, recipe: RecipeSpec = None,
+                   weights: str | os.PathLike | None = None):
+    """Decorator that registers a zero-argument builder under ``name``.
+
+    * ``input_shape``: (C, H, W) of one image; the datasets are resized to it.
+    * ``num_classes``: outputs of the model; must equal the classes of the dataset it trains on.
+    * ``full_dataset``: registered dataset of the ``full`` profile (the other profiles use the
+      embedded digits); the default ``"digits"`` needs no files.
+    * ``recipe``: a :class:`Recipe` for every profile, or a dict profile name -> Recipe; profiles
+      it leaves out use their own recipes (:meth:`Profile.recipe_for`).
+    * ``weights``: path of a checkpoint (``torch.save`` of a ``state_dict``, or of a dict with a
+      ``"state_dict"`` key) loaded instead of training; its SHA-256 is part of the cache key.
+
+    Registering a taken name raises :class:`ValueError`.
+    """
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise ValueError(f"model {name!r}: input_shape must be three positive ints (C, H, W), got {input_shape!r}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"model {name!r}: num_classes must be a positive int, got {num_classes!r}")
+    if recipe is not None and not isinstance(recipe, Recipe):
+        from .profiles import PROFILES  # here: profiles imports this module
+        if not isinstance(recipe, Mapping) or not all(isinstance(r, Recipe) for r in recipe.values()):
+            raise TypeError(f"model {name!r}: recipe must be a Recipe or a dict profile name -> Recipe")
+        unknown = sorted(set(recipe) - set(PROFILES))
+        if unknown:
+            raise ValueError(f"model {name!r}: recipe names unknown profile(s) {', '.join(map(str, unknown))}; "
+                             f"valid profiles are: {', '.join(PROFILES)}")
+        recipe = MappingProxyType(dict(recipe))
+    path = os.path.abspath(os.fspath(weights)) if weights is not None else None
 
     def wrap(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, tuple(input_shape), num_classes,
-                                    full_dataset, description)
+        _REGISTRY[name] = ModelInfo(name, builder, shape, num_classes, full_dataset, description, recipe, path)
         return builder
 
     return wrap
+
+
+def unregister_model(name: str) -> None:
+    """Remove a registered model (tests, notebooks)."""
+    get_model_info(name)
+    del _REGISTRY[name]
 
 
 def list_models() -> list[str]:

@@ -1,4 +1,8 @@
-"""Trained models through the cache: ``get_trained(name, profile)`` trains once, then loads."""
+"""Trained models through the cache: ``get_trained(name, profile)`` trains once, then loads.
+
+A model registered with ``weights=`` is not trained: its checkpoint is loaded, evaluated on the
+profile's validation split, and that result is cached under a key holding the file's SHA-256.
+"""
 from __future__ import annotations
 
 import functools
@@ -10,13 +14,14 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from . import data as _data_module, training as _training_module
+from . import data as _data_module, splits as _splits_module, training as _training_module
 from .cache import ArtifactCache
 from .keys import code_fingerprint, content_digest, package_versions
-from .data import DataBundle, load_dataset
+from .data import DataBundle, DataError, DatasetInfo, get_dataset_info
 from .profiles import Profile, get_profile
 from .registry import ModelInfo, build, get_model_info
 from .training import Progress, Recipe, evaluate, finetune, print_progress, train, train_threads
+from .weights import file_sha256, load_weights
 
 DATA_VERSION = 1  # bump when the way datasets are split or preprocessed changes
 #: libraries whose kernels or data loading a trained checkpoint depends on (part of its key)
@@ -55,10 +60,10 @@ class TrainedModel:
         model.to("cpu")
 
 
-@functools.lru_cache(maxsize=16)
-def _dataset(name: str, shape: tuple, data_root: str | None, download: bool,
+@functools.lru_cache(maxsize=16)  # keyed on the registry entry: one re-registered with another loader loads anew
+def _dataset(entry: DatasetInfo, shape: tuple, data_root: str | None, download: bool,
              train_limit: int | None, val_limit: int | None) -> DataBundle:
-    bundle = load_dataset(name, shape, data_root=data_root, download=download)
+    bundle = entry.load(shape, data_root=data_root, download=download)
     if train_limit is None and val_limit is None:
         return bundle
     return DataBundle(bundle.name, bundle.train.subset(train_limit), bundle.val.subset(val_limit),
@@ -68,29 +73,49 @@ def _dataset(name: str, shape: tuple, data_root: str | None, download: bool,
 
 def get_data(name: str, profile: str | Profile | None = None, *, data_root: str | None = None,
              download: bool = False) -> DataBundle:
+    """The data ``name`` trains on under ``profile``, shaped for it; :class:`DataError` when the
+    dataset is not there or its classes differ from the model's ``num_classes``."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     info = get_model_info(name)
-    return _dataset(prof.dataset_for(name), info.input_shape, data_root, download,
-                    prof.train_limit, prof.val_limit)
+    bundle = _dataset(get_dataset_info(prof.dataset_for(name)), info.input_shape, data_root, download,
+                      prof.train_limit, prof.val_limit)
+    if bundle.num_classes != info.num_classes:
+        raise DataError(f"dataset {bundle.name!r} has {bundle.num_classes} classes but model {name!r} has "
+                        f"{info.num_classes} outputs; register the model with num_classes={bundle.num_classes}")
+    return bundle
 
 
 def cache_parts(name: str, prof: Profile) -> dict:
     """Everything that determines a trained checkpoint (its cache key)."""
     info = get_model_info(name)
-    return {
+    dataset = prof.dataset_for(name)
+    parts = {
         "kind": "trained", "model": name, "architecture": info.fingerprint,
-        "dataset": prof.dataset_for(name), "data_version": DATA_VERSION,
+        "dataset": dataset, "dataset_loader": _loader_fingerprint(get_dataset_info(dataset).loader),
+        "data_version": DATA_VERSION,
         "train_limit": prof.train_limit, "val_limit": prof.val_limit,
         "recipe": asdict(prof.recipe_for(name)), "train_threads": train_threads(),
         "versions": package_versions(*TRAINING_PACKAGES),
         "code": training_code_fingerprint(),
     }
+    if info.weights is not None:  # a changed checkpoint file is a new entry
+        parts["weights_sha256"] = file_sha256(info.weights, name)
+    return parts
+
+
+def _loader_fingerprint(loader) -> str:
+    """The code of a dataset's loader (a registered one can live outside this package); a
+    callable whose source cannot be read counts by its qualified name."""
+    try:
+        return code_fingerprint(loader)
+    except (OSError, TypeError):
+        return f"{getattr(loader, '__module__', '?')}.{getattr(loader, '__qualname__', type(loader).__qualname__)}"
 
 
 @functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
 def training_code_fingerprint() -> str:
     """Fingerprint of the code that loads and splits the data and trains (part of every key)."""
-    return code_fingerprint(_training_module, _data_module)
+    return code_fingerprint(_training_module, _data_module, _splits_module)
 
 
 def resolve_device(device: str | None) -> str:
@@ -124,7 +149,9 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     Training may run on ``device`` (e.g. ``cuda`` for the full profile); the result is always
     returned on the CPU, in eval mode. The device is recorded but is not part of the key, so a
     checkpoint trained on a GPU serves later CPU runs. Variants derived from it fine-tune on
-    ``device`` too. ``log`` receives one-line notices (default: standard error).
+    ``device`` too. ``log`` receives one-line notices (default: standard error). A model
+    registered with ``weights=`` is loaded from its checkpoint and evaluated instead of trained
+    (:class:`~zoo.weights.WeightsError`, a ValueError, when the file is missing or does not fit).
     """
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     info = get_model_info(name)
@@ -138,6 +165,14 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     def build_entry() -> dict:
         torch.manual_seed(recipe.seed)
         model = build(name)
+        if info.weights is not None:
+            load_weights(model, info.weights, name)
+            model.eval()
+            return {"state_dict": model.state_dict(),
+                    "meta": {"accuracy": evaluate(model, data.val), "train_seconds": 0.0, "device": "cpu",
+                             "threads": train_threads(), "history": [], "weights": info.weights,
+                             "weights_sha256": parts["weights_sha256"],
+                             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
         result = train(model, data, recipe, device=dev, tag=f"{name}/{prof.name}", progress=progress)
         model.to("cpu").eval()
         acc = evaluate(model, data.val)  # the figure that counts is the CPU one

@@ -1,0 +1,175 @@
+"""In-memory data of the zoo: :class:`Split` (images and labels of one split) and :class:`DataBundle`
+(a dataset's train and validation splits).
+
+A split holds its images as one ``N x C x H x W`` tensor. Data that lives in a map-style
+``torch.utils.data.Dataset`` is read into such a tensor once, by :meth:`Split.from_dataset` and
+:meth:`DataBundle.from_datasets`: splits never wrap a dataset, so batching, shuffling and
+subsets are the same tensor indexing for every dataset.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+class DataError(RuntimeError):
+    """A dataset could not be provided; the message says how to fix it."""
+
+
+def _per_channel(values, what: str) -> tuple[float, ...]:
+    values = tuple(values) if isinstance(values, (tuple, list)) else (values,)
+    if not values:
+        raise DataError(f"{what} is empty; give one value per channel, or one for all channels")
+    return tuple(float(v) for v in values)
+
+
+@dataclass
+class Split:
+    """Images as an ``N x C x H x W`` tensor (uint8 or float) plus labels.
+
+    Batches come out as normalised float tensors: ``(x * scale - mean) / std``, where ``mean``
+    and ``std`` hold one value per channel or one value for all channels.
+    """
+    images: torch.Tensor
+    labels: torch.Tensor
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_dataset(cls, dataset, *, mean: float | Sequence[float], std: float | Sequence[float],
+                     scale: float = 1.0, input_shape: tuple[int, int, int] | None = None) -> "Split":
+        """Every example of a map-style ``torch.utils.data.Dataset``, read into memory in index order.
+
+        Each item must be ``(image, label)``: a ``C x H x W`` tensor (uint8 or float, kept as
+        it is; batches compute ``(x * scale - mean) / std``) and an integer label (an ``int`` or
+        an integer tensor of one element). With ``input_shape`` the images are resized and grey
+        replicated to it as :func:`fit_shape` does. Errors are :class:`DataError`.
+        """
+        where = type(dataset).__name__
+        try:
+            n = len(dataset)
+        except TypeError:
+            raise DataError(f"{where} has no len(): give a map-style torch.utils.data.Dataset") from None
+        if n == 0:
+            raise DataError(f"{where} is empty: a split needs at least one example")
+        images, labels = [], []
+        for i in range(n):
+            item = dataset[i]
+            ok = isinstance(item, (tuple, list)) and len(item) == 2
+            if not (ok and isinstance(item[0], torch.Tensor) and item[0].ndim == 3):
+                raise DataError(f"item {i} of {where} is not (C x H x W image tensor, label); make the dataset "
+                                f"return tensors, e.g. with the transform torchvision.transforms.PILToTensor()")
+            label = item[1]
+            try:
+                label = operator.index(label.reshape(()) if isinstance(label, torch.Tensor) else label)
+            except (TypeError, RuntimeError):
+                raise DataError(f"item {i} of {where} has label {label!r}; labels must be integers "
+                                f"0 .. num_classes - 1") from None
+            images.append(item[0])
+            labels.append(label)
+        if len({tuple(x.shape) for x in images}) > 1 or len({x.dtype for x in images}) > 1:
+            raise DataError(f"the images of {where} differ in shape or dtype; give them one size "
+                            f"(e.g. with torchvision.transforms.Resize) and one dtype")
+        stacked = torch.stack(images)
+        if input_shape is not None:
+            stacked = fit_shape(stacked, input_shape)
+        c = stacked.shape[1]
+        mean, std = _per_channel(mean, "mean"), _per_channel(std, "std")
+        if len(mean) not in (1, c) or len(std) not in (1, c):
+            raise DataError(f"{where}: mean and std need 1 or {c} values (one per channel), "
+                            f"got {len(mean)} and {len(std)}")
+        return cls(stacked, torch.tensor(labels, dtype=torch.long), float(scale), mean, std)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() * self.scale
+        c = x.shape[1]
+        mean = torch.tensor(self.mean[:1] * c if len(self.mean) == 1 else self.mean).view(1, c, 1, 1)
+        std = torch.tensor(self.std[:1] * c if len(self.std) == 1 else self.std).view(1, c, 1, 1)
+        return (x - mean) / std
+
+    def batches(self, batch_size: int, *, shuffle: bool = False,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield self._prepare(self.images[idx]), self.labels[idx]
+
+    def first_batch(self, batch_size: int) -> torch.Tensor:
+        """The first ``batch_size`` images (fewer if the split is smaller), normalised."""
+        return self._prepare(self.images[:batch_size])
+
+    def subset(self, limit: int | None) -> "Split":
+        """The first ``limit`` examples of a stratified order (every class represented)."""
+        if limit is None or limit >= len(self):
+            return self
+        order = _stratified_order(self.labels)[:limit]
+        order, _ = torch.sort(order)
+        return Split(self.images[order], self.labels[order], self.scale, self.mean, self.std)
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: Split
+    val: Split
+    num_classes: int
+    description: str
+
+    @classmethod
+    def from_datasets(cls, name: str, train, val, *, mean: float | Sequence[float],
+                      std: float | Sequence[float], scale: float = 1.0,
+                      input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+                      description: str | None = None) -> "DataBundle":
+        """A bundle from two map-style datasets (see :meth:`Split.from_dataset`), normalised alike.
+
+        ``num_classes`` defaults to the largest label of either split plus one (labels are class
+        indices 0 .. num_classes - 1); a label outside that range is a :class:`DataError`.
+        """
+        tr = Split.from_dataset(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
+        va = Split.from_dataset(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
+        top = int(max(tr.labels.max(), va.labels.max()))
+        n = top + 1 if num_classes is None else int(num_classes)
+        if int(min(tr.labels.min(), va.labels.min())) < 0 or top >= n:
+            raise DataError(f"dataset {name!r} has labels outside 0 .. {n - 1}; labels must be class indices")
+        return cls(name, tr, va, n, description or f"{name}, {len(tr)} train / {len(va)} validation")
+
+
+def _stratified_order(labels: torch.Tensor) -> torch.Tensor:
+    """Indices interleaving the classes (deterministic), so any prefix is roughly balanced."""
+    per_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+    out = []
+    for i in range(max(len(p) for p in per_class)):
+        out += [int(p[i]) for p in per_class if i < len(p)]
+    return torch.tensor(out, dtype=torch.long)
+
+
+def _fit_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Resize ``N x C x H x W`` float images to ``shape`` and replicate grey to 3 channels."""
+    c, h, w = shape
+    if images.shape[-2:] != (h, w):
+        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    if images.shape[1] != c:
+        if images.shape[1] != 1:
+            raise DataError(f"cannot turn {images.shape[1]}-channel images into {c} channels")
+        images = images.expand(-1, c, -1, -1).contiguous()
+    return images
+
+
+def fit_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """``N x C x H x W`` images resized (bilinear) to ``shape`` (C, H, W), one grey channel
+    replicated where ``shape`` wants more. Float images stay float; uint8 images are resized
+    as values in 0..1 and rounded back to uint8. Images already of ``shape`` come back as they are."""
+    if tuple(images.shape[1:]) == tuple(shape):
+        return images
+    if images.dtype == torch.uint8:
+        return (_fit_float(images.float() / 255.0, shape) * 255.0).round().clamp(0, 255).to(torch.uint8)
+    return _fit_float(images if images.is_floating_point() else images.float(), shape)
