@@ -1,5 +1,8 @@
-"""Checks of the suite's option values, done before anything trains. Plain functions, no pytest.
+"""The suite's options as data, and checks of their values, done before anything trains. No pytest.
 
+:data:`OPTIONS` declares the benchmark options (the pytest plugin adds each one; a
+:class:`benchmarks.session.Session` reads them by ``dest``). :data:`ZOO_OPTIONS` are the zoo options
+that the repository's root conftest declares, with the environment variable each falls back to.
 Each check returns the parsed value or raises :class:`OptionError` with one sentence that names the
 option, the valid range and what was given; the pytest layer turns that into a usage error (exit 4).
 """
@@ -8,7 +11,11 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from compression_bench.benchmarks.timing import MAX_ATTEMPTS, MAX_DRIFT
 
 #: Largest latency batch size: inputs and activations of the zoo's models at this batch fit in a few
 #: GiB; beyond it a typo (1000000000) would try to allocate terabytes.
@@ -21,20 +28,89 @@ class OptionError(ValueError):
     """An option value is unusable; the message says what is valid."""
 
 
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its flag, default, help text (``{models}`` and ``{methods}`` are
+    filled in with the valid names), and argparse's ``type`` and ``metavar``."""
+    flag: str
+    default: object
+    help: str
+    type: type | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def kwargs(self, **names: str) -> dict:
+        kw = {"default": self.default, "help": self.help.format(**names)}
+        kw.update({k: v for k, v in (("type", self.type), ("metavar", self.metavar)) if v is not None})
+        return kw
+
+
+OPTIONS = (
+    Option("--zoo-models", None, "comma-separated models (default: all: {models})"),
+    Option("--compression-methods", None, "comma-separated method ids (default: all: {methods})"),
+    Option("--latency-batch-size", "64", f"batch size(s) for latency, comma-separated, 1 to {MAX_BATCH_SIZE}, "
+                                         f"e.g. 1,64 (default: 64)"),
+    Option("--latency-warmup", 3, f"warm-up rounds before timing, 0 to {MAX_WARMUP} (default: 3)", int),
+    Option("--latency-target-s", 2.0, "seconds of timed rounds per test, split evenly between a variant and the "
+                                      "original timed alongside it; sets each round count between 10 and 300 "
+                                      "(default: 2.0)", float),
+    Option("--report-dir", "reports", "where report.md, results.json and results.csv go; checked before anything "
+                                      "trains (default: ./reports)"),
+    Option("--thresholds", None, "TOML file of accuracy, speed and size gates (default: benchmarks/thresholds.toml)"),
+    Option("--bench-threads", "1", "torch threads for timing, comma-separated, e.g. 1,2 times every variant at "
+                                   "both; part of the test id (default: 1, the most repeatable)"),
+    Option("--max-timing-drift", MAX_DRIFT, "largest change of the original's speed within one test, (max - min) / "
+                                            "median of its timed blocks, that speed gates are judged on; above it "
+                                            f"the test is timed again, at most {MAX_ATTEMPTS} times in all, then its "
+                                            f"speed gates are inconclusive (default: {MAX_DRIFT})", float, "FRACTION"),
+    Option("--recommend-within", 1.0, "report.md recommends the smallest and the fastest variant whose accuracy is "
+                                      "within this many points of the original's (default: 1.0)", float, "POINTS"),
+    Option("--compare-fail-accuracy", None, "with --benchmark-compare: fail when any variant's accuracy dropped by "
+                                            "more than this many points against the compared run", float, "POINTS"),
+)
+
+#: zoo options (declared by the root conftest) -> the environment variable used when one is not given
+ZOO_OPTIONS = {"zoo_profile": "ZOO_PROFILE", "zoo_cache": "ZOO_CACHE", "zoo_data_root": "ZOO_DATA_ROOT",
+               "zoo_train_device": "ZOO_TRAIN_DEVICE", "zoo_download": None}
+
+
+def dests() -> list[str]:
+    """Every option a session reads, by ``dest``."""
+    return [o.dest for o in OPTIONS] + list(ZOO_OPTIONS)
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def names(text: str | None, valid: list[str], what: str, option: str) -> list[str]:
-    """A comma list of names from ``valid`` (all of them when ``text`` is None), each at most once."""
+def names(text: str | None, valid: list[str], what: str, option: str,
+          check: Callable[[str], object] | None = None) -> list[str]:
+    """A comma list of names (all of ``valid`` when ``text`` is None), each at most once. A name is
+    accepted when it is in ``valid`` or, given ``check``, when ``check(name)`` does not raise
+    ``ValueError`` (methods: ``compression.get_method`` also takes ids such as ``structured@0.6``)."""
     if text is None:
         return list(valid)
     chosen = [n.strip() for n in text.split(",") if n.strip()]
     if not chosen:
         raise OptionError(f"{option} selects no {what}; valid {what}s are: {', '.join(valid)}")
-    bad = [n for n in chosen if n not in valid]
+    bad, reasons = [], []
+    for n in chosen:
+        if n in valid:
+            continue
+        try:
+            if check is None:
+                raise ValueError("unknown")
+            check(n)
+        except ValueError as err:
+            bad.append(n)
+            if not str(err).startswith("unknown"):
+                reasons.append(str(err))
     if bad:
-        raise OptionError(f"unknown {what} {', '.join(map(repr, bad))} in {option}; "
+        why = f" ({'; '.join(reasons)})" if reasons else ""
+        raise OptionError(f"unknown {what} {', '.join(map(repr, bad))} in {option}{why}; "
                           f"valid {what}s are: {', '.join(valid)}")
     twice = sorted({n for n in chosen if chosen.count(n) > 1}, key=chosen.index)
     if twice:

@@ -1,7 +1,7 @@
 """Trade-off plots: accuracy vs latency and accuracy vs size, one point per variant.
 
-Plain functions over records (see :data:`benchmarks.report.FIELDS`), no pytest, no torch.
-Per model and batch size ``<model>-bs<N>-accuracy-latency.png``; per model
+Plain functions over records (the dict form of :class:`benchmarks.schema.Record`), no pytest, no torch.
+Per model and setting ``<model>-bs<N>-t<threads>-accuracy-latency.png``; per model
 ``<model>-accuracy-size.png`` (size does not depend on the batch). Each plot marks the original
 distinctly, tells methods apart by colour (family: quantization / unstructured / structured) and
 marker, labels every point with its method id and draws the Pareto front (maximize accuracy,
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-
-from compression_bench.benchmarks.records import number, setting_of, setting_sort_key, setting_text
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+from compression_bench.benchmarks.records import groups, number, setting_text
 
 FAMILIES = ("quantization", "unstructured", "structured", "other")
 COLOURS = {"original": "black", "quantization": "tab:blue", "unstructured": "tab:orange",
@@ -186,10 +186,11 @@ def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Pat
     fig.savefig(path, format="png")
 
 
-def _by_model(records: Sequence[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in records:
-        out.setdefault(r["model"], []).append(r)
+def _by_model(records: Sequence[dict]) -> dict[str, list[tuple[tuple, list[dict]]]]:
+    """model -> [(setting, records)], settings ascending (:func:`benchmarks.records.groups`)."""
+    out: dict[str, list[tuple[tuple, list[dict]]]] = {}
+    for model, setting, recs in groups(records):
+        out.setdefault(model, []).append((setting, recs))
     return out
 
 
@@ -204,17 +205,21 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
         result.notices.append(NO_MATPLOTLIB)
         return result
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        result.notices.append(f"plots skipped: cannot create {out} ({err.strerror or err})")
+        return result
     untimed = False
-    for model, recs in _by_model(records).items():
+    for model, settings in _by_model(records).items():
         items = result.by_model.setdefault(model, [])
+        recs = [r for _, group in settings for r in group]
         r0 = recs[0]
         where = f"{r0.get('dataset', '?')}, profile {r0.get('profile', '?')}"
-        for setting in sorted({setting_of(r) for r in recs}, key=setting_sort_key):
+        for setting, group in settings:
             bs, threads = setting
             path = out / latency_plot_name(model, bs, threads)
-            timed = [r for r in recs if setting_of(r) == setting and _num(r.get("latency_median_ms"))
-                     and _num(r.get("accuracy")) is not None]
+            timed = [r for r in group if _num(r.get("latency_median_ms")) and _num(r.get("accuracy")) is not None]
             if len(timed) < 1 or not any(r["method"] == "original" for r in timed):
                 untimed = True
                 path.unlink(missing_ok=True)  # a stale plot from an earlier run would mislead

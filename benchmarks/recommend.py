@@ -1,6 +1,6 @@
 """Which variant to pick: the smallest and the fastest within N points of the original's accuracy.
 
-Plain functions over records (see :data:`benchmarks.report.FIELDS`), no pytest, no torch.
+Plain functions over records (the dict form of :class:`benchmarks.schema.Record`), no pytest, no torch.
 
 Rules:
 - a variant qualifies when its accuracy is at least the original's minus ``within`` points;
@@ -18,12 +18,13 @@ Rules:
 """
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from compression_bench.benchmarks.records import groups
 from compression_bench.benchmarks.records import number as _num
-from compression_bench.benchmarks.records import setting_of, setting_sort_key
+from compression_bench.benchmarks.records import setting_of
+from compression_bench.benchmarks.schema import speedup as _speedup
 
 #: Smallest speedup that makes a variant "fastest": below it the gain is within timing noise.
 FASTEST_MIN_SPEEDUP = 1.10
@@ -131,7 +132,7 @@ def recommend_group(records: Sequence[dict], *, within: float = 1.0,
 
     def speedup(r: dict) -> float | None:
         paired = _num(r.get("speedup"))
-        return paired if paired is not None else _ratio(o_lat, _num(r.get("latency_median_ms")))
+        return paired if paired is not None else _speedup(o_lat, r.get("latency_median_ms"))
 
     def pick(r: dict) -> Pick:
         return Pick(r, _ratio(o_size, _num(r.get("size_mib"))), speedup(r), _num(r["accuracy"]) - orig_acc)
@@ -151,9 +152,4 @@ def recommend_group(records: Sequence[dict], *, within: float = 1.0,
 def recommend(records: Iterable[dict], *, within: float = 1.0,
               method_order: Sequence[str] | None = None) -> list[Recommendation]:
     """One :class:`Recommendation` per (model, setting), models in first-seen order."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["model"], setting_of(r)), []).append(r)
-    models = list(dict.fromkeys(m for m, _ in groups))
-    keys = sorted(groups, key=lambda k: (models.index(k[0]), setting_sort_key(k[1])))
-    return [recommend_group(groups[k], within=within, method_order=method_order) for k in keys]
+    return [recommend_group(recs, within=within, method_order=method_order) for _, _, recs in groups(records)]

@@ -1,7 +1,17 @@
-"""Helpers shared by the modules that read result records (report, plots, recommend, compare)."""
+"""Helpers shared by the modules that read result records (report, plots, recommend, compare, session).
+
+A record here is the dict form of :class:`benchmarks.schema.Record` (what the result files and saved
+runs hold). Records are grouped by model and *setting* (batch size and threads) in one place,
+:func:`groups`; ratios against the original are derived in one place, :func:`add_ratios`.
+"""
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterable, TypeVar
+
+from compression_bench.benchmarks.schema import speedup
+
+T = TypeVar("T")
 
 
 def number(v) -> float | None:
@@ -32,3 +42,41 @@ def setting_text(setting: tuple) -> str:
 def setting_sort_key(setting: tuple):
     bs, threads = setting
     return (bs is None, bs or 0, threads is None, threads or 0)
+
+
+def _model_and_setting(r: dict) -> tuple:
+    return r["model"], setting_of(r)
+
+
+def groups(items: Iterable[T], key: Callable[[T], tuple] = _model_and_setting) -> list[tuple[str, tuple, list[T]]]:
+    """``(model, setting, items)``: models in first-seen order, each model's settings ascending, items
+    in their given order. ``key`` gives an item's (model, setting); by default a record's."""
+    buckets: dict[tuple, list[T]] = {}
+    for item in items:
+        buckets.setdefault(key(item), []).append(item)
+    models = list(dict.fromkeys(model for model, _ in buckets))
+    order = sorted(buckets, key=lambda k: (models.index(k[0]), setting_sort_key(k[1])))
+    return [(model, setting, buckets[(model, setting)]) for model, setting in order]
+
+
+def add_ratios(records: list[dict]) -> list[dict]:
+    """Fill accuracy_delta and size_ratio against the original of the same model and setting (any
+    setting of the model when that one was not run), and speedup where the test did not measure a
+    paired one (records from older runs): the original's median over the variant's, same setting
+    only. Changes the records in place and returns them."""
+    originals = {(r["model"], setting_of(r)): r for r in records if r["method"] == "original"}
+    by_model = {r["model"]: r for r in records if r["method"] == "original"}
+    for r in records:
+        if number(r.get("original_accuracy")) is not None:
+            r["accuracy_delta"] = r["accuracy"] - r["original_accuracy"]
+        o = originals.get((r["model"], setting_of(r))) or by_model.get(r["model"])
+        if o is None:
+            continue
+        if number(r.get("accuracy_delta")) is None:
+            r["accuracy_delta"] = r["accuracy"] - o["accuracy"]
+        if number(r.get("size_ratio")) is None:
+            r["size_ratio"] = r["size_mib"] / o["size_mib"] if o["size_mib"] else None
+        if number(r.get("speedup")) is None and r["method"] != "original":
+            same = setting_of(o) == setting_of(r)
+            r["speedup"] = speedup(o.get("latency_median_ms"), r.get("latency_median_ms")) if same else None
+    return records

@@ -1,7 +1,9 @@
 """Session-end tables and result files. Plain functions over records (dicts), no pytest.
 
-A record is one (model, method, batch size, threads) measurement; see :data:`FIELDS`. Records are
-grouped by model and *setting* (batch size and threads): one table per group.
+A record is one (model, method, batch size, threads) measurement, the dict form of
+:class:`benchmarks.schema.Record`; the table's columns and the files' fields come from the schema.
+Records are grouped by model and *setting* (batch size and threads), one table per group
+(:func:`benchmarks.records.groups`).
 """
 from __future__ import annotations
 
@@ -18,50 +20,23 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks import recommend, timing
-from compression_bench.benchmarks.records import number, setting_of, setting_sort_key, setting_text
+from compression_bench.benchmarks import recommend, schema, timing
+from compression_bench.benchmarks import records as records_
+from compression_bench.benchmarks.records import number, setting_text
 
-FIELDS = [
-    "model", "method", "label", "compression", "family", "level", "profile", "dataset",
-    "batch_size", "threads", "accuracy", "accuracy_delta", "params", "nonzero_params", "sparsity",
-    "size_mib", "zero_aware_size_mib", "macs", "density_weighted_macs", "latency_median_ms",
-    "latency_iqr_ms", "latency_stddev_ms", "latency_rounds", "reference_latency_median_ms",
-    "reference_latency_rounds", "reference_spread", "reference_spreads", "timing_attempts", "speedup", "size_ratio",
-    "gate_failures", "inconclusive",
-]
-
-HEADERS = ["Method", "Compression", "Val. accuracy (%)", "Δ acc (pts)", "Num of params (M)",
-           "Nonzero (M)", "Size (MiB)", "Zero-aware (MiB)", "MACs (M)", "Latency (ms)",
-           "Ref. latency (ms)", "Speedup", "Size ratio"]
+FIELDS, HEADERS = schema.FIELDS, schema.HEADERS  # from the schema: one list of fields for every consumer
+groups = records_.groups
+add_ratios = records_.add_ratios
 
 
-def _num(v) -> float | None:
-    return number(v)
-
-
-def _fmt(v, spec: str, suffix: str = "") -> str:
-    v = _num(v)
-    return "–" if v is None else f"{v:{spec}}{suffix}"
-
-
-def add_ratios(records: list[dict]) -> list[dict]:
-    """Fill accuracy_delta and size_ratio against the original of the same model and batch, and
-    speedup where the test did not measure a paired one (records from older runs)."""
-    originals = {(r["model"], setting_of(r)): r for r in records if r["method"] == "original"}
-    by_model = {r["model"]: r for r in records if r["method"] == "original"}
-    for r in records:
-        if _num(r.get("original_accuracy")) is not None:
-            r["accuracy_delta"] = r["accuracy"] - r["original_accuracy"]
-        o = originals.get((r["model"], setting_of(r))) or by_model.get(r["model"])
-        if o is None:
-            continue
-        r.setdefault("accuracy_delta", r["accuracy"] - o["accuracy"])
-        if _num(r.get("size_ratio")) is None:
-            r["size_ratio"] = r["size_mib"] / o["size_mib"] if o["size_mib"] else None
-        if _num(r.get("speedup")) is None and r["method"] != "original":
-            lat, olat = _num(r.get("latency_median_ms")), _num(o.get("latency_median_ms"))
-            r["speedup"] = olat / lat if lat and olat and setting_of(o) == setting_of(r) else None
-    return records
+def cell(r: dict, key: str, col: schema.Column):
+    """One table cell: the field formatted as its :class:`schema.Column` says; "–" when not measured."""
+    if r["method"] == "original" and col.original is not None:
+        return col.original.format(r.get(key))
+    if not col.spec:
+        return r.get(key)
+    v = number(r.get(key))
+    return "–" if v is None else f"{v / col.scale:{col.spec}}{col.suffix}"
 
 
 DRIFT_NOTICE = 0.05  # a spread of the original's latency above this is reported as a notice
@@ -73,8 +48,8 @@ def latency_drift(records: list[dict]) -> list[tuple[str, object, list[float], f
     does not change, so the spread is how much the machine's speed changed during the run."""
     out = []
     for model, bs, recs in groups(records):
-        seen = [_num(r.get("latency_median_ms")) for r in recs if r["method"] == "original"]
-        seen += [_num(r.get("reference_latency_median_ms")) for r in recs if r["method"] != "original"]
+        seen = [number(r.get("latency_median_ms")) for r in recs if r["method"] == "original"]
+        seen += [number(r.get("reference_latency_median_ms")) for r in recs if r["method"] != "original"]
         seen = [v for v in seen if v]
         s = timing.spread(seen)
         if s is not None:
@@ -102,32 +77,9 @@ def drift_notice(records: list[dict]) -> str | None:
 
 
 def table_rows(records: Iterable[dict]) -> list[list[str]]:
-    rows = []
-    for r in sorted(records, key=lambda r: (-r["accuracy"], r["method"] != "original")):
-        method = f"**{r['label']}**" if r["method"] == "original" else r["label"]
-        rows.append([
-            method, r["compression"], _fmt(r["accuracy"], ".2f"),
-            "–" if r["method"] == "original" else _fmt(r.get("accuracy_delta"), "+.2f"),
-            _fmt(r["params"] / 1e6, ".3f"), _fmt(r["nonzero_params"] / 1e6, ".3f"),
-            _fmt(r["size_mib"], ".2f"), _fmt(r["zero_aware_size_mib"], ".2f"),
-            _fmt(r["macs"] / 1e6 if r.get("macs") is not None else None, ".1f"),
-            _fmt(r.get("latency_median_ms"), ".2f"), _fmt(r.get("reference_latency_median_ms"), ".2f"),
-            _fmt(r.get("speedup"), ".2f", "x"), _fmt(r.get("size_ratio"), ".3f", "x"),
-        ])
-    return rows
-
-
-def groups(records: list[dict]) -> list[tuple[str, tuple, list[dict]]]:
-    """(model, setting, records) in first-seen model order, settings (batch size, threads) ascending."""
-    order: dict[str, None] = {}
-    for r in records:
-        order.setdefault(r["model"], None)
-    out = []
-    for model in order:
-        mine = [r for r in records if r["model"] == model]
-        for setting in sorted({setting_of(r) for r in mine}, key=setting_sort_key):
-            out.append((model, setting, [r for r in mine if setting_of(r) == setting]))
-    return out
+    """The table's rows, most accurate first (the original first among equals)."""
+    return [[cell(r, key, col) for key, col in schema.COLUMNS]
+            for r in sorted(records, key=lambda r: (-r["accuracy"], r["method"] != "original"))]
 
 
 def group_title(model: str, setting: tuple, recs: list[dict]) -> str:

@@ -20,13 +20,20 @@ The reference's blocks also show whether the machine's speed moved during the te
 never changes, so when its block medians differ by more than :data:`MAX_DRIFT` the machine
 was busy with something else, and :func:`paired` is repeated (at most :data:`MAX_ATTEMPTS` times
 in all) before a speed gate is judged on it.
+
+:func:`measure` is that whole protocol (round counts from the time budget, the paired timing, the
+retries) as one plain function; the pytest suite runs the same function, handing it
+``benchmark.pedantic`` for the first timing so that pytest-benchmark records its statistics.
 """
 from __future__ import annotations
 
 import math
 import statistics
 import time
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from compression_bench.benchmarks.schema import speedup as _speedup
 
 MIN_ROUNDS = 10
 MAX_ROUNDS = 300
@@ -116,8 +123,7 @@ class Paired:
 
     @property
     def speedup(self) -> float | None:
-        ref = self.pairing.median
-        return ref / self.median if ref and self.samples else None
+        return _speedup(self.pairing.median, self.median) if self.samples else None
 
     @property
     def steadiness(self) -> float | None:
@@ -139,14 +145,110 @@ def paired(reference: Callable[[], object], variant: Callable[[], object], *, wa
     ``pedantic`` does with an :class:`Interleaver` as its ``setup``, as a plain loop."""
     pairing = Interleaver(reference, variant, warmup_rounds=warmup_rounds, rounds=rounds,
                           reference_rounds=reference_rounds, clock=clock)
+    return Paired(run_rounds(variant, pairing, warmup_rounds, rounds, clock), pairing, max_drift)
+
+
+def run_rounds(fn: Callable[[], object], setup: Optional[Callable[[], object]], warmup_rounds: int, rounds: int,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """``warmup_rounds`` untimed calls of ``fn``, then ``rounds`` timed ones, ``setup`` (untimed) before
+    each: what ``benchmark.pedantic(fn, setup=setup, ...)`` does. Returns the timed rounds in seconds."""
     samples = []
     for i in range(warmup_rounds + rounds):
-        pairing()
+        if setup is not None:
+            setup()
         t0 = clock()
-        variant()
+        fn()
         if i >= warmup_rounds:
             samples.append(clock() - t0)
-    return Paired(samples, pairing, max_drift)
+    return samples
+
+
+#: How the first timing of :func:`measure` runs: given the number of timed rounds and the setup hook
+#: (an :class:`Interleaver`, or None without a reference), run them and return their seconds.
+FirstTiming = Callable[[int, Optional[Interleaver]], list]
+
+
+@dataclass
+class Timing:
+    """The accepted timing of one variant (seconds): its timed rounds, the reference's rounds timed
+    between them (empty without a reference), and the reference's drift in each timing taken, the
+    accepted one last (None where nothing was paired)."""
+    samples: list[float]
+    reference_samples: list[float] = field(default_factory=list)
+    drifts: list[Optional[float]] = field(default_factory=lambda: [None])
+    max_drift: float = MAX_DRIFT
+
+    @property
+    def rounds(self) -> int:
+        return len(self.samples)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.drifts)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def iqr(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return q3 - q1
+
+    @property
+    def stddev(self) -> float:
+        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
+
+    @property
+    def reference_median(self) -> float | None:
+        return statistics.median(self.reference_samples) if self.reference_samples else None
+
+    @property
+    def speedup(self) -> float | None:
+        """The reference's median over the variant's: see :func:`benchmarks.schema.speedup`."""
+        return _speedup(self.reference_median, self.median)
+
+    @property
+    def drift(self) -> float | None:
+        return self.drifts[-1] if self.drifts else None
+
+    @property
+    def steady(self) -> bool:
+        """Whether the accepted timing's speed gates can be judged (the reference did not drift too far)."""
+        return self.drift is None or self.drift <= self.max_drift
+
+
+def measure(variant: Callable[[], object], reference: Callable[[], object] | None = None, *, warmup: int = 3,
+            target_s: float = 2.0, max_drift: float = MAX_DRIFT, clock: Callable[[], float] = time.perf_counter,
+            first: FirstTiming | None = None) -> Timing:
+    """Time ``variant`` (a call without arguments), paired with ``reference`` when one is given: the
+    suite's protocol without pytest.
+
+    Round counts fill ``target_s`` seconds (split between the two sides when paired; see
+    :func:`rounds_for`). Unpaired, one timing. Paired, the reference is timed in blocks between the
+    variant's rounds (:class:`Interleaver`); while its blocks drift by more than ``max_drift`` the
+    pair is timed again with :func:`paired`, at most :data:`MAX_ATTEMPTS` times in all, and the last
+    timing is returned (``Timing.steady`` says whether it settled). ``first`` runs the first timing
+    (default :func:`run_rounds`); the pytest suite passes one that runs ``benchmark.pedantic``."""
+    if first is None:
+        def first(rounds: int, setup: Optional[Interleaver]) -> list:
+            return run_rounds(variant, setup, warmup, rounds, clock)
+    if reference is None:
+        rounds = rounds_for(time_once(variant, clock), target_s)
+        return Timing(list(first(rounds, None)), [], [None], max_drift)
+    rounds = rounds_for(time_once(variant, clock), target_s / 2)
+    ref_rounds = rounds_for(time_once(reference, clock), target_s / 2)
+    pairing = Interleaver(reference, variant, warmup_rounds=warmup, rounds=rounds, reference_rounds=ref_rounds,
+                          clock=clock)
+    result = Paired(first(rounds, pairing), pairing, max_drift)
+    drifts = [result.steadiness]
+    while not result.steady and len(drifts) < MAX_ATTEMPTS:
+        result = paired(reference, variant, warmup_rounds=warmup, rounds=rounds, reference_rounds=ref_rounds,
+                        clock=clock, max_drift=max_drift)
+        drifts.append(result.steadiness)
+    return Timing(result.samples, list(result.pairing.samples), drifts, max_drift)
 
 
 def spread(values: list[float]) -> float | None:

@@ -286,7 +286,7 @@ def test_damaged_variant_entry_is_reported_and_rebuilt(tmp_path, reference, dama
     _assert_rebuilt_as_before(cache, tm, reference, got)
 
 
-@pytest.mark.parametrize("field, value", [("settings_version", 1), ("format", "variant-v0")])
+@pytest.mark.parametrize("field, value", [("method", "static_int8"), ("format", "variant-v0")])
 def test_variant_of_another_compression_version_is_rebuilt(tmp_path, reference, field, value):
     cache, tm, entry = _warm_copy(reference, tmp_path)
     blob = read_entry(entry)

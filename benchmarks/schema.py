@@ -1,0 +1,162 @@
+"""The result schema: one :class:`Record` per (model, method, batch size, threads) measurement. No pytest.
+
+Every consumer of results reads the field list from here instead of listing keys of its own:
+
+- ``FIELDS``: what ``results.json`` and ``results.csv`` hold (``files=True``);
+- ``COLUMNS`` / ``HEADERS``: the session-end table, one column per field with a :class:`Column`;
+- ``REQUIRED`` / ``NUMERIC``: what a saved run must carry to be compared, and which fields are numbers;
+- ``EXTRA_INFO``: what goes into pytest-benchmark's ``extra_info`` (not the latency statistics,
+  which pytest-benchmark saves itself in ``stats``);
+- ``METRICS``: fields copied from a variant's measured metrics (``pipeline.Variant.metrics``).
+
+In memory and in files a record is also a plain dict (:meth:`Record.to_dict`): the report, plot,
+recommendation and comparison functions take such dicts, so that saved runs of any age read the same
+way. :meth:`Record.from_dict` reads one back, filling fields that older runs did not have with their
+defaults and ignoring keys it does not know.
+
+**Adding a metric** is one field plus its computation. A figure measured on the variant: add it to
+the dict that ``pipeline.measure`` returns and declare a field here with ``metric=True``; it is then
+copied into every record, written to the files and to ``extra_info``, and shown in the table if you
+give it a ``column``. A figure derived from other records (a ratio against the original): declare the
+field and compute it in :func:`benchmarks.records.add_ratios`.
+
+The speedup of a variant is :func:`speedup`, the one definition the suite uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class SchemaError(ValueError):
+    """A dict cannot be read as a record (a required field is missing)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a field shows in the session-end table: header text, format spec (empty: shown as it is),
+    a divisor (1e6: millions), a suffix, and what the original's row shows instead (a template such as
+    ``**{}**``, or a fixed text such as ``–``)."""
+    header: str
+    spec: str = ""
+    scale: float = 1.0
+    suffix: str = ""
+    original: str | None = None
+
+
+_MISSING: Any = dataclasses.MISSING
+
+
+# Field metadata: ``numeric`` (a number), ``required`` (0: optional; else the field's place in the list of
+# what a saved run must hold, as error messages name them), ``column`` (a :class:`Column` of the table),
+# ``files`` (written to results.json / results.csv), ``extra_info`` (saved by pytest-benchmark) and
+# ``metric`` (copied from the variant's measured metrics).
+
+
+def _field(default=_MISSING, *, factory=_MISSING, numeric: bool = False, required: int = 0,
+           column: Column | None = None, files: bool = True, extra_info: bool = True, metric: bool = False):
+    meta = {"numeric": numeric, "required": required, "column": column, "files": files,
+            "extra_info": extra_info, "metric": metric}
+    if required:
+        return field(metadata=meta)
+    if factory is not _MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=None if default is _MISSING else default, metadata=meta)
+
+
+def _number(**kw):
+    return _field(numeric=True, **kw)
+
+
+@dataclass(kw_only=True)
+class Record:
+    """One measurement: what was measured, the figures, the timing and the gates. Sizes in MiB,
+    latencies in milliseconds (medians per batch), accuracies in percent."""
+    # what was measured
+    model: str = _field(required=1)
+    method: str = _field(required=2)
+    label: str | None = _field(column=Column("Method", original="**{}**"))
+    compression: str | None = _field(column=Column("Compression"))
+    family: str | None = _field()
+    level: float | None = _field(numeric=True)
+    profile: str | None = _field()
+    dataset: str | None = _field()
+    batch_size: int | None = _number()
+    threads: int | None = _number()
+    runtime: str = _field("eager")
+    # the variant's figures
+    accuracy: float = _field(required=3, numeric=True, metric=True,
+                             column=Column("Val. accuracy (%)", ".2f"))
+    original_accuracy: float | None = _number(files=False)
+    accuracy_delta: float | None = _number(extra_info=False, column=Column("Δ acc (pts)", "+.2f", original="–"))
+    params: int = _field(required=5, numeric=True, metric=True,
+                         column=Column("Num of params (M)", ".3f", scale=1e6))
+    nonzero_params: int | None = _number(metric=True, column=Column("Nonzero (M)", ".3f", scale=1e6))
+    sparsity: float | None = _number(metric=True)
+    size_mib: float = _field(required=4, numeric=True, metric=True, column=Column("Size (MiB)", ".2f"))
+    zero_aware_size_mib: float | None = _number(metric=True, column=Column("Zero-aware (MiB)", ".2f"))
+    macs: int | None = _number(metric=True, column=Column("MACs (M)", ".1f", scale=1e6))
+    density_weighted_macs: int | None = _number(metric=True)
+    # timing: the variant's accepted rounds (pytest-benchmark saves these in its own stats)
+    latency_median_ms: float | None = _number(extra_info=False, column=Column("Latency (ms)", ".2f"))
+    latency_iqr_ms: float | None = _number(extra_info=False)
+    latency_stddev_ms: float | None = _number(extra_info=False)
+    latency_rounds: int | None = _number(extra_info=False)
+    # the original timed beside the variant in the same test
+    reference_latency_median_ms: float | None = _number(column=Column("Ref. latency (ms)", ".2f"))
+    reference_latency_rounds: int | None = _number()
+    reference_spread: float | None = _number()            # the accepted timing's drift
+    reference_spreads: list = _field(factory=list)        # the drift of each timing taken
+    timing_attempts: int | None = _number()
+    speedup: float | None = _number(column=Column("Speedup", ".2f", suffix="x"))
+    size_ratio: float | None = _number(column=Column("Size ratio", ".3f", suffix="x"))
+    # gates
+    gate_failures: list = _field(factory=list)
+    inconclusive: list = _field(factory=list)
+    # the test id (saved runs are matched on it); not written to the result files
+    name: str | None = _field(files=False, extra_info=False)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Record":
+        """A record from a dict of any version: missing optional fields get their defaults, unknown
+        keys are ignored; :class:`SchemaError` when a required field is missing."""
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise SchemaError(f"a record needs {', '.join(REQUIRED)}; this one lacks {', '.join(missing)}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def extra_info(self) -> dict:
+        """What pytest-benchmark saves with the benchmark: every :data:`EXTRA_INFO` field."""
+        return {k: getattr(self, k) for k in EXTRA_INFO}
+
+
+def speedup(reference, latency) -> float | None:
+    """How many times faster than the reference: reference latency / latency (any one unit), or None
+    when either is missing or not positive."""
+    try:
+        reference, latency = float(reference), float(latency)
+    except (TypeError, ValueError):
+        return None
+    return reference / latency if reference > 0 and latency > 0 else None
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Record)}
+
+
+def _names(flag: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Record) if f.metadata[flag])
+
+
+FIELDS: list[str] = list(_names("files"))
+REQUIRED: tuple[str, ...] = tuple(sorted(_names("required"), key=lambda k: _FIELDS[k].metadata["required"]))
+NUMERIC: tuple[str, ...] = _names("numeric")
+EXTRA_INFO: tuple[str, ...] = _names("extra_info")
+METRICS: tuple[str, ...] = _names("metric")
+COLUMNS: list[tuple[str, Column]] = [(f.name, f.metadata["column"]) for f in dataclasses.fields(Record)
+                                     if f.metadata["column"] is not None]
+HEADERS: list[str] = [c.header for _, c in COLUMNS]

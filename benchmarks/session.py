@@ -1,0 +1,293 @@
+"""A benchmark session without pytest: checked options, trained models and variants, records, and the
+session end (ratios, drift, comparison, plots, files, exit status). The pytest plugin
+(``benchmarks/conftest.py``) is a thin layer over this class.
+
+    from compression_bench.benchmarks.session import Session
+    s = Session({"zoo_profile": "smoke", "zoo_models": "EnhancedLeNet5", "report_dir": "reports"})
+    ...                                  # s.trained(...), s.variant(...), s.record(...), s.add(...)
+    outcome = s.finish()                 # writes report.md, results.json, results.csv and the plots
+    for text, style in outcome.lines:
+        print(text)
+
+Problems become :class:`SessionError` with the exit status they stand for: 4 for bad input (found
+before anything trains), 7 when the cache cannot be read or written.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+from compression_bench import compression, zoo
+from compression_bench.benchmarks import compare, options, pipeline, plots, report, summary
+from compression_bench.benchmarks.records import add_ratios, setting_text
+from compression_bench.benchmarks.schema import METRICS, Record, speedup
+from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
+                                                     speed_failures)
+from compression_bench.benchmarks.timing import Timing
+from compression_bench.zoo.keys import package_versions
+
+#: the key under which a test hands its record (``Record.to_dict()``) to the session, in user_properties
+RECORD_KEY = "compression_bench_record"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 4
+EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
+VERSIONS = ("torch", "torchvision", "torch-pruning", "scikit-learn")
+
+
+class SessionError(Exception):
+    """The session cannot go on; ``code`` is the exit status (4 bad input, 7 cache fault)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Session.finish` did: the exit status, the records (dicts, ratios filled in) and the
+    summary lines ``(text, style)`` (see :func:`benchmarks.summary.lines`)."""
+    status: int = EXIT_OK
+    records: list[dict] = field(default_factory=list)
+    lines: list[tuple[str, str | None]] = field(default_factory=list)
+    paths: dict = field(default_factory=dict)
+    unwritten: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def latency_batch(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
+    """A fixed batch of real validation images, the same for every variant of a model."""
+    x = trained.data.val.first_batch(batch_size)
+    if x.shape[0] < batch_size:  # a validation split smaller than the batch: repeat it
+        x = x.repeat(math.ceil(batch_size / x.shape[0]), 1, 1, 1)[:batch_size]
+    return x.contiguous()
+
+
+class Session:
+    """Session state: the checked selections, trained models and variants, the collected records.
+
+    ``values`` maps option ``dest`` names (:func:`benchmarks.options.dests`) to raw values as given
+    on the command line; missing ones take their defaults (zoo options their environment variable).
+    ``comparing`` says whether a saved run will be compared against (``--benchmark-compare``);
+    ``say`` receives progress lines; ``root`` is the checkout whose git commit the report names."""
+
+    def __init__(self, values: Mapping[str, object] | None = None, *, comparing: bool = False,
+                 say: Callable[[str], None] | None = None, root: str | Path | None = None):
+        given = {k: v for k, v in (values or {}).items() if v is not None}
+        given = {**{o.dest: o.default for o in options.OPTIONS}, **given}
+        get = given.get
+
+        def env(dest: str, default=None):
+            return given.get(dest) or os.environ.get(options.ZOO_OPTIONS[dest]) or default
+        try:
+            self.profile = zoo.get_profile(env("zoo_profile"))
+            self.models = options.names(get("zoo_models"), zoo.list_models(), "model", "--zoo-models")
+            self.methods = options.names(get("compression_methods"), compression.list_methods(), "method",
+                                         "--compression-methods", check=compression.get_method)
+            self.batch_sizes = options.batch_sizes(get("latency_batch_size"))
+            self.thread_counts = options.thread_counts(get("bench_threads"))
+            self.warmup = options.warmup(get("latency_warmup"))
+            self.target_s = options.target_seconds(get("latency_target_s"))
+            self.max_drift = options.fraction(get("max_timing_drift"), "--max-timing-drift")
+            self.within = options.points(get("recommend_within"), "--recommend-within", "1.0")
+            self.compare_fail = options.points(get("compare_fail_accuracy"), "--compare-fail-accuracy", "0.5")
+            self.train_device = env("zoo_train_device", "cpu")
+            zoo.trained.resolve_device(self.train_device)
+            zoo.training.train_threads()  # ZOO_TRAIN_THREADS
+            self.thresholds = Thresholds.load(get("thresholds"), models=zoo.list_models(),
+                                              methods=compression.list_methods(), profiles=zoo.PROFILES)
+            self.cache = zoo.ArtifactCache(env("zoo_cache"))
+            self.cache.check_writable()
+            self.report_dir = options.report_dir(get("report_dir"))
+        except (zoo.UnknownProfileError, options.OptionError, ThresholdsError, zoo.CacheError, ValueError) as err:
+            raise SessionError(str(err)) from None
+        if self.compare_fail is not None and not comparing:
+            raise SessionError("--compare-fail-accuracy needs a run to compare against: add --benchmark-compare "
+                               "(the latest saved run) or --benchmark-compare=0001.")
+        self.comparing = comparing
+        self.data_root = env("zoo_data_root")
+        self.download = bool(given.get("zoo_download"))
+        self.say = say or _stderr
+        self.root = root
+        self.records: list[Record] = []
+        self._trained: dict[str, zoo.TrainedModel] = {}
+        self._variants: dict[tuple[str, str], pipeline.Variant] = {}
+
+    # ------------------------------------------------------------ models and variants
+
+    def check_data(self) -> None:
+        """Fail now when a selected model's dataset (mnist, cifar10) is not there or is unreadable,
+        rather than at its first test, after the models before it have trained. Loading is cheap next
+        to training, and ``zoo.get_data`` keeps what it loaded for the session."""
+        for name in self.models:
+            if self.profile.dataset_for(name) == "digits":
+                continue
+            try:
+                zoo.get_data(name, self.profile, data_root=self.data_root, download=self.download)
+            except zoo.DataError as err:
+                raise SessionError(str(err)) from None
+
+    def _progress(self, r: zoo.EpochReport) -> None:
+        acc = "" if r.val_accuracy is None else f", val {r.val_accuracy:.2f}%"
+        self.say(f"  [{r.tag}] epoch {r.epoch}/{r.epochs}, loss {r.loss:.4f}{acc}, {r.seconds:.1f}s")
+
+    def trained(self, name: str) -> zoo.TrainedModel:
+        """The trained model, from the cache (trained on first use)."""
+        if name not in self._trained:
+            t0 = time.perf_counter()
+            try:
+                tm = zoo.get_trained(name, self.profile, cache=self.cache, data_root=self.data_root,
+                                     download=self.download, device=self.train_device, progress=self._progress,
+                                     log=lambda m: self.say("  " + m))
+            except zoo.DataError as err:
+                raise SessionError(str(err), EXIT_USAGE) from None
+            except zoo.CacheError as err:
+                raise SessionError(str(err), EXIT_FAULT) from None
+            if not tm.from_cache:
+                self.say(f"  [{name}] trained in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
+            self._trained[name] = tm
+        return self._trained[name]
+
+    def variant(self, name: str, method: str) -> pipeline.Variant:
+        """The compressed variant, from the cache (built on first use)."""
+        key = (name, method)
+        if key not in self._variants:
+            trained = self.trained(name)
+            try:
+                self._variants[key] = pipeline.get_variant(trained, method, self.cache,
+                                                           log=lambda m: self.say("  " + m),
+                                                           progress=self._progress)
+            except zoo.CacheError as err:
+                raise SessionError(str(err), EXIT_FAULT) from None
+        return self._variants[key]
+
+    # ------------------------------------------------------------ one measurement
+
+    def record(self, variant: pipeline.Variant, original: pipeline.Variant, *, batch_size: int, threads: int,
+               timing: Timing | None = None, stats=None, runtime: str = "eager") -> Record:
+        """The record of one measurement, its gates judged (:meth:`gate`). ``timing`` is the accepted
+        timing (None when not timed); ``stats`` (default: ``timing``) gives the variant's latency
+        statistics in seconds (``median``, ``iqr``, ``stddev``, ``rounds``), e.g. pytest-benchmark's."""
+        stats = timing if stats is None else stats
+        m, trained, spec = variant.metrics, variant.trained, variant.method
+        ms = lambda s: None if s is None else s * 1e3  # noqa: E731
+        o_size = original.metrics["size_mib"]
+        paired = timing is not None and bool(timing.reference_samples)
+        r = Record(model=trained.name, method=spec.id, label=spec.label, compression=spec.compression,
+                   family=spec.family, level=spec.level, profile=self.profile.name, dataset=trained.data.name,
+                   batch_size=batch_size, threads=threads, runtime=runtime, original_accuracy=trained.accuracy,
+                   **{k: m.get(k) for k in METRICS},
+                   latency_median_ms=ms(stats.median) if stats else None,
+                   latency_iqr_ms=ms(stats.iqr) if stats else None,
+                   latency_stddev_ms=ms(stats.stddev) if stats else None,
+                   latency_rounds=stats.rounds if stats else None,
+                   reference_latency_median_ms=ms(timing.reference_median) if paired else None,
+                   reference_latency_rounds=len(timing.reference_samples) if paired else None,
+                   reference_spread=timing.drift if paired else None,
+                   reference_spreads=[d for d in timing.drifts if d is not None] if timing else [],
+                   timing_attempts=timing.attempts if timing else 0,
+                   size_ratio=m["size_mib"] / o_size if o_size else None)
+        r.speedup = speedup(r.reference_latency_median_ms, r.latency_median_ms)
+        return self.gate(r)
+
+    def gate(self, r: Record) -> Record:
+        """Judge the record's accuracy, size and speed gates (``thresholds``); fills ``gate_failures`` and
+        ``inconclusive``: a speed gate missed on a timing whose reference drifted more than
+        ``max_drift`` is inconclusive, not failed."""
+        where = f"{r.model} / {r.method} @ {setting_text((r.batch_size, r.threads))}"
+        gates = self.thresholds.gates(r.model, r.method, self.profile.name)
+        problems = accuracy_failures(r.model, r.method, r.accuracy, r.original_accuracy, gates)
+        if r.method != "original":
+            problems += size_failures(where, r.size_ratio, gates)
+        speed = speed_failures(where, r.speedup, gates)
+        unsteady = r.reference_spread is not None and r.reference_spread > self.max_drift
+        inconclusive = []
+        if speed and unsteady:
+            moved = ", ".join(f"{d:.0%}" for d in r.reference_spreads)
+            inconclusive = [f"inconclusive: the machine was too busy to measure ({msg}; the original's own timing "
+                            f"moved by {moved} within the test in {r.timing_attempts} timings, each more than "
+                            f"{self.max_drift:.0%})" for msg in speed]
+        else:
+            problems += speed
+        r.gate_failures, r.inconclusive = problems, inconclusive
+        return r
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+
+    # ------------------------------------------------------------ the session end
+
+    @functools.cached_property
+    def versions(self) -> dict:
+        return package_versions(*VERSIONS)
+
+    def machine_info(self) -> dict:
+        """What pytest-benchmark saves about the run beside its machine's."""
+        return {"profile": self.profile.name, "threads": self.thread_counts, **self.versions,
+                "quantized_engine": torch.backends.quantized.engine, "batch_sizes": self.batch_sizes}
+
+    def _order(self, r: Record):
+        model = self.models.index(r.model) if r.model in self.models else len(self.models)
+        method = self.methods.index(r.method) if r.method in self.methods else len(self.methods)
+        return model, method, r.batch_size or 0, r.threads or 0
+
+    def _compare(self, rows: list[dict], compared: Mapping | None, out: Outcome, notices: list[str]):
+        """Accuracy, size, params and latency against ``compared`` (pytest-benchmark's
+        ``compared_mapping``); problems become notices, and regressions when they must fail the run."""
+        problem, comparison = None, None
+        try:
+            comparison = compare.session_comparison(compared, rows)
+        except compare.CompareError as err:
+            problem = f"accuracy and size not compared: {err}"
+        else:
+            if comparison is None:
+                problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
+        if problem:
+            notices.append(problem)
+            if self.compare_fail is not None:
+                out.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
+        elif self.compare_fail is not None:
+            out.regressions += compare.accuracy_regressions(comparison, self.compare_fail)
+        return comparison
+
+    def finish(self, compared: Mapping | None = None) -> Outcome:
+        """Sort the records (model and method order of the selection), derive ratios, note drift,
+        compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
+        Status: 1 when a gate failed or accuracy regressed against the compared run, else 7 when a
+        file could not be written, else 6 when a speed gate was inconclusive, else 0."""
+        out = Outcome()
+        if not self.records:
+            return out
+        rows = add_ratios([r.to_dict() for r in sorted(self.records, key=self._order)])
+        out.records = rows
+        notices = [n for n in [report.drift_notice(rows)] if n]
+        comparison = self._compare(rows, compared, out, notices) if self.comparing else None
+        drawn = plots.make_plots(rows, self.report_dir, within=self.within, method_order=self.methods)
+        header = report.run_header(rows, profile=self.profile.name, batch_sizes=self.batch_sizes,
+                                   threads=", ".join(map(str, self.thread_counts)), versions=self.versions,
+                                   repo=self.root)
+        if comparison is not None:
+            header["Compared against"] = comparison.a
+        out.paths, out.unwritten = report.write_results(rows, header, self.report_dir, within=self.within,
+                                                        method_order=self.methods, comparison=comparison,
+                                                        plots=drawn, notices=notices)
+        if out.regressions or any(r["gate_failures"] for r in rows):
+            out.status = EXIT_FAILED
+        elif out.unwritten:
+            out.status = EXIT_FAULT
+        elif any(r["inconclusive"] for r in rows):
+            out.status = EXIT_INCONCLUSIVE
+        out.lines = list(summary.lines(rows, within=self.within, method_order=self.methods, comparison=comparison,
+                                       notices=notices + drawn.notices, paths=out.paths, unwritten=out.unwritten,
+                                       plots=drawn, report_dir=self.report_dir, regressions=out.regressions))
+        return out

@@ -1,0 +1,259 @@
+"""The plain session, the result schema and the measurement protocol, without pytest-benchmark, without
+training and without subprocesses: records are made by hand."""
+from __future__ import annotations
+
+import ast
+import csv
+import functools
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from compression_bench.benchmarks import compare, options, schema, timing
+from compression_bench.benchmarks.runtimes import get_runtime
+from compression_bench.benchmarks.schema import Record
+from compression_bench.benchmarks.session import Session, SessionError
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+MODELS = "EnhancedLeNet5,SimpleCNN_6x2"
+METHODS = "original,static_int8,structured_50"
+
+
+def _session(tmp_path, thresholds: str | None = None, **values) -> Session:
+    given = {"zoo_profile": "smoke", "zoo_cache": str(tmp_path / "cache"), "report_dir": str(tmp_path / "report"),
+             "zoo_models": MODELS, "compression_methods": METHODS, **values}
+    if thresholds is not None:
+        (tmp_path / "t.toml").write_text(thresholds)
+        given["thresholds"] = str(tmp_path / "t.toml")
+    return Session(given, say=lambda message: None)
+
+
+def rec(model, method, *, acc=97.0, size=4.0, lat=None, ref=None, **kw) -> Record:
+    return Record(model=model, method=method, label=method, compression="x", profile="smoke", dataset="digits",
+                  batch_size=64, threads=1, accuracy=acc, original_accuracy=97.0, params=1_000_000, size_mib=size,
+                  latency_median_ms=lat, reference_latency_median_ms=ref,
+                  speedup=schema.speedup(ref, lat), **kw)
+
+
+# ---------------------------------------------------------------- the session end
+
+def test_finish_sorts_in_selection_order_and_derives_ratios(tmp_path):
+    s = _session(tmp_path)
+    for r in [rec("SimpleCNN_6x2", "structured_50", acc=96.0, size=2.0, lat=5.0),
+              rec("EnhancedLeNet5", "static_int8", acc=96.5, size=1.0, lat=2.0, ref=8.0),
+              rec("SimpleCNN_6x2", "original", lat=10.0),
+              rec("EnhancedLeNet5", "original", lat=9.0)]:
+        s.add(r)
+    out = s.finish()
+    assert out.status == 0, out.lines
+    assert [(r["model"], r["method"]) for r in out.records] == [
+        ("EnhancedLeNet5", "original"), ("EnhancedLeNet5", "static_int8"),
+        ("SimpleCNN_6x2", "original"), ("SimpleCNN_6x2", "structured_50")]
+    lenet_int8, cnn_s50 = out.records[1], out.records[3]
+    assert lenet_int8["speedup"] == 4.0  # paired: the reference timed in its own test, 8 / 2
+    assert cnn_s50["speedup"] == 2.0     # not paired: the original's median over the variant's, 10 / 5
+    assert lenet_int8["size_ratio"] == 0.25 and cnn_s50["size_ratio"] == 0.5
+    assert lenet_int8["accuracy_delta"] == pytest.approx(-0.5) and cnn_s50["accuracy_delta"] == pytest.approx(-1.0)
+    assert out.records[0]["speedup"] is None  # the original has no speedup
+    text = "\n".join(line for line, _ in out.lines)
+    assert "### EnhancedLeNet5 — digits validation, profile smoke, latency at batch 64, 1 thread" in text
+    assert text.index("### EnhancedLeNet5") < text.index("### SimpleCNN_6x2")
+
+
+def _variant(name, method_id, metrics, accuracy=97.0):
+    trained = SimpleNamespace(name=name, accuracy=accuracy, data=SimpleNamespace(name="digits"))
+    spec = SimpleNamespace(id=method_id, label=method_id, compression="INT8", family="quantization", level=None)
+    return SimpleNamespace(trained=trained, method=spec, metrics=metrics)
+
+
+def _metrics(acc, size):
+    return {"accuracy": acc, "params": 10, "nonzero_params": 9, "sparsity": 0.1, "size_mib": size,
+            "zero_aware_size_mib": size, "macs": 100, "density_weighted_macs": 90}
+
+
+def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
+    s = _session(tmp_path)
+    t = timing.Timing([0.002, 0.002, 0.003], [0.008, 0.008], [0.5, 0.05], max_drift=0.2)
+    r = s.record(_variant("EnhancedLeNet5", "static_int8", _metrics(96.0, 1.0)),
+                 _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1, timing=t)
+    assert (r.latency_median_ms, r.reference_latency_median_ms, r.speedup) == (2.0, 8.0, 4.0)
+    assert (r.size_ratio, r.timing_attempts, r.reference_spread, r.reference_spreads) == (0.25, 2, 0.05, [0.5, 0.05])
+    assert (r.latency_rounds, r.reference_latency_rounds, r.runtime, r.macs) == (3, 2, "eager", 100)
+    assert r.accuracy == 96.0 and r.original_accuracy == 97.0 and r.gate_failures == [] and r.inconclusive == []
+    untimed = s.record(_variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)),
+                       _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1)
+    assert untimed.latency_median_ms is None and untimed.speedup is None and untimed.timing_attempts == 0
+
+
+def test_a_failed_gate_gives_exit_status_1(tmp_path):
+    s = _session(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\n")
+    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    bad = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, size_ratio=0.25))
+    assert len(bad.gate_failures) == 1 and "at most 0.010x" in bad.gate_failures[0]
+    s.add(bad)
+    out = s.finish()
+    assert out.status == 1
+    assert ("gates failed (each in its own test)", "section") in out.lines
+    assert (bad.gate_failures[0], "red") in out.lines
+
+
+def test_a_speed_gate_on_an_unsteady_timing_is_inconclusive_and_gives_exit_status_6(tmp_path):
+    s = _session(tmp_path, "[profiles.smoke.methods.static_int8]\nmin_speedup = 1000\n")
+    unsteady = dict(lat=2.0, ref=8.0, reference_spread=0.6, reference_spreads=[0.5, 0.4, 0.6], timing_attempts=3)
+    r = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, **unsteady))
+    assert r.gate_failures == [] and len(r.inconclusive) == 1
+    assert "too busy to measure" in r.inconclusive[0] and "moved by 50%, 40%, 60%" in r.inconclusive[0]
+    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    s.add(r)
+    assert s.finish().status == 6
+    # the same miss on a steady timing is a failure
+    steady = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, reference_spread=0.05))
+    assert steady.inconclusive == [] and "required at least 1000.00x" in steady.gate_failures[0]
+
+
+def test_an_unwritable_report_dir_gives_exit_status_7_and_names_each_file(tmp_path):
+    s = _session(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory")
+    s.report_dir = tmp_path / "a-file" / "report"  # the report directory became unusable after the start
+    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    out = s.finish()
+    assert out.status == 7 and out.paths == {}
+    for name in ("report.md", "results.json", "results.csv"):
+        (line,) = [u for u in out.unwritten if f"/{name} " in u]
+        assert line.startswith(f"could not write {s.report_dir / name}") and (line, "red") in out.lines
+    assert any("| **original**" in line for line, _ in out.lines)  # the tables still print
+
+
+def test_result_files_hold_the_schemas_fields(tmp_path):
+    s = _session(tmp_path)
+    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    s.add(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0))
+    out = s.finish()
+    rows = list(csv.DictReader(out.paths["csv"].open()))
+    assert list(rows[0]) == schema.FIELDS and "runtime" in schema.FIELDS
+    assert rows[1]["speedup"] == "4.0" and rows[1]["runtime"] == "eager"
+    results = json.loads(out.paths["json"].read_text())["results"]
+    assert [list(r) for r in results] == [schema.FIELDS] * 2
+    assert "original_accuracy" not in schema.FIELDS and "name" not in schema.FIELDS  # kept in memory only
+
+
+# ---------------------------------------------------------------- the schema
+
+def test_extra_info_comes_from_the_schema_and_leaves_latency_to_pytest_benchmark():
+    r = rec("M", "static_int8", lat=2.0, ref=8.0, latency_rounds=10, name="test_variant[M-static_int8-bs64-t1]")
+    info = r.extra_info()
+    assert list(info) == list(schema.EXTRA_INFO)
+    assert not [k for k in info if k.startswith("latency")] and "name" not in info
+    assert {"speedup", "reference_latency_median_ms", "runtime", "original_accuracy"} <= set(info)
+    # what is saved is enough to compare: the latency comes back from pytest-benchmark's stats
+    saved = {"name": r.name, "extra_info": json.loads(json.dumps(info)), "stats": {"median": 0.002}}
+    back = compare.record_from_benchmark(saved, "run.json")
+    assert back["latency_median_ms"] == 2.0 and back["speedup"] == 4.0 and back["name"] == r.name
+
+
+def test_a_record_from_an_older_version_reads_with_defaults_for_newer_fields():
+    old = {"model": "M", "method": "static_int8", "label": "Quantization (Static)", "accuracy": 96.5,
+           "params": 10, "size_mib": 1.5, "speedup": 3.0, "batch_size": 64, "a_key_no_longer_used": 1}
+    r = Record.from_dict(old)
+    assert (r.runtime, r.gate_failures, r.inconclusive, r.reference_spreads, r.threads) == ("eager", [], [], [], None)
+    assert r.speedup == 3.0 and "a_key_no_longer_used" not in r.to_dict()
+    assert Record.from_dict(r.to_dict()) == r
+    with pytest.raises(schema.SchemaError, match="lacks accuracy"):
+        Record.from_dict({k: v for k, v in old.items() if k != "accuracy"})
+
+
+def test_required_and_numeric_sets_are_the_schemas():
+    assert set(compare.REQUIRED) == {"model", "method", "accuracy", "size_mib", "params"}
+    assert set(compare.NUMERIC) == {"accuracy", "size_mib", "params"}
+    assert [h for _, c in schema.COLUMNS for h in [c.header]] == schema.HEADERS and "Speedup" in schema.HEADERS
+    assert schema.speedup(8.0, 2.0) == 4.0 and schema.speedup(None, 2.0) is None and schema.speedup(8.0, 0) is None
+
+
+# ---------------------------------------------------------------- options
+
+def test_bad_options_are_session_errors_with_exit_status_4(tmp_path):
+    with pytest.raises(SessionError, match="--latency-batch-size takes integers from 1 to 1024") as err:
+        _session(tmp_path, latency_batch_size="0")
+    assert err.value.code == 4
+    with pytest.raises(SessionError, match="--compare-fail-accuracy needs a run to compare against"):
+        _session(tmp_path, compare_fail_accuracy=0.5)
+
+
+def test_method_names_outside_the_list_are_accepted_when_the_registry_takes_them():
+    def check(name):
+        if name != "structured@0.6":
+            raise ValueError(f"method {name!r}: the level after '@' must be a fraction" if "@" in name else "unknown")
+    assert options.names("original,structured@0.6", ["original"], "method", "--m", check) == ["original",
+                                                                                                "structured@0.6"]
+    with pytest.raises(options.OptionError, match=r"unknown method 'int4' in --m; valid methods are: original"):
+        options.names("int4", ["original"], "method", "--m", check)
+    with pytest.raises(options.OptionError, match=r"'structured@2' in --m \(method 'structured@2': the level"):
+        options.names("structured@2", ["original"], "method", "--m", check)
+
+
+# ---------------------------------------------------------------- measuring without pytest
+
+def test_the_plain_measurement_returns_a_latency_and_a_speedup_for_two_modules():
+    torch.manual_seed(0)
+    small = nn.Linear(32, 4)
+    big = nn.Sequential(nn.Linear(32, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 4))
+    x = torch.randn(64, 32)
+    rt = get_runtime("eager")
+    with rt.threads(1):
+        t = timing.measure(functools.partial(rt.prepare(small, x), x), functools.partial(rt.prepare(big, x), x),
+                           warmup=1, target_s=0.1)
+        alone = timing.measure(functools.partial(rt.prepare(small, x), x), warmup=1, target_s=0.05)
+    assert t.median > 0 and t.reference_median > 0 and t.rounds >= timing.MIN_ROUNDS
+    assert t.speedup == pytest.approx(t.reference_median / t.median) and t.speedup > 1  # the small one is faster
+    assert 1 <= t.attempts <= timing.MAX_ATTEMPTS and len(t.reference_samples) >= timing.MIN_ROUNDS
+    assert alone.speedup is None and alone.attempts == 1 and alone.steady and alone.median > 0
+
+
+class _Machine:
+    """A fake clock; a call of nominal cost c takes c, or 3c while ``busy(now)`` says another process
+    has the cores."""
+
+    def __init__(self, busy):
+        self.now, self.busy = 0.0, busy
+
+    def clock(self) -> float:
+        return self.now
+
+    def model(self, cost: float):
+        def call():
+            self.now += cost * (3.0 if self.busy(self.now) else 1.0)
+        return call
+
+
+def test_measure_times_again_while_the_reference_drifts_and_uses_the_first_timing_hook():
+    m = _Machine(lambda now: 60 <= now < 120)  # busy for part of the first timing only
+    variant, reference = m.model(1.0), m.model(4.0)
+    calls = []
+
+    def first(rounds, setup):
+        calls.append((rounds, type(setup).__name__))
+        return timing.run_rounds(variant, setup, 1, rounds, m.clock)
+
+    t = timing.measure(variant, reference, warmup=1, target_s=100.0, clock=m.clock, first=first)
+    assert calls == [(50, "Interleaver")]  # 50 s for each side at 1 s per variant round
+    assert t.attempts == 2 and t.drifts[0] > timing.MAX_DRIFT and t.drift == 0.0 and t.steady
+    assert t.speedup == 4.0
+    # busy every other 30 s: no timing settles; the last one is returned, marked unsteady
+    m = _Machine(lambda now: int(now // 30) % 2 == 1)
+    t = timing.measure(m.model(1.0), m.model(4.0), warmup=1, target_s=100.0, clock=m.clock)
+    assert t.attempts == timing.MAX_ATTEMPTS and not t.steady
+
+
+def test_library_modules_do_not_import_pytest():
+    for path in sorted(BENCHMARKS.glob("*.py")) + sorted(BENCHMARKS.glob("runtimes/*.py")):
+        if path.name == "conftest.py" or path.name.startswith("test_"):
+            continue
+        tree = ast.parse(path.read_text())
+        imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not imported & {"pytest", "pytest_benchmark", "_pytest"}, path.name
+        assert len(path.read_text().splitlines()) <= 300, path.name
