@@ -87,7 +87,7 @@ def usable_cores() -> int:
 
 
 def names(text: str | None, valid: list[str], what: str, option: str,
-          check: Callable[[str], object] | None = None) -> list[str]:
+          check: Callable[[str], object] | None = None, more: str = "") -> list[str]:
     """A comma list of names (all of ``valid`` when ``text`` is None), each at most once. A name is
     accepted when it is in ``valid`` or, given ``check``, when ``check(name)`` does not raise
     ``ValueError`` (methods: ``compression.get_method`` also takes ids such as ``structured@0.6``)."""
@@ -111,7 +111,7 @@ def names(text: str | None, valid: list[str], what: str, option: str,
     if bad:
         why = f" ({'; '.join(reasons)})" if reasons else ""
         raise OptionError(f"unknown {what} {', '.join(map(repr, bad))} in {option}{why}; "
-                          f"valid {what}s are: {', '.join(valid)}")
+                          f"valid {what}s are: {', '.join(valid)}{more}")
     twice = sorted({n for n in chosen if chosen.count(n) > 1}, key=chosen.index)
     if twice:
         raise OptionError(f"{option} names {', '.join(map(repr, twice))} more than once; name each {what} once "

@@ -93,7 +93,8 @@ class Session:
             self.profile = zoo.get_profile(env("zoo_profile"))
             self.models = options.names(get("zoo_models"), zoo.list_models(), "model", "--zoo-models")
             self.methods = options.names(get("compression_methods"), compression.list_methods(), "method",
-                                         "--compression-methods", check=compression.get_method)
+                                         "--compression-methods", check=compression.get_method,
+                                         more="; " + compression.other_forms())
             self.batch_sizes = options.batch_sizes(get("latency_batch_size"))
             self.thread_counts = options.thread_counts(get("bench_threads"))
             self.warmup = options.warmup(get("latency_warmup"))

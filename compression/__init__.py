@@ -41,6 +41,7 @@ from .specs import (
     get_method,
     list_kinds,
     list_methods,
+    other_forms,
     register_composition,
     register_method,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "budgets",
     "list_kinds",
     "list_methods",
+    "other_forms",
     "register_composition",
     "register_method",
     "load_variant",

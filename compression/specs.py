@@ -279,7 +279,12 @@ def get_method(method_id: str) -> MethodSpec:
     raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
 
 
+def other_forms() -> str:
+    """What is valid besides the default matrix's ids, in words (for error messages)."""
+    optional = [m for m in list_methods(include_optional=True) if m not in list_methods()]
+    return (f"opt-in: {', '.join(optional) or 'none'}; any level as <kind>@<fraction> for kinds "
+            f"{', '.join(list_kinds())}; compositions as a+b, e.g. structured_50+static_int8")
+
+
 def _valid() -> str:
-    return (", ".join(list_methods(include_optional=True))
-            + f"; any level as <kind>@<fraction> for kinds {', '.join(list_kinds())}"
-            + "; compositions as <pruning id>+<id>, e.g. structured_50+static_int8")
+    return ", ".join(list_methods()) + "; " + other_forms()
