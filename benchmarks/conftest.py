@@ -48,6 +48,7 @@ def pytest_configure(config):
     try:
         s = Session(values, comparing=bool(config.getoption("benchmark_compare", None)), say=_say(config),
                     root=config.rootpath)
+        s.check_data()
     except SessionError as err:
         _fail(err)
     parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
@@ -57,21 +58,15 @@ def pytest_configure(config):
             "'pytest benchmarks/ -n auto --benchmark-disable', then time serially with "
             "'pytest benchmarks/ --benchmark-only'.")
     if parallel and not hasattr(config, "workerinput"):
-        # Workers train with ZOO_TRAIN_THREADS threads each, more than the cores, and spinning OpenMP waits
-        # take the cores from the other worker: two 2-thread trainings on 2 cores took 77 s each, 35 s with
-        # passive waits. Workers inherit this environment; the wait policy changes no result.
+        # spinning OpenMP waits take the cores from the other worker (two 2-thread trainings on 2 cores:
+        # 77 s each, 35 s with passive waits); workers inherit it, and it changes no result
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        s.check_data()
-    except SessionError as err:
-        _fail(err)
     config._compression_bench = s
     config.pluginmanager.register(_Records(s), "compression-bench-records")
 
 
 class _Records:
-    """Hands each test's record (in user_properties) to the session: serial runs and the xdist
-    controller both see every report."""
+    """Hands each test's record (user_properties) to the session; serial runs and xdist's controller see all."""
 
     def __init__(self, session: Session):
         self.session = session
