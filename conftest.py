@@ -10,19 +10,11 @@ import os
 
 import pytest
 
+from compression_bench.benchmarks import options
+
 
 def pytest_addoption(parser):
-    g = parser.getgroup("zoo", "model zoo (training data, profile, cache)")
-    g.addoption("--zoo-profile", default=None,
-                help="smoke, default or full (default: $ZOO_PROFILE, else default)")
-    g.addoption("--zoo-cache", default=None,
-                help="cache directory for trained models and variants (default: $ZOO_CACHE, else ~/.cache/compression-bench)")
-    g.addoption("--zoo-data-root", default=None,
-                help="data root holding MNIST/ and cifar-10-batches-py/ for the full profile (default: $ZOO_DATA_ROOT, else ~/data)")
-    g.addoption("--zoo-download", action="store_true", default=False,
-                help="download MNIST/CIFAR-10 into the data root when missing (needs network)")
-    g.addoption("--zoo-train-device", default=None,
-                help="device for training and fine-tuning: cpu, cuda or auto (default: $ZOO_TRAIN_DEVICE, else cpu); timing always runs on CPU")
+    options.add_zoo_options(parser)
 
 
 def _opt(config, name: str, env: str, default=None):

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from compression_bench.benchmarks.records import groups as _groups
 from compression_bench.benchmarks.records import number as _num
-from compression_bench.benchmarks.records import setting_of, setting_text
+from compression_bench.benchmarks.records import measured, setting_of, setting_text
 from compression_bench.benchmarks.saved import (DEFAULT_STORAGE, NUMERIC, REQUIRED, CompareError, Run, load_run,
                                                 record_from_benchmark, records_from_run, resolve, run_from_data)
 
@@ -155,7 +155,7 @@ def compare_records(old: Iterable[dict], new: Iterable[dict], a: str = "A", b: s
                     keep_only_old: bool = True) -> Comparison:
     """Pair the records of two runs (by test id where both have one); ``keep_only_old=False`` drops
     variants that the new run did not measure (a run of a subset compared to a full run)."""
-    old, new = list(old), list(new)
+    old, new = measured(old), measured(new)
     by_name = all(r.get("name") for r in old + new)
     old_map = {_key(r, by_name): r for r in old}
     pairs, seen = [], set()
@@ -198,7 +198,7 @@ def session_comparison(compared_mapping: Mapping | None, records: Sequence[dict]
     path, benches = list(compared_mapping.items())[-1]
     source = str(path)
     old = [record_from_benchmark(b, source) for b in benches.values()]
-    c = compare_records(old, records, Path(source).stem, current, keep_only_old=False)
+    c = compare_records(old, measured(records), Path(source).stem, current, keep_only_old=False)
     if len(compared_mapping) > 1:
         c.notes.append(f"--benchmark-compare matched {len(compared_mapping)} saved runs; accuracy and size are "
                        f"compared against the newest, {Path(source).stem}.")

@@ -72,9 +72,33 @@ OPTIONS = (
                                             "more than this many points against the compared run", float, "POINTS"),
 )
 
-#: zoo options (declared by the root conftest) -> the environment variable used when one is not given
+#: zoo options -> the environment variable used when one is not given
 ZOO_OPTIONS = {"zoo_profile": "ZOO_PROFILE", "zoo_cache": "ZOO_CACHE", "zoo_data_root": "ZOO_DATA_ROOT",
                "zoo_train_device": "ZOO_TRAIN_DEVICE", "zoo_download": None}
+
+#: the zoo options' flags and argparse keywords, shared by the test suite and the benchmark plugin
+ZOO_FLAGS = (
+    ("--zoo-profile", dict(default=None, help="smoke, default or full (default: $ZOO_PROFILE, else default)")),
+    ("--zoo-cache", dict(default=None, help="cache directory for trained models and variants "
+                                            "(default: $ZOO_CACHE, else ~/.cache/compression-bench)")),
+    ("--zoo-data-root", dict(default=None, help="data root holding MNIST/ and cifar-10-batches-py/ for the full "
+                                                "profile (default: $ZOO_DATA_ROOT, else ~/data)")),
+    ("--zoo-download", dict(action="store_true", default=False,
+                            help="download MNIST/CIFAR-10 into the data root when missing (needs network)")),
+    ("--zoo-train-device", dict(default=None, help="device for training and fine-tuning: cpu, cuda or auto "
+                                                   "(default: $ZOO_TRAIN_DEVICE, else cpu); timing always runs on CPU")),
+)
+
+
+def add_zoo_options(parser) -> None:
+    """Declare the zoo options on a pytest ``parser``, once (the repository's root conftest and the
+    benchmark plugin both call this)."""
+    group = parser.getgroup("zoo", "model zoo (training data, profile, cache)")
+    for flag, kwargs in ZOO_FLAGS:
+        try:
+            group.addoption(flag, **kwargs)
+        except ValueError:  # already declared by the other caller
+            pass
 
 
 def dests() -> list[str]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from compression_bench.benchmarks.records import groups, number, setting_text
+from compression_bench.benchmarks.records import groups, measured, number, setting_text
 
 FAMILIES = ("quantization", "unstructured", "structured", "other")
 COLOURS = {"original": "black", "quantization": "tab:blue", "unstructured": "tab:orange",
@@ -211,7 +211,7 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
         result.notices.append(f"plots skipped: cannot create {out} ({err.strerror or err})")
         return result
     untimed = False
-    for model, settings in _by_model(records).items():
+    for model, settings in _by_model(measured(records)).items():
         items = result.by_model.setdefault(model, [])
         recs = [r for _, group in settings for r in group]
         r0 = recs[0]

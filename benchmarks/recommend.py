@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from compression_bench.benchmarks.records import groups
+from compression_bench.benchmarks.records import groups, measured
 from compression_bench.benchmarks.records import number as _num
 from compression_bench.benchmarks.records import setting_of
 from compression_bench.benchmarks.schema import speedup as _speedup
@@ -152,4 +152,5 @@ def recommend_group(records: Sequence[dict], *, within: float = 1.0,
 def recommend(records: Iterable[dict], *, within: float = 1.0,
               method_order: Sequence[str] | None = None) -> list[Recommendation]:
     """One :class:`Recommendation` per (model, setting), models in first-seen order."""
-    return [recommend_group(recs, within=within, method_order=method_order) for _, _, recs in groups(records)]
+    return [recommend_group(recs, within=within, method_order=method_order)
+            for _, _, recs in groups(measured(records))]

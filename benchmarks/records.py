@@ -59,14 +59,20 @@ def groups(items: Iterable[T], key: Callable[[T], tuple] = _model_and_setting) -
     return [(model, setting, buckets[(model, setting)]) for model, setting in order]
 
 
+def measured(records: Iterable[dict]) -> list[dict]:
+    """The records that hold figures: not those marked ``failed: ...`` or ``n/a: ...`` (``status``)."""
+    return [r for r in records if not r.get("status")]
+
+
 def add_ratios(records: list[dict]) -> list[dict]:
     """Fill accuracy_delta and size_ratio against the original of the same model and setting (any
     setting of the model when that one was not run), and speedup where the test did not measure a
     paired one (records from older runs): the original's median over the variant's, same setting
     only. Changes the records in place and returns them."""
-    originals = {(r["model"], setting_of(r)): r for r in records if r["method"] == "original"}
-    by_model = {r["model"]: r for r in records if r["method"] == "original"}
-    for r in records:
+    rows = measured(records)
+    originals = {(r["model"], setting_of(r)): r for r in rows if r["method"] == "original"}
+    by_model = {r["model"]: r for r in rows if r["method"] == "original"}
+    for r in rows:
         if number(r.get("original_accuracy")) is not None:
             r["accuracy_delta"] = r["accuracy"] - r["original_accuracy"]
         o = originals.get((r["model"], setting_of(r))) or by_model.get(r["model"])

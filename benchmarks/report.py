@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from compression_bench.benchmarks import recommend, schema, timing
 from compression_bench.benchmarks import records as records_
-from compression_bench.benchmarks.records import number, setting_text
+from compression_bench.benchmarks.records import measured, number, setting_text
 
 FIELDS, HEADERS = schema.FIELDS, schema.HEADERS  # from the schema: one list of fields for every consumer
 groups = records_.groups
@@ -31,6 +31,8 @@ add_ratios = records_.add_ratios
 
 def cell(r: dict, key: str, col: schema.Column):
     """One table cell: the field formatted as its :class:`schema.Column` says; "–" when not measured."""
+    if r.get("status") and key != "label":
+        return r["status"] if key == "accuracy" else (r.get(key) if key == "compression" else "–")
     if r["method"] == "original" and col.original is not None:
         return col.original.format(r.get(key))
     if not col.spec:
@@ -47,7 +49,7 @@ def latency_drift(records: list[dict]) -> list[tuple[str, object, list[float], f
     test, then once per paired variant test) and their spread, (max - min) / median. The original
     does not change, so the spread is how much the machine's speed changed during the run."""
     out = []
-    for model, bs, recs in groups(records):
+    for model, bs, recs in groups(measured(records)):
         seen = [number(r.get("latency_median_ms")) for r in recs if r["method"] == "original"]
         seen += [number(r.get("reference_latency_median_ms")) for r in recs if r["method"] != "original"]
         seen = [v for v in seen if v]
@@ -79,7 +81,8 @@ def drift_notice(records: list[dict]) -> str | None:
 def table_rows(records: Iterable[dict]) -> list[list[str]]:
     """The table's rows, most accurate first (the original first among equals)."""
     return [[cell(r, key, col) for key, col in schema.COLUMNS]
-            for r in sorted(records, key=lambda r: (-r["accuracy"], r["method"] != "original"))]
+            for r in sorted(records, key=lambda r: (bool(r.get("status")), -(number(r.get("accuracy")) or 0.0),
+                                                    r["method"] != "original"))]
 
 
 def group_title(model: str, setting: tuple, recs: list[dict]) -> str:

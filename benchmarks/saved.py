@@ -68,6 +68,8 @@ def records_from_run(data, source: str) -> list[dict]:
     if isinstance(data, Mapping) and isinstance(data.get("results"), list) and "format" in data:
         out = []
         for r in data["results"]:
+            if isinstance(r, Mapping) and r.get("status"):
+                continue  # failed: or n/a: rows hold no figures
             if not isinstance(r, Mapping) or any(k not in r for k in REQUIRED) or \
                     any(_num(r[k]) is None for k in NUMERIC):
                 raise CompareError(f"{source} is a results file with an incomplete entry (each needs "

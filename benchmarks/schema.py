@@ -85,6 +85,8 @@ class Record:
     batch_size: int | None = _number()
     threads: int | None = _number()
     runtime: str = _field("eager")
+    # None when measured; "failed: <first line of the error>" or "n/a: <reason>" when it could not be
+    status: str | None = _field()
     # the variant's figures
     accuracy: float = _field(required=3, numeric=True, metric=True,
                              column=Column("Val. accuracy (%)", ".2f"))

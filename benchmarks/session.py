@@ -26,7 +26,8 @@ from typing import Callable, Mapping
 import torch
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import compare, options, pipeline, plots, report, summary
+from compression_bench.benchmarks import options, pipeline, session_end, summary
+from compression_bench.benchmarks.session_end import Outcome
 from compression_bench.benchmarks.records import add_ratios, setting_text
 from compression_bench.benchmarks.schema import METRICS, Record, speedup
 from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
@@ -41,24 +42,21 @@ EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
 VERSIONS = ("torch", "torchvision", "torch-pruning", "scikit-learn")
 
 
+class VariantFailure(Exception):
+    """A model or variant could not be built or run; ``status`` is its row's text, ``failed: <first line>``."""
+
+    def __init__(self, what: str, err: BaseException):
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        self.status = f"failed: {what}{type(err).__name__}: {first}" if first else f"failed: {what}{type(err).__name__}"
+        super().__init__(self.status)
+
+
 class SessionError(Exception):
     """The session cannot go on; ``code`` is the exit status (4 bad input, 7 cache fault)."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class Outcome:
-    """What :meth:`Session.finish` did: the exit status, the records (dicts, ratios filled in) and the
-    summary lines ``(text, style)`` (see :func:`benchmarks.summary.lines`)."""
-    status: int = EXIT_OK
-    records: list[dict] = field(default_factory=list)
-    lines: list[tuple[str, str | None]] = field(default_factory=list)
-    paths: dict = field(default_factory=dict)
-    unwritten: list[str] = field(default_factory=list)
-    regressions: list[str] = field(default_factory=list)
 
 
 def _stderr(message: str) -> None:
@@ -144,6 +142,8 @@ class Session:
 
     def trained(self, name: str) -> zoo.TrainedModel:
         """The trained model, from the cache (trained on first use)."""
+        if isinstance(self._trained.get(name), VariantFailure):
+            raise self._trained[name]
         if name not in self._trained:
             t0 = time.perf_counter()
             try:
@@ -154,6 +154,9 @@ class Session:
                 raise SessionError(str(err), EXIT_USAGE) from None
             except zoo.CacheError as err:
                 raise SessionError(str(err), EXIT_FAULT) from None
+            except Exception as err:  # noqa: BLE001 - the user's model: one model's failure must not stop the others
+                self._trained[name] = VariantFailure(f"the original of {name} could not be trained or loaded: ", err)
+                raise self._trained[name] from err
             if not tm.from_cache:
                 self.say(f"  [{name}] trained in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
             self._trained[name] = tm
@@ -162,6 +165,8 @@ class Session:
     def variant(self, name: str, method: str) -> pipeline.Variant:
         """The compressed variant, from the cache (built on first use)."""
         key = (name, method)
+        if isinstance(self._variants.get(key), VariantFailure):
+            raise self._variants[key]
         if key not in self._variants:
             trained = self.trained(name)
             try:
@@ -170,7 +175,26 @@ class Session:
                                                            progress=self._progress)
             except zoo.CacheError as err:
                 raise SessionError(str(err), EXIT_FAULT) from None
+            except Exception as err:  # noqa: BLE001 - a method that cannot handle this model: its row says why
+                self._variants[key] = VariantFailure("", err)
+                self.say(f"  [{name}/{method}] {self._variants[key].status}")
+                raise self._variants[key] from err
         return self._variants[key]
+
+    def unsupported(self, model: str, method: str) -> str | None:
+        """The thresholds file's reason for not running ``method`` on ``model``, or None."""
+        return self.thresholds.unsupported(model, method, self.profile.name)
+
+    def status_record(self, model: str, method: str, status: str, *, batch_size: int, threads: int,
+                      runtime: str = "eager") -> Record:
+        """The row of a variant that has no figures: ``failed: ...`` (a gate failure) or ``n/a: ...``."""
+        spec = compression.get_method(method)
+        r = Record(model=model, method=spec.id, label=spec.label, compression=spec.compression, family=spec.family,
+                   level=spec.level, profile=self.profile.name, batch_size=batch_size, threads=threads,
+                   runtime=runtime, status=status, accuracy=None, params=None, size_mib=None)
+        if status.startswith("failed"):
+            r.gate_failures = [f"{model} / {method}: {status}"]
+        return r
 
     # ------------------------------------------------------------ one measurement
 
@@ -237,58 +261,6 @@ class Session:
         return {"profile": self.profile.name, "threads": self.thread_counts, **self.versions,
                 "quantized_engine": torch.backends.quantized.engine, "batch_sizes": self.batch_sizes}
 
-    def _order(self, r: Record):
-        model = self.models.index(r.model) if r.model in self.models else len(self.models)
-        method = self.methods.index(r.method) if r.method in self.methods else len(self.methods)
-        return model, method, r.batch_size or 0, r.threads or 0
-
-    def _compare(self, rows: list[dict], compared: Mapping | None, out: Outcome, notices: list[str]):
-        """Accuracy, size, params and latency against ``compared`` (pytest-benchmark's
-        ``compared_mapping``); problems become notices, and regressions when they must fail the run."""
-        problem, comparison = None, None
-        try:
-            comparison = compare.session_comparison(compared, rows)
-        except compare.CompareError as err:
-            problem = f"accuracy and size not compared: {err}"
-        else:
-            if comparison is None:
-                problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
-        if problem:
-            notices.append(problem)
-            if self.compare_fail is not None:
-                out.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
-        elif self.compare_fail is not None:
-            out.regressions += compare.accuracy_regressions(comparison, self.compare_fail)
-        return comparison
-
     def finish(self, compared: Mapping | None = None) -> Outcome:
-        """Sort the records (model and method order of the selection), derive ratios, note drift,
-        compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
-        Status: 1 when a gate failed or accuracy regressed against the compared run, else 7 when a
-        file could not be written, else 6 when a speed gate was inconclusive, else 0."""
-        out = Outcome()
-        if not self.records:
-            return out
-        rows = add_ratios([r.to_dict() for r in sorted(self.records, key=self._order)])
-        out.records = rows
-        notices = [n for n in [report.drift_notice(rows)] if n]
-        comparison = self._compare(rows, compared, out, notices) if self.comparing else None
-        drawn = plots.make_plots(rows, self.report_dir, within=self.within, method_order=self.methods)
-        header = report.run_header(rows, profile=self.profile.name, batch_sizes=self.batch_sizes,
-                                   threads=", ".join(map(str, self.thread_counts)), versions=self.versions,
-                                   repo=self.root)
-        if comparison is not None:
-            header["Compared against"] = comparison.a
-        out.paths, out.unwritten = report.write_results(rows, header, self.report_dir, within=self.within,
-                                                        method_order=self.methods, comparison=comparison,
-                                                        plots=drawn, notices=notices)
-        if out.regressions or any(r["gate_failures"] for r in rows):
-            out.status = EXIT_FAILED
-        elif out.unwritten:
-            out.status = EXIT_FAULT
-        elif any(r["inconclusive"] for r in rows):
-            out.status = EXIT_INCONCLUSIVE
-        out.lines = list(summary.lines(rows, within=self.within, method_order=self.methods, comparison=comparison,
-                                       notices=notices + drawn.notices, paths=out.paths, unwritten=out.unwritten,
-                                       plots=drawn, report_dir=self.report_dir, regressions=out.regressions))
-        return out
+        """Sort, derive ratios, note drift, compare, plot, write the files; see :func:`benchmarks.session_end.finish`."""
+        return session_end.finish(self, compared)

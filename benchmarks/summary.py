@@ -49,6 +49,12 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         yield "gates failed (each in its own test)", "section"
         for msg in failed:
             yield msg, "red"
+    skipped = [f"{r['model']} / {r['method']}: {r['status']}" for r in records
+               if str(r.get("status") or "").startswith("n/a")]
+    if skipped:
+        yield "not run: declared unsupported in the thresholds file", "section-warn"
+        for msg in dict.fromkeys(skipped):
+            yield msg, "yellow"
     inconclusive = [m for r in records for m in r.get("inconclusive") or []]
     if inconclusive:
         yield f"speed gates inconclusive (exit status {EXIT_INCONCLUSIVE} when nothing else failed)", "section-warn"

@@ -18,6 +18,9 @@ Keys (all optional):
     max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
                        (a masked dense model runs at the dense model's speed)
     max_size_ratio     variant size / original size (serialized state_dict bytes)
+    unsupported        a reason (text): the method is not run on this model and its row reads
+                       ``n/a: <reason>``, without failing the run (a method that fails without it
+                       reads ``failed: <error>`` and fails its test)
 
 Every gate is asserted in the variant's own test.
 
@@ -92,9 +95,14 @@ class Thresholds:
         if not isinstance(table, dict):
             self._fail(where, "expected a table of thresholds")
         for key, value in table.items():
-            if key not in KEYS:
-                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}")
+            if key not in KEYS and key != "unsupported":
+                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}, unsupported")
             if value is False:
+                continue
+            if key == "unsupported":
+                if not isinstance(value, str) or not value.strip():
+                    self._fail(f"{where}.{key}", "expected the reason as text, e.g. unsupported = \"FX cannot trace "
+                                                 "the model\"")
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self._fail(f"{where}.{key}", f"expected a number, got {type(value).__name__} {value!r}")
@@ -160,6 +168,10 @@ class Thresholds:
             out = {k: v for k, v in out.items() if k == "min_accuracy"}
         return out
 
+    def unsupported(self, model: str, method: str, profile: str) -> str | None:
+        """The reason the file gives for not running ``method`` on ``model`` (``unsupported``), or None."""
+        return self.gates(model, method, profile).get("unsupported") or None
+
 
 ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
 
@@ -196,6 +208,9 @@ def _combined(parts: list[dict]) -> dict:
     sizes = [p["max_size_ratio"] for p in parts if "max_size_ratio" in p]
     if sizes:
         out["max_size_ratio"] = math.prod(sizes)
+    reasons = [p["unsupported"] for p in parts if p.get("unsupported")]
+    if reasons:
+        out["unsupported"] = reasons[0]
     speedups = [p["min_speedup"] for p in parts if "min_speedup" in p]
     if speedups:
         out["min_speedup"] = max(speedups)

@@ -1,0 +1,99 @@
+"""One benchmark per model x method x batch size x threads: time, record every metric, assert every gate.
+
+Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]``): saved runs are matched
+on them. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test also
+times the original in blocks between its own rounds, with pytest-benchmark's timer on both sides, and
+times the pair again (a bounded number of times) while the original's blocks show that the machine's
+speed moved. Its first timing runs through ``benchmark.pedantic``, so pytest-benchmark keeps (and
+saves) the statistics of the timing that was accepted. The session builds the record and judges the
+gates (:meth:`benchmarks.session.Session.record`); they are all asserted here, so the test that fails
+is the one whose variant missed its gate, whichever tests were selected. A speed gate missed on a
+timing that never settled is reported as inconclusive instead of failed.
+
+A model or method that cannot be built or run (FX cannot trace the model, Torch-Pruning cannot group a
+layer) fails its own test with ``failed: <first line of the error>`` in its row, and the rest of the
+matrix goes on; a method the thresholds file declares ``unsupported`` for the model is skipped with
+``n/a: <reason>`` in its row.
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+from pytest_benchmark.stats import Stats
+
+from compression_bench.benchmarks import timing
+from compression_bench.benchmarks.runtimes import get_runtime
+from compression_bench.benchmarks.session import RECORD_KEY, SessionError, VariantFailure, latency_batch
+
+RUNTIME = "eager"
+
+
+def _time(benchmark, infer, reference, bench) -> timing.Timing:
+    """:func:`timing.measure` with pytest-benchmark's timer, its first timing through ``benchmark.pedantic``."""
+    def first(rounds, setup):
+        benchmark.pedantic(infer, setup=setup, warmup_rounds=bench.warmup, rounds=rounds, iterations=1)
+        return benchmark.stats.stats.data
+
+    result = timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
+                            max_drift=bench.max_drift, clock=benchmark._timer, first=first)
+    if result.attempts > 1:  # report (and save) the accepted retiming's rounds, not the first ones
+        stats = Stats()
+        for s in result.samples:
+            stats.update(s)
+        benchmark.stats.stats = stats
+    return result
+
+
+def _built(bench, model: str, method: str):
+    """The variant, trained and built on first use (then from the cache)."""
+    try:
+        return bench.variant(model, method)
+    except SessionError as err:  # bad input (4) or a cache fault (7): the whole run stops
+        pytest.exit(str(err), returncode=err.code)
+
+
+def _keep(request, record) -> None:
+    request.node.user_properties.append((RECORD_KEY, record.to_dict()))
+
+
+def test_variant(benchmark, bench, model_name, method_id, batch_size, threads, request):
+    reason = bench.unsupported(model_name, method_id)
+    if reason:  # declared in the thresholds file: not run, not a failure
+        _keep(request, bench.status_record(model_name, method_id, f"n/a: {reason}", batch_size=batch_size,
+                                           threads=threads, runtime=RUNTIME))
+        pytest.skip(f"n/a: {reason}")
+    rt = get_runtime(RUNTIME)
+    try:
+        original = _built(bench, model_name, "original")
+        variant = _built(bench, model_name, method_id)
+        x = latency_batch(variant.trained, batch_size)
+        infer = functools.partial(rt.prepare(variant.model, x), x)
+        reference = None if method_id == "original" else functools.partial(rt.prepare(original.model, x), x)
+        with rt.threads(threads) as in_force:
+            if benchmark.disabled:
+                benchmark.pedantic(infer, rounds=1, iterations=1)
+                result = None
+            else:
+                result = _time(benchmark, infer, reference, bench)
+            out = infer()
+    except VariantFailure as failure:
+        status = failure.status
+    except Exception as err:  # noqa: BLE001 - the variant was built but does not run: its row says why
+        status = VariantFailure("running it: ", err).status
+    else:
+        status = None
+    if status is not None:
+        _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
+                                           runtime=RUNTIME))
+        pytest.fail(f"{model_name} / {method_id}: {status}", pytrace=False)
+    assert out.shape == (batch_size, variant.trained.data.num_classes)
+
+    record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
+                          stats=benchmark.stats.stats if result else None, runtime=RUNTIME)
+    benchmark.extra_info.update(record.extra_info())
+    _keep(request, record)
+
+    if record.inconclusive:
+        request.node.warn(pytest.PytestWarning("; ".join(record.inconclusive)))
+    assert not record.gate_failures, "; ".join(record.gate_failures)
