@@ -10,12 +10,15 @@ A plain library (no pytest)::
 Models and datasets are open registries: ``register_model`` (a decorated builder, optionally
 with its own recipe or pretrained weights) and ``register_dataset`` (a loader returning a
 :class:`DataBundle`, e.g. built from ``torch.utils.data.Dataset`` objects with
-``DataBundle.from_datasets``).
+``DataBundle.from_datasets``, which streams datasets too large for memory, see
+:class:`StreamingSplit`). A model registered with ``dataset=`` trains on that dataset under every
+profile.
 """
 from . import models as _models  # noqa: F401  (registers the architectures)
 from .cache import ArtifactCache, CacheError, CacheWarning, default_cache_dir, hash_parts
 from .data import (DATASETS, DataBundle, DataError, DatasetInfo, Split, fit_shape, get_dataset_info,
                    list_datasets, load_dataset, register_dataset, unregister_dataset)
+from .streaming import StreamingSplit
 from .profiles import PROFILES, Profile, UnknownProfileError, get_profile
 from .registry import (ModelInfo, UnknownModelError, build, count_parameters, get_model_info,
                        list_models, register_model, unregister_model)
@@ -26,7 +29,7 @@ from .weights import WeightsError
 __all__ = [
     "ArtifactCache", "CacheError", "CacheWarning", "DATASETS", "DataBundle", "DataError",
     "DatasetInfo", "EpochReport", "ModelInfo", "PROFILES", "Profile", "Recipe", "Split",
-    "TrainedModel", "UnknownModelError", "UnknownProfileError", "WeightsError", "build",
+    "StreamingSplit", "TrainedModel", "UnknownModelError", "UnknownProfileError", "WeightsError", "build",
     "cache_parts", "count_parameters", "default_cache_dir", "evaluate", "finetune", "fit",
     "fit_shape", "get_data", "get_dataset_info", "get_model_info", "get_profile", "get_trained",
     "hash_parts", "list_datasets", "list_models", "load_dataset", "print_progress",

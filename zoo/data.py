@@ -11,7 +11,19 @@ The loader gets the model's ``input_shape`` (C, H, W), the resolved data root (`
 argument, else ``ZOO_DATA_ROOT``, else ``~/data``) and whether it may download. It returns a
 :class:`DataBundle` whose splits carry the dataset's own normalisation (``mean``, ``std``,
 ``scale``) and whose ``num_classes`` comes from the data. It raises :class:`DataError`, with a
-message that says how to fix it, when the data is not there.
+message that says how to fix it, when the data is not there. ``DataBundle.from_datasets`` reads
+small datasets into memory and streams large ones batch by batch (``stream=``,
+``MAX_IN_MEMORY_MIB`` in :mod:`zoo.splits`), e.g. a folder of images::
+
+    def load_photos(input_shape, *, data_root, download):
+        from torchvision import datasets, transforms
+        read = lambda part: datasets.ImageFolder(os.path.join(data_root, "photos", part),
+                                                 transform=transforms.PILToTensor())
+        return DataBundle.from_datasets("photos", read("train"), read("val"), mean=(0.5, 0.5, 0.5),
+                                        std=(0.25, 0.25, 0.25), scale=1 / 255, input_shape=input_shape)
+
+A model trains on such a dataset under every profile when registered with
+``register_model(..., dataset="photos")``.
 
 Built in:
 

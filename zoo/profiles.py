@@ -6,6 +6,9 @@
 | default | the embedded scikit-learn digits (1,347 train / 450 validation) | the main job, offline |
 | full    | MNIST (SimpleCNN_6x2, EnhancedLeNet5), CIFAR-10 (EfficientNetB0Custom, ResNet50Custom) | reproducing the founding report; hours on CPU, train on a GPU if there is one |
 
+A model registered with its own dataset (``register_model(dataset=...)``) uses that dataset under
+every profile instead: all of it under default and full, stratified subsets of it under smoke.
+
 Selected by ``--zoo-profile`` in pytest and ``ZOO_PROFILE`` in the environment.
 
 Recipes: each profile has a table for the four founding models and a generic recipe for any
@@ -38,7 +41,13 @@ class Profile:
     generic: Recipe             # any other model registered without a recipe of its own
 
     def dataset_for(self, model: str) -> str:
-        return get_model_info(model).full_dataset if self.use_full_datasets else "digits"
+        """The registered dataset ``model`` uses under this profile: its own
+        (``register_model(dataset=...)``) under every profile; else ``full_dataset`` under full
+        and the embedded digits under smoke and default."""
+        info = get_model_info(model)
+        if info.dataset is not None:
+            return info.dataset
+        return info.full_dataset if self.use_full_datasets else "digits"
 
     def recipe_for(self, model: str) -> Recipe:
         """The recipe ``model`` trains with under this profile, the first that applies of:

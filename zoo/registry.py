@@ -3,7 +3,8 @@
 Everything else (CLI, training, benchmarks) finds models by name through
 :func:`list_models`, :func:`get_model_info` and :func:`build`. A model may bring its own
 training recipe (else its profile's recipe applies, see :meth:`Profile.recipe_for`) and
-pretrained weights (then it is evaluated, not trained, see :func:`get_trained`)::
+pretrained weights (then it is evaluated, not trained, see :func:`get_trained`) and its own
+dataset (then every profile uses it, see :meth:`Profile.dataset_for`)::
 
     @register_model("TinyNet", input_shape=(1, 28, 28), description="two convs",
                     recipe=Recipe(epochs=5, lr=0.02), weights="tiny.pt")
@@ -39,6 +40,7 @@ class ModelInfo:
     description: str
     recipe: RecipeSpec = field(default=None, compare=False)  # own recipe: one, or per profile name
     weights: str | None = None  # absolute path of a checkpoint loaded instead of training
+    dataset: str | None = None  # the model's own dataset, used by every profile (None: digits, then full_dataset)
 
     @property
     def fingerprint(self) -> str:
@@ -50,14 +52,17 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 
 def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int = 10,
-                   full_dataset: str = "digits", description: str, recipe: RecipeSpec = None,
-                   weights: str | os.PathLike | None = None):
+                   full_dataset: str | None = None, description: str, recipe: RecipeSpec = None,
+                   weights: str | os.PathLike | None = None, dataset: str | None = None):
     """Decorator that registers a zero-argument builder under ``name``.
 
     * ``input_shape``: (C, H, W) of one image; the datasets are resized to it.
     * ``num_classes``: outputs of the model; must equal the classes of the dataset it trains on.
-    * ``full_dataset``: registered dataset of the ``full`` profile (the other profiles use the
-      embedded digits); the default ``"digits"`` needs no files.
+    * ``dataset``: registered dataset the model trains and is evaluated on under every profile
+      (smoke takes its stratified subsets of it), e.g. its own ``ImageFolder``.
+    * ``full_dataset``: without ``dataset``, the registered dataset of the ``full`` profile (the
+      other profiles use the embedded digits); the default ``"digits"`` needs no files. With
+      ``dataset`` it may be left out or must name the same dataset.
     * ``recipe``: a :class:`Recipe` for every profile, or a dict profile name -> Recipe; profiles
       it leaves out use their own recipes (:meth:`Profile.recipe_for`).
     * ``weights``: path of a checkpoint (``torch.save`` of a ``state_dict``, or of a dict with a
@@ -79,12 +84,18 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
             raise ValueError(f"model {name!r}: recipe names unknown profile(s) {', '.join(map(str, unknown))}; "
                              f"valid profiles are: {', '.join(PROFILES)}")
         recipe = MappingProxyType(dict(recipe))
+    if dataset is not None and (not isinstance(dataset, str) or not dataset):
+        raise ValueError(f"model {name!r}: dataset must be a registered dataset's name, got {dataset!r}")
+    if dataset is not None and full_dataset not in (None, dataset):
+        raise ValueError(f"model {name!r}: dataset={dataset!r} is used by every profile, full_dataset="
+                         f"{full_dataset!r} by the full one only; give one of them")
+    full = full_dataset or dataset or "digits"
     path = os.path.abspath(os.fspath(weights)) if weights is not None else None
 
     def wrap(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, shape, num_classes, full_dataset, description, recipe, path)
+        _REGISTRY[name] = ModelInfo(name, builder, shape, num_classes, full, description, recipe, path, dataset)
         return builder
 
     return wrap

@@ -1,19 +1,31 @@
-"""In-memory data of the zoo: :class:`Split` (images and labels of one split) and :class:`DataBundle`
+"""Data of the zoo: :class:`Split` (images and labels of one split, in memory) and :class:`DataBundle`
 (a dataset's train and validation splits).
 
-A split holds its images as one ``N x C x H x W`` tensor. Data that lives in a map-style
-``torch.utils.data.Dataset`` is read into such a tensor once, by :meth:`Split.from_dataset` and
-:meth:`DataBundle.from_datasets`: splits never wrap a dataset, so batching, shuffling and
-subsets are the same tensor indexing for every dataset.
+A :class:`Split` holds its images as one ``N x C x H x W`` tensor. Data that lives in a map-style
+``torch.utils.data.Dataset`` is either read into such a tensor once (:meth:`Split.from_dataset`)
+or streamed from the dataset batch by batch (:class:`~zoo.streaming.StreamingSplit`), which
+:meth:`DataBundle.from_datasets` chooses by size (:data:`MAX_IN_MEMORY_MIB`). Both give the
+same batches: the same order for the same generator and the same arithmetic.
 """
 from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .streaming import StreamingSplit
+
+
+#: Budget in MiB for holding a dataset's images in memory. :meth:`DataBundle.from_datasets` with
+#: ``stream=None`` estimates the images of both splits (bytes of the first item, after resizing
+#: to ``input_shape`` when that is larger, times the number of items) and streams both splits when
+#: the estimate exceeds it. Change it here (``compression_bench.zoo.splits.MAX_IN_MEMORY_MIB``)
+#: or pass ``stream=True``/``False``.
+MAX_IN_MEMORY_MIB = 512
 
 
 class DataError(RuntimeError):
@@ -25,6 +37,56 @@ def _per_channel(values, what: str) -> tuple[float, ...]:
     if not values:
         raise DataError(f"{what} is empty; give one value per channel, or one for all channels")
     return tuple(float(v) for v in values)
+
+
+def normalisation(mean, std, channels: int, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``mean`` and ``std`` as tuples, checked to hold 1 or ``channels`` values."""
+    mean, std = _per_channel(mean, "mean"), _per_channel(std, "std")
+    if len(mean) not in (1, channels) or len(std) not in (1, channels):
+        raise DataError(f"{where}: mean and std need 1 or {channels} values (one per channel), "
+                        f"got {len(mean)} and {len(std)}")
+    return mean, std
+
+
+def normalise(images: torch.Tensor, scale: float, mean: tuple[float, ...],
+              std: tuple[float, ...]) -> torch.Tensor:
+    """A batch ``N x C x H x W`` as float: ``(images * scale - mean) / std``, per channel."""
+    x = images.float() * scale
+    c = x.shape[1]
+    mean = torch.tensor(mean[:1] * c if len(mean) == 1 else mean).view(1, c, 1, 1)
+    std = torch.tensor(std[:1] * c if len(std) == 1 else std).view(1, c, 1, 1)
+    return (x - mean) / std
+
+
+def dataset_length(dataset) -> int:
+    """``len(dataset)``; :class:`DataError` when it has none or is empty."""
+    where = type(dataset).__name__
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise DataError(f"{where} has no len(): give a map-style torch.utils.data.Dataset") from None
+    if n == 0:
+        raise DataError(f"{where} is empty: a split needs at least one example")
+    return n
+
+
+def read_item(dataset, i: int, where: str) -> tuple[torch.Tensor, int]:
+    """Item ``i`` of ``dataset`` checked to be ``(C x H x W image tensor, integer label)``."""
+    item = dataset[i]
+    ok = isinstance(item, (tuple, list)) and len(item) == 2
+    if not (ok and isinstance(item[0], torch.Tensor) and item[0].ndim == 3):
+        raise DataError(f"item {i} of {where} is not (C x H x W image tensor, label); make the dataset "
+                        f"return tensors, e.g. with the transform torchvision.transforms.PILToTensor()")
+    return item[0], as_label(item[1], i, where)
+
+
+def as_label(label, i: int, where: str) -> int:
+    """``label`` (an int or a one-element integer tensor) as an int; :class:`DataError` otherwise."""
+    try:
+        return operator.index(label.reshape(()) if isinstance(label, torch.Tensor) else label)
+    except (TypeError, RuntimeError):
+        raise DataError(f"item {i} of {where} has label {label!r}; labels must be integers "
+                        f"0 .. num_classes - 1") from None
 
 
 @dataclass
@@ -47,53 +109,29 @@ class Split:
 
         Each item must be ``(image, label)``: a ``C x H x W`` tensor (uint8 or float, kept as
         it is; batches compute ``(x * scale - mean) / std``) and an integer label (an ``int`` or
-        an integer tensor of one element). With ``input_shape`` the images are resized and grey
-        replicated to it as :func:`fit_shape` does. Errors are :class:`DataError`.
+        an integer tensor of one element). With ``input_shape`` each image is resized and grey
+        replicated to it as it is read (:func:`fit_item`), so the images may differ in size;
+        without, they must all have one. Errors are :class:`DataError`.
         """
         where = type(dataset).__name__
-        try:
-            n = len(dataset)
-        except TypeError:
-            raise DataError(f"{where} has no len(): give a map-style torch.utils.data.Dataset") from None
-        if n == 0:
-            raise DataError(f"{where} is empty: a split needs at least one example")
+        n = dataset_length(dataset)
         images, labels = [], []
         for i in range(n):
-            item = dataset[i]
-            ok = isinstance(item, (tuple, list)) and len(item) == 2
-            if not (ok and isinstance(item[0], torch.Tensor) and item[0].ndim == 3):
-                raise DataError(f"item {i} of {where} is not (C x H x W image tensor, label); make the dataset "
-                                f"return tensors, e.g. with the transform torchvision.transforms.PILToTensor()")
-            label = item[1]
-            try:
-                label = operator.index(label.reshape(()) if isinstance(label, torch.Tensor) else label)
-            except (TypeError, RuntimeError):
-                raise DataError(f"item {i} of {where} has label {label!r}; labels must be integers "
-                                f"0 .. num_classes - 1") from None
-            images.append(item[0])
+            image, label = read_item(dataset, i, where)
+            images.append(fit_item(image, input_shape))
             labels.append(label)
         if len({tuple(x.shape) for x in images}) > 1 or len({x.dtype for x in images}) > 1:
             raise DataError(f"the images of {where} differ in shape or dtype; give them one size "
-                            f"(e.g. with torchvision.transforms.Resize) and one dtype")
+                            f"(e.g. with torchvision.transforms.Resize, or an input_shape) and one dtype")
         stacked = torch.stack(images)
-        if input_shape is not None:
-            stacked = fit_shape(stacked, input_shape)
-        c = stacked.shape[1]
-        mean, std = _per_channel(mean, "mean"), _per_channel(std, "std")
-        if len(mean) not in (1, c) or len(std) not in (1, c):
-            raise DataError(f"{where}: mean and std need 1 or {c} values (one per channel), "
-                            f"got {len(mean)} and {len(std)}")
+        mean, std = normalisation(mean, std, stacked.shape[1], where)
         return cls(stacked, torch.tensor(labels, dtype=torch.long), float(scale), mean, std)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() * self.scale
-        c = x.shape[1]
-        mean = torch.tensor(self.mean[:1] * c if len(self.mean) == 1 else self.mean).view(1, c, 1, 1)
-        std = torch.tensor(self.std[:1] * c if len(self.std) == 1 else self.std).view(1, c, 1, 1)
-        return (x - mean) / std
+        return normalise(images, self.scale, self.mean, self.std)
 
     def batches(self, batch_size: int, *, shuffle: bool = False,
                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -119,8 +157,8 @@ class Split:
 @dataclass
 class DataBundle:
     name: str
-    train: Split
-    val: Split
+    train: Split | StreamingSplit
+    val: Split | StreamingSplit
     num_classes: int
     description: str
 
@@ -128,19 +166,42 @@ class DataBundle:
     def from_datasets(cls, name: str, train, val, *, mean: float | Sequence[float],
                       std: float | Sequence[float], scale: float = 1.0,
                       input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-                      description: str | None = None) -> "DataBundle":
-        """A bundle from two map-style datasets (see :meth:`Split.from_dataset`), normalised alike.
+                      description: str | None = None, stream: bool | None = None) -> "DataBundle":
+        """A bundle from two map-style datasets of ``(image, label)`` items, normalised alike.
 
-        ``num_classes`` defaults to the largest label of either split plus one (labels are class
-        indices 0 .. num_classes - 1); a label outside that range is a :class:`DataError`.
+        ``stream=False`` reads both into memory (:meth:`Split.from_dataset`); ``stream=True``
+        keeps them where they are and reads one batch at a time (:class:`~zoo.streaming.StreamingSplit`);
+        ``None`` streams when the images of both would take more than :data:`MAX_IN_MEMORY_MIB`
+        (estimated from the first item of each). ``num_classes`` defaults to the largest label of
+        either split plus one (labels are class indices 0 .. num_classes - 1); a label outside
+        that range is a :class:`DataError`.
         """
-        tr = Split.from_dataset(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
-        va = Split.from_dataset(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
+        if stream is None:
+            stream = _estimated_mib(train, input_shape) + _estimated_mib(val, input_shape) > MAX_IN_MEMORY_MIB
+        if stream:
+            from .streaming import StreamingSplit  # here: streaming imports this module
+            tr = StreamingSplit(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
+            va = StreamingSplit(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
+        else:
+            tr = Split.from_dataset(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
+            va = Split.from_dataset(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
         top = int(max(tr.labels.max(), va.labels.max()))
         n = top + 1 if num_classes is None else int(num_classes)
         if int(min(tr.labels.min(), va.labels.min())) < 0 or top >= n:
             raise DataError(f"dataset {name!r} has labels outside 0 .. {n - 1}; labels must be class indices")
         return cls(name, tr, va, n, description or f"{name}, {len(tr)} train / {len(va)} validation")
+
+
+def _estimated_mib(dataset, input_shape: tuple[int, int, int] | None) -> float:
+    """MiB the images of ``dataset`` would take in memory: its first image (as read, or resized to
+    ``input_shape`` when that is larger) times its length."""
+    n = dataset_length(dataset)
+    image, _ = read_item(dataset, 0, type(dataset).__name__)
+    size = image.numel() * image.element_size()
+    if input_shape is not None:
+        fitted = fit_item(image, input_shape)
+        size = max(size, fitted.numel() * fitted.element_size())
+    return size * n / 2 ** 20
 
 
 def _stratified_order(labels: torch.Tensor) -> torch.Tensor:
@@ -162,6 +223,15 @@ def _fit_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tenso
             raise DataError(f"cannot turn {images.shape[1]}-channel images into {c} channels")
         images = images.expand(-1, c, -1, -1).contiguous()
     return images
+
+
+def fit_item(image: torch.Tensor, shape: tuple[int, int, int] | None) -> torch.Tensor:
+    """One ``C x H x W`` image through :func:`fit_shape` (``shape`` None: as it is). Every image
+    of a batch is resized on its own, so resizing items one by one gives the numbers resizing
+    their stack gives."""
+    if shape is None or tuple(image.shape) == tuple(shape):
+        return image
+    return fit_shape(image.unsqueeze(0), shape)[0]
 
 
 def fit_shape(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
