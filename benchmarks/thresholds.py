@@ -28,9 +28,11 @@ A key set to ``false`` switches that gate off for the layer and those below it.
 
 Methods without a table of their own get gates derived from the registered ones, layer by layer:
 
-* a level between registered ones (``structured@0.6``) takes the gates of the next more aggressive
-  registered level of its kind (``structured_70``); above the highest registered level, that
-  level's gates without the accuracy ones (nothing measured says what such a level should keep);
+* a level that is not registered (``structured@0.6``) may lose as much accuracy as the next more
+  aggressive registered level of its kind (``structured_70``) and must be at least as small and as
+  fast as the next milder one (``structured_50``): pruning more can only shrink and speed up. Below
+  the mildest registered level there are no size or speed gates, above the harshest no accuracy
+  gates. A registered id (``structured_30``) has only the gates written for it;
 * a composition (``structured_50+static_int8``) combines its steps' gates: accuracy drops add up,
   size ratios multiply, the largest ``min_speedup`` applies, and a ceiling (``max_speedup``,
   ``max_latency_ratio``) only when every step has one (their product).
@@ -174,6 +176,7 @@ class Thresholds:
 
 
 ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
+CEILING_KEYS = ("max_speedup", "max_latency_ratio")
 
 
 def _method_gates(table: dict, method: str) -> dict:
@@ -188,16 +191,17 @@ def _method_gates(table: dict, method: str) -> dict:
     if spec.steps:
         return _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
                           for s in spec.steps])
-    if spec.level is None:
-        return {}
-    registered = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
-                        if s.kind == spec.kind and s.level is not None and not s.steps and s.id in table)
-    above = [mid for level, mid in registered if level >= spec.level - 1e-9]
-    if above:
-        return dict(table[above[0]])
-    if registered:
-        return {k: v for k, v in table[registered[-1][1]].items() if k not in ACCURACY_KEYS}
-    return {}
+    if spec.level is None or method in compression.list_methods(include_optional=True):
+        return {}  # a registered id has only the gates written for it
+    levels = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
+                    if s.kind == spec.kind and s.level is not None and not s.steps and s.id in table)
+    harsher = [table[mid] for level, mid in levels if level >= spec.level - 1e-9][:1]
+    milder = [table[mid] for level, mid in levels if level <= spec.level + 1e-9][-1:]
+    out = {k: v for gates in milder for k, v in gates.items() if k not in ACCURACY_KEYS}
+    out.update({k: v for gates in harsher for k, v in gates.items() if k in ACCURACY_KEYS})
+    if not milder:  # ceilings hold at any level of a kind (e.g. masked weights are never faster)
+        out.update({k: v for gates in harsher for k, v in gates.items() if k in CEILING_KEYS})
+    return out
 
 
 def _combined(parts: list[dict]) -> dict:

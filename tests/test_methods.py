@@ -117,3 +117,20 @@ def test_every_opt_in_method_builds_and_reloads(method_id, data):
     spec = C.get_method(method_id)
     if spec.family == "pruning" and spec.kind != "unstructured":
         assert C.count_params(out) < C.count_params(_net())
+
+
+def test_gates_for_unregistered_levels_and_compositions_are_derived_and_registered_ids_keep_their_own():
+    from compression_bench.benchmarks.thresholds import Thresholds
+    t = Thresholds({"methods": {"structured_50": {"max_accuracy_drop": 3.0, "max_size_ratio": 0.5},
+                                "structured_70": {"max_accuracy_drop": 8.0, "max_size_ratio": 0.3},
+                                "static_int8": {"max_accuracy_drop": 1.0, "max_size_ratio": 0.3, "min_speedup": 1.5}},
+                    "models": {"M": {"methods": {"structured_50": {"min_speedup": 2.0}}}}})
+    # between two registered levels: the harsher one's accuracy allowance, the milder one's size and speed
+    assert t.gates("M", "structured@0.6", "default") == {"max_accuracy_drop": 8.0, "max_size_ratio": 0.5,
+                                                        "min_speedup": 2.0}
+    assert t.gates("N", "structured@0.9", "default") == {"max_size_ratio": 0.3}  # above all: no accuracy gate
+    assert t.gates("N", "structured@0.2", "default") == {"max_accuracy_drop": 3.0}  # below all: no size, speed
+    # a registered id never borrows another level's gates (M's structured_50 speed gate is not structured_30's)
+    assert t.gates("M", "structured_30", "default") == {}
+    combined = t.gates("M", "structured_50+static_int8", "default")
+    assert combined == {"max_accuracy_drop": 4.0, "max_size_ratio": pytest.approx(0.15), "min_speedup": 2.0}
