@@ -1,0 +1,1 @@
+from compression_bench.benchmarks.suite import test_variant  # noqa: F401
