@@ -79,6 +79,8 @@ def test_variant(benchmark, bench, model_name, method_id, batch_size, threads, r
             out = infer()
     except VariantFailure as failure:
         status = failure.status
+    except pytest.exit.Exception:  # the run stops (bad input, cache fault): not this variant's failure
+        raise
     except Exception as err:  # noqa: BLE001 - the variant was built but does not run: its row says why
         status = VariantFailure("running it: ", err).status
     else:
