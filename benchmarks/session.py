@@ -158,7 +158,8 @@ class Session:
                 self._trained[name] = VariantFailure(f"the original of {name} could not be trained or loaded: ", err)
                 raise self._trained[name] from err
             if not tm.from_cache:
-                self.say(f"  [{name}] trained in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
+                how = f"loaded {tm.meta['weights']} and evaluated" if tm.meta.get("weights") else "trained"
+                self.say(f"  [{name}] {how} in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
             self._trained[name] = tm
         return self._trained[name]
 

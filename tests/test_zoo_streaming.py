@@ -200,3 +200,34 @@ def test_an_image_folder_of_pngs_streams_with_its_classes(tmp_path):
     held = zoo.DataBundle.from_datasets("pngs", folder, folder, mean=0.5, std=0.5, scale=1 / 255,
                                         input_shape=(3, 8, 8), stream=False)
     assert torch.equal(held.train.first_batch(12), data.train.first_batch(12))
+
+
+def test_an_edited_image_file_is_new_data_for_the_cache_key(tmp_path):
+    """A streamed ImageFolder is keyed on its files: editing one image (same name, same size
+    class) changes the digest, and so every cache key built on the data; reading it again does not."""
+    import os
+
+    from PIL import Image
+    from torchvision import datasets, transforms
+
+    for k, cls in enumerate(("a", "b")):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.new("L", (8, 8), 40 * i + 100 * k).save(tmp_path / cls / f"{i}.png")
+
+    def digest(**kw):
+        folder = datasets.ImageFolder(str(tmp_path), transform=transforms.PILToTensor(), **kw)
+        data = zoo.DataBundle.from_datasets("pngs", folder, folder, mean=0.5, std=0.5, scale=1 / 255,
+                                            stream=True)
+        return data.digest()
+
+    first = digest()
+    assert digest() == first
+    middle = tmp_path / "a" / "1.png"  # neither the first nor the last item: only the file list sees it
+    stat = os.stat(middle)
+    Image.new("L", (8, 8), 7).save(middle)
+    os.utime(middle, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert digest() != first
+    held = zoo.DataBundle.from_datasets("pngs", *[datasets.ImageFolder(str(tmp_path), transform=transforms.PILToTensor())] * 2,
+                                        mean=0.5, std=0.5, scale=1 / 255, stream=False)
+    assert held.digest() != first and held.digest() == held.digest()

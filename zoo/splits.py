@@ -153,6 +153,12 @@ class Split:
         order, _ = torch.sort(order)
         return Split(self.images[order], self.labels[order], self.scale, self.mean, self.std)
 
+    def digest(self) -> str:
+        """A digest of the pixels, labels and normalisation: what a cache key holds for this data."""
+        from .keys import content_digest
+        return content_digest({"images": self.images, "labels": self.labels, "scale": self.scale,
+                               "mean": self.mean, "std": self.std})
+
 
 @dataclass
 class DataBundle:
@@ -161,6 +167,10 @@ class DataBundle:
     val: Split | StreamingSplit
     num_classes: int
     description: str
+
+    def digest(self) -> str:
+        """A digest of both splits' content (:meth:`Split.digest`, :meth:`StreamingSplit.digest`)."""
+        return f"{self.train.digest()}/{self.val.digest()}"
 
     @classmethod
     def from_datasets(cls, name: str, train, val, *, mean: float | Sequence[float],

@@ -28,6 +28,7 @@ Where things happen:
 from __future__ import annotations
 
 import copy
+import os
 from typing import Iterator, Sequence
 
 import torch
@@ -116,6 +117,54 @@ class StreamingSplit:
         view._indices = self._index(order)
         view.labels = self.labels[order]
         return view
+
+    def digest(self) -> str:
+        """What a cache key holds for this data, without reading every image.
+
+        The labels, the positions used, the normalisation and input shape, the dataset's class,
+        length and transforms (their ``repr``), the pixels of its first and last items, and its
+        files: for a dataset with ``samples`` (``ImageFolder``, ``DatasetFolder``, also through
+        ``Subset``) each file's path, size and modification time, so an edited, added or removed
+        image is new data. A dataset may instead carry a ``fingerprint`` attribute (a string, or
+        a callable returning one) that stands for its content.
+        """
+        from .keys import content_digest
+        base = _unwrap(self.dataset)
+        fingerprint = getattr(base, "fingerprint", None)
+        if callable(fingerprint):
+            fingerprint = fingerprint()
+        parts = {"labels": self.labels, "indices": self._indices, "scale": self.scale, "mean": self.mean,
+                 "std": self.std, "input_shape": self.input_shape, "class": type(base).__qualname__,
+                 "length": dataset_length(self.dataset),
+                 "transforms": [repr(getattr(base, a, None)) for a in ("transform", "target_transform",
+                                                                        "transforms")]}
+        if fingerprint is not None:
+            parts["fingerprint"] = str(fingerprint)
+        else:
+            last = dataset_length(self.dataset) - 1
+            parts["edges"] = [self._item(0), self._item(last)]
+            samples = getattr(base, "samples", None)
+            if isinstance(samples, list):
+                root = getattr(base, "root", None)
+                parts["files"] = [_file_identity(path, root) + [label] for path, label in samples]
+        return content_digest(parts)
+
+
+def _unwrap(dataset):
+    """The dataset under any ``torch.utils.data.Subset`` layers."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
+
+
+def _file_identity(path, root) -> list:
+    """A file's path (relative to the dataset's root where it has one), size and modification time."""
+    name = os.path.relpath(path, root) if root else str(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [name, -1, -1]
+    return [name, st.st_size, st.st_mtime_ns]
 
 
 def dataset_labels(dataset) -> torch.Tensor:

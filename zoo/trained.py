@@ -86,13 +86,16 @@ def get_data(name: str, profile: str | Profile | None = None, *, data_root: str 
     return bundle
 
 
-def cache_parts(name: str, prof: Profile) -> dict:
-    """Everything that determines a trained checkpoint (its cache key)."""
+def cache_parts(name: str, prof: Profile, data: DataBundle | None = None) -> dict:
+    """Everything that determines a trained checkpoint (its cache key); ``data`` (default: the
+    profile's data for ``name``, as :func:`get_data` loads it) counts by its content digest."""
     info = get_model_info(name)
     dataset = prof.dataset_for(name)
+    data = data if data is not None else get_data(name, prof)
     parts = {
         "kind": "trained", "model": name, "architecture": info.fingerprint,
         "dataset": dataset, "dataset_loader": _loader_fingerprint(get_dataset_info(dataset).loader),
+        "data_digest": data.digest(),
         "data_version": DATA_VERSION,
         "train_limit": prof.train_limit, "val_limit": prof.val_limit,
         "recipe": asdict(prof.recipe_for(name)), "train_threads": train_threads(),
@@ -159,7 +162,7 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     recipe = prof.recipe_for(name)
     store = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     data = get_data(name, prof, data_root=data_root, download=download)
-    parts = cache_parts(name, prof)
+    parts = cache_parts(name, prof, data)
 
     dev = resolve_device(device)
 
