@@ -48,9 +48,19 @@ class Option:
         return kw
 
 
+#: the runtimes every method runs on when --runtimes is not given, and the runtimes the float original
+#: alone also runs on (--float-baselines); the README says why these
+DEFAULT_RUNTIMES = "eager"
+DEFAULT_BASELINES = "onnxruntime"
+
 OPTIONS = (
     Option("--zoo-models", None, "comma-separated models (default: all: {models})"),
     Option("--compression-methods", None, "comma-separated method ids (default: all: {methods})"),
+    Option("--runtimes", DEFAULT_RUNTIMES, "comma-separated runtimes every method runs on ({runtimes}); the eager "
+                                           f"float original is timed whatever is chosen (default: {DEFAULT_RUNTIMES})"),
+    Option("--float-baselines", DEFAULT_BASELINES, "comma-separated runtimes the float original alone also runs on, "
+                                                   "so every run shows the float model as a user would ship it, or "
+                                                   f"'none' (default: {DEFAULT_BASELINES})"),
     Option("--latency-batch-size", "64", f"batch size(s) for latency, comma-separated, 1 to {MAX_BATCH_SIZE}, "
                                          f"e.g. 1,64 (default: 64)"),
     Option("--latency-warmup", 3, f"warm-up rounds before timing, 0 to {MAX_WARMUP} (default: 3)", int),

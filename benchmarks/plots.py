@@ -72,9 +72,10 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))
 
 
-def latency_plot_name(model: str, batch_size, threads=None) -> str:
+def latency_plot_name(model: str, batch_size, threads=None, runtime: str | None = None) -> str:
     t = "" if threads is None else f"-t{threads}"
-    return f"{safe_name(model)}-bs{batch_size}{t}-accuracy-latency.png"
+    r = "" if runtime in (None, "eager") else f"-{safe_name(runtime)}"
+    return f"{safe_name(model)}-bs{batch_size}{t}{r}-accuracy-latency.png"
 
 
 def size_plot_name(model: str) -> str:
@@ -217,8 +218,8 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
         r0 = recs[0]
         where = f"{r0.get('dataset', '?')}, profile {r0.get('profile', '?')}"
         for setting, group in settings:
-            bs, threads = setting
-            path = out / latency_plot_name(model, bs, threads)
+            bs, threads, runtime = setting
+            path = out / latency_plot_name(model, bs, threads, runtime)
             timed = [r for r in group if _num(r.get("latency_median_ms")) and _num(r.get("accuracy")) is not None]
             if len(timed) < 1 or not any(r["method"] == "original" for r in timed):
                 untimed = True
@@ -233,7 +234,8 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
                 result.notices.append(f"plot {path.name} failed: {type(err).__name__}: {err}")
         # size does not depend on the batch size: one point per method
         per_method = {}
-        for r in sorted(recs, key=lambda r: (r.get("batch_size") is None, r.get("batch_size") or 0)):
+        for r in sorted(recs, key=lambda r: ((r.get("runtime") or "eager") != "eager", r.get("batch_size") is None,
+                                             r.get("batch_size") or 0)):  # the eager row: the state dict's size
             if _num(r.get("size_mib")) and _num(r.get("accuracy")) is not None:
                 per_method.setdefault(r["method"], r)
         path = out / size_plot_name(model)

@@ -17,7 +17,7 @@ import os
 import pytest
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import options
+from compression_bench.benchmarks import options, runtimes
 from compression_bench.benchmarks.schema import Record
 from compression_bench.benchmarks.session import RECORD_KEY, Session, SessionError
 
@@ -25,7 +25,8 @@ from compression_bench.benchmarks.session import RECORD_KEY, Session, SessionErr
 def pytest_addoption(parser):
     options.add_zoo_options(parser)
     g = parser.getgroup("compression-bench", "compression benchmark")
-    names = {"models": ", ".join(zoo.list_models()), "methods": ", ".join(compression.list_methods())}
+    names = {"models": ", ".join(zoo.list_models()), "methods": ", ".join(compression.list_methods()),
+             "runtimes": ", ".join(runtimes.list_runtimes())}
     for option in options.OPTIONS:
         g.addoption(option.flag, **option.kwargs(**names))
 
@@ -93,9 +94,11 @@ def pytest_generate_tests(metafunc):
     if "method_id" not in metafunc.fixturenames:
         return
     s = _session(metafunc.config)
-    cases = [(m, k) for m in s.models for k in s.methods]
-    # the ids are what saved runs are matched on: test_variant[<model>-<method>-bs<batch>-t<threads>]
-    metafunc.parametrize(("model_name", "method_id"), cases, ids=[f"{m}-{k}" for m, k in cases])
+    cases = s.cases()
+    # the ids are what saved runs are matched on: test_variant[<model>-<method>-bs<batch>-t<threads>] on eager,
+    # test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>] on another runtime
+    metafunc.parametrize(("model_name", "method_id", "runtime"), cases,
+                         ids=[f"{m}-{k}" + ("" if r == "eager" else f"-{r}") for m, k, r in cases])
     metafunc.parametrize("batch_size", s.batch_sizes, ids=[f"bs{n}" for n in s.batch_sizes])
     metafunc.parametrize("threads", s.thread_counts, ids=[f"t{n}" for n in s.thread_counts])
 

@@ -20,7 +20,7 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks import recommend, schema, timing
+from compression_bench.benchmarks import crossruntime, recommend, schema, timing
 from compression_bench.benchmarks import records as records_
 from compression_bench.benchmarks.records import measured, number, setting_text
 
@@ -85,10 +85,17 @@ def table_rows(records: Iterable[dict]) -> list[list[str]]:
                                                     r["method"] != "original"))]
 
 
+#: what each runtime's rows are, in the table titles
+RUNTIME_TITLES = {"eager": "eager PyTorch (INT8 rows: torch.ao FX)",
+                  "inductor": "Inductor, AOT-compiled (INT8 rows: torchao PT2E, X86InductorQuantizer)",
+                  "onnxruntime": "ONNX Runtime, CPU (INT8 rows: QDQ from onnxruntime.quantization)"}
+
+
 def group_title(model: str, setting: tuple, recs: list[dict]) -> str:
     r0 = recs[0]
+    runtime = setting[2] if len(setting) > 2 else "eager"
     return (f"### {model} — {r0.get('dataset', '?')} validation, profile {r0.get('profile', '?')}, "
-            f"latency at {setting_text(setting)}")
+            f"latency at {setting_text(setting[:2])}, on {RUNTIME_TITLES.get(runtime, runtime)}")
 
 
 def render_table(recs: list[dict]) -> str:
@@ -206,6 +213,7 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
                 lines += [f"**Recommendation** at {setting_text(bs)}, within {recommend.points(within)} of the original's "
                           f"accuracy{acc}:", ""]
                 lines += [f"- {line}" for line in rec.lines()] + [""]
+        lines += crossruntime.render([r for r in records if r["model"] == model], within, heading="### ")
         if plots is not None:
             for title, path in plots.by_model.get(model, []):
                 lines += [f"![{title}]({Path(path).name})", ""]

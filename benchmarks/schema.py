@@ -1,4 +1,4 @@
-"""The result schema: one :class:`Record` per (model, method, batch size, threads) measurement. No pytest.
+"""The result schema: one :class:`Record` per (model, method, runtime, batch size, threads) measurement. No pytest.
 
 Every consumer of results reads the field list from here instead of listing keys of its own:
 
@@ -100,6 +100,9 @@ class Record:
     zero_aware_size_mib: float | None = _number(metric=True, column=Column("Zero-aware (MiB)", ".2f"))
     macs: int | None = _number(metric=True, column=Column("MACs (M)", ".1f", scale=1e6))
     density_weighted_macs: int | None = _number(metric=True)
+    # seconds to build this row's artifact: the variant (compress, fine-tune) on eager; export, quantize
+    # and compile on another runtime (its float base is built once, on eager, and not counted again)
+    build_seconds: float | None = _number(metric=True, column=Column("Build (s)", ".1f"))
     # timing: the variant's accepted rounds (pytest-benchmark saves these in its own stats)
     latency_median_ms: float | None = _number(extra_info=False, column=Column("Latency (ms)", ".2f"))
     latency_iqr_ms: float | None = _number(extra_info=False)
@@ -112,6 +115,9 @@ class Record:
     reference_spreads: list = _field(factory=list)        # the drift of each timing taken
     timing_attempts: int | None = _number()
     speedup: float | None = _number(column=Column("Speedup", ".2f", suffix="x"))
+    # against the eager float original at the same batch size and threads (records.add_ratios): the gain
+    # over shipping the float model as it is; for another runtime's original, what that runtime alone buys
+    speedup_vs_eager: float | None = _number(column=Column("vs eager float", ".2f", suffix="x"))
     size_ratio: float | None = _number(column=Column("Size ratio", ".3f", suffix="x"))
     # gates
     gate_failures: list = _field(factory=list)

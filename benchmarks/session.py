@@ -26,7 +26,8 @@ from typing import Callable, Mapping
 import torch
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import options, pipeline, session_end, summary
+from compression_bench.benchmarks import options, pipeline, runtime_variants, runtimes, session_end, summary
+from compression_bench.benchmarks.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 from compression_bench.benchmarks.session_end import Outcome
 from compression_bench.benchmarks.records import add_ratios, setting_text
 from compression_bench.benchmarks.schema import METRICS, Record, speedup
@@ -37,26 +38,9 @@ from compression_bench.zoo.keys import package_versions
 
 #: the key under which a test hands its record (``Record.to_dict()``) to the session, in user_properties
 RECORD_KEY = "compression_bench_record"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 4
-EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
+EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_INCONCLUSIVE = summary.EXIT_INCONCLUSIVE
 VERSIONS = ("torch", "torchvision", "torch-pruning", "scikit-learn")
-
-
-class VariantFailure(Exception):
-    """A model or variant could not be built or run; ``status`` is its row's text, ``failed: <first line>``."""
-
-    def __init__(self, what: str, err: BaseException):
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        self.status = f"failed: {what}{type(err).__name__}: {first}" if first else f"failed: {what}{type(err).__name__}"
-        super().__init__(self.status)
-
-
-class SessionError(Exception):
-    """The session cannot go on; ``code`` is the exit status (4 bad input, 7 cache fault)."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
 
 
 def _stderr(message: str) -> None:
@@ -93,6 +77,13 @@ class Session:
             self.methods = options.names(get("compression_methods"), compression.list_methods(), "method",
                                          "--compression-methods", check=compression.get_method,
                                          more="; " + compression.other_forms())
+            self.runtimes = options.names(get("runtimes"), runtimes.list_runtimes(), "runtime", "--runtimes")
+            base = get("float_baselines")
+            self.baselines = [] if str(base).strip().lower() == "none" else [
+                r for r in options.names(base, runtimes.list_runtimes(), "runtime", "--float-baselines")
+                if r not in self.runtimes]
+            for name in self.runtimes + self.baselines:  # a missing package fails the run now, with its pip command
+                runtimes.check_available(runtimes.get_runtime(name))
             self.batch_sizes = options.batch_sizes(get("latency_batch_size"))
             self.thread_counts = options.thread_counts(get("bench_threads"))
             self.warmup = options.warmup(get("latency_warmup"))
@@ -104,11 +95,13 @@ class Session:
             zoo.trained.resolve_device(self.train_device)
             zoo.training.train_threads()  # ZOO_TRAIN_THREADS
             self.thresholds = Thresholds.load(get("thresholds"), models=zoo.list_models(),
-                                              methods=compression.list_methods(), profiles=zoo.PROFILES)
+                                              methods=compression.list_methods(), profiles=zoo.PROFILES,
+                                              runtimes=runtimes.list_runtimes())
             self.cache = zoo.ArtifactCache(env("zoo_cache"))
             self.cache.check_writable()
             self.report_dir = options.report_dir(get("report_dir"))
-        except (zoo.UnknownProfileError, options.OptionError, ThresholdsError, zoo.CacheError, ValueError) as err:
+        except (zoo.UnknownProfileError, options.OptionError, ThresholdsError, zoo.CacheError, ValueError,
+                runtimes.RuntimeUnavailableError) as err:
             raise SessionError(str(err)) from None
         if self.compare_fail is not None and not comparing:
             raise SessionError("--compare-fail-accuracy needs a run to compare against: add --benchmark-compare "
@@ -121,6 +114,20 @@ class Session:
         self.records: list[Record] = []
         self._trained: dict[str, zoo.TrainedModel] = {}
         self._variants: dict[tuple[str, str], pipeline.Variant] = {}
+        self._artifacts = runtime_variants.Artifacts(self.variant, self.cache, say=lambda m: self.say("  " + m),
+                                                     progress=self._progress)
+
+    def cases(self) -> list[tuple[str, str, str]]:
+        """(model, method, runtime) of every test, model by model, each runtime's methods together, then
+        the float original on each ``--float-baselines`` runtime; the eager float original of each model
+        is in whatever runtimes were chosen (every row's speedup against it needs its timing)."""
+        out = []
+        for m in self.models:
+            if "eager" not in self.runtimes:
+                out.append((m, "original", "eager"))
+            out += [(m, k, r) for r in self.runtimes for k in self.methods]
+            out += [(m, "original", r) for r in self.baselines if "eager" != r]
+        return out
 
     # ------------------------------------------------------------ models and variants
 
@@ -182,6 +189,12 @@ class Session:
                 raise self._variants[key] from err
         return self._variants[key]
 
+    def on_runtime(self, name: str, method: str, runtime: str, batch_size: int):
+        """The variant as ``runtime`` runs it: the eager :class:`pipeline.Variant`, or a
+        :class:`runtime_variants.RuntimeVariant` (its artifact built on first use, then cached).
+        :class:`runtime_variants.RuntimeUnsupported` when the runtime cannot express the method."""
+        return self._artifacts.get(name, method, runtime, batch_size)
+
     def unsupported(self, model: str, method: str) -> str | None:
         """The thresholds file's reason for not running ``method`` on ``model``, or None."""
         return self.thresholds.unsupported(model, method, self.profile.name)
@@ -211,7 +224,9 @@ class Session:
         paired = timing is not None and bool(timing.reference_samples)
         r = Record(model=trained.name, method=spec.id, label=spec.label, compression=spec.compression,
                    family=spec.family, level=spec.level, profile=self.profile.name, dataset=trained.data.name,
-                   batch_size=batch_size, threads=threads, runtime=runtime, original_accuracy=trained.accuracy,
+                   batch_size=batch_size, threads=threads, runtime=runtime,
+                   # against the same runtime's float original (its artifact's own accuracy off eager)
+                   original_accuracy=trained.accuracy if runtime == "eager" else original.metrics["accuracy"],
                    **{k: m.get(k) for k in METRICS},
                    latency_median_ms=ms(stats.median) if stats else None,
                    latency_iqr_ms=ms(stats.iqr) if stats else None,
@@ -230,8 +245,8 @@ class Session:
         """Judge the record's accuracy, size and speed gates (``thresholds``); fills ``gate_failures`` and
         ``inconclusive``: a speed gate missed on a timing whose reference drifted more than
         ``max_drift`` is inconclusive, not failed."""
-        where = f"{r.model} / {r.method} @ {setting_text((r.batch_size, r.threads))}"
-        gates = self.thresholds.gates(r.model, r.method, self.profile.name)
+        where = f"{r.model} / {r.method} @ {setting_text((r.batch_size, r.threads, r.runtime))}"
+        gates = self.thresholds.gates(r.model, r.method, self.profile.name, r.runtime or "eager")
         problems = accuracy_failures(r.model, r.method, r.accuracy, r.original_accuracy, gates)
         if r.method != "original":
             problems += size_failures(where, r.size_ratio, gates)

@@ -30,7 +30,9 @@ class Outcome:
 def _order(session, r):
     model = session.models.index(r.model) if r.model in session.models else len(session.models)
     method = session.methods.index(r.method) if r.method in session.methods else len(session.methods)
-    return model, method, r.batch_size or 0, r.threads or 0
+    order = ["eager"] + [n for n in session.runtimes + getattr(session, "baselines", []) if n != "eager"]
+    runtime = order.index(r.runtime) if r.runtime in order else len(order)
+    return model, runtime, method, r.batch_size or 0, r.threads or 0
 
 
 def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, notices: list[str]):

@@ -1,7 +1,10 @@
-"""One benchmark per model x method x batch size x threads: time, record every metric, assert every gate.
+"""One benchmark per model x method x runtime x batch size x threads: time, record every metric, assert
+every gate.
 
-Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]``): saved runs are matched
-on them. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test also
+Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]`` on eager,
+``test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>]`` on another runtime): saved runs are
+matched on them. On a runtime other than eager, the original timed beside each variant is the same
+runtime's float original, and accuracy comes from running the runtime's artifact. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test also
 times the original in blocks between its own rounds, with pytest-benchmark's timer on both sides, and
 times the pair again (a bounded number of times) while the original's blocks show that the machine's
 speed moved. Its first timing runs through ``benchmark.pedantic``, so pytest-benchmark keeps (and
@@ -13,7 +16,7 @@ timing that never settled is reported as inconclusive instead of failed.
 A model or method that cannot be built or run (FX cannot trace the model, Torch-Pruning cannot group a
 layer) fails its own test with ``failed: <first line of the error>`` in its row, and the rest of the
 matrix goes on; a method the thresholds file declares ``unsupported`` for the model is skipped with
-``n/a: <reason>`` in its row.
+``n/a: <reason>`` in its row, as is a method the runtime cannot express (ONNX Runtime has no QAT path).
 """
 from __future__ import annotations
 
@@ -23,10 +26,9 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from compression_bench.benchmarks import timing
+from compression_bench.benchmarks.runtime_variants import RuntimeUnsupported
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.session import RECORD_KEY, SessionError, VariantFailure, latency_batch
-
-RUNTIME = "eager"
 
 
 def _time(benchmark, infer, reference, bench) -> timing.Timing:
@@ -45,38 +47,50 @@ def _time(benchmark, infer, reference, bench) -> timing.Timing:
     return result
 
 
-def _built(bench, model: str, method: str):
-    """The variant, trained and built on first use (then from the cache)."""
+def _built(bench, model: str, method: str, runtime: str, batch_size: int):
+    """The variant as ``runtime`` runs it, trained and built on first use (then from the cache)."""
     try:
-        return bench.variant(model, method)
+        return bench.on_runtime(model, method, runtime, batch_size)
     except SessionError as err:  # bad input (4) or a cache fault (7): the whole run stops
         pytest.exit(str(err), returncode=err.code)
+
+
+def _prepare(rt, variant, x, threads: int):
+    """A callable running ``variant`` on ``x``: the module itself on eager, the loaded artifact elsewhere."""
+    run = rt.prepare(variant.model, x) if rt.name == "eager" else variant.load(threads)
+    return functools.partial(run, x)
 
 
 def _keep(request, record) -> None:
     request.node.user_properties.append((RECORD_KEY, record.to_dict()))
 
 
-def test_variant(benchmark, bench, model_name, method_id, batch_size, threads, request):
+def test_variant(benchmark, bench, model_name, method_id, runtime, batch_size, threads, request):
+    def not_run(status: str):
+        _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
+                                           runtime=runtime))
+
     reason = bench.unsupported(model_name, method_id)
     if reason:  # declared in the thresholds file: not run, not a failure
-        _keep(request, bench.status_record(model_name, method_id, f"n/a: {reason}", batch_size=batch_size,
-                                           threads=threads, runtime=RUNTIME))
+        not_run(f"n/a: {reason}")
         pytest.skip(f"n/a: {reason}")
-    rt = get_runtime(RUNTIME)
+    rt = get_runtime(runtime)
     try:
-        original = _built(bench, model_name, "original")
-        variant = _built(bench, model_name, method_id)
+        original = _built(bench, model_name, "original", runtime, batch_size)
+        variant = _built(bench, model_name, method_id, runtime, batch_size)
         x = latency_batch(variant.trained, batch_size)
-        infer = functools.partial(rt.prepare(variant.model, x), x)
-        reference = None if method_id == "original" else functools.partial(rt.prepare(original.model, x), x)
         with rt.threads(threads) as in_force:
+            infer = _prepare(rt, variant, x, in_force)
+            reference = None if method_id == "original" else _prepare(rt, original, x, in_force)
             if benchmark.disabled:
                 benchmark.pedantic(infer, rounds=1, iterations=1)
                 result = None
             else:
                 result = _time(benchmark, infer, reference, bench)
             out = infer()
+    except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so
+        not_run(f"n/a: {why}")
+        pytest.skip(f"n/a: {why}")
     except VariantFailure as failure:
         status = failure.status
     except pytest.exit.Exception:  # the run stops (bad input, cache fault): not this variant's failure
@@ -86,13 +100,12 @@ def test_variant(benchmark, bench, model_name, method_id, batch_size, threads, r
     else:
         status = None
     if status is not None:
-        _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
-                                           runtime=RUNTIME))
-        pytest.fail(f"{model_name} / {method_id}: {status}", pytrace=False)
+        not_run(status)
+        pytest.fail(f"{model_name} / {method_id} on {runtime}: {status}", pytrace=False)
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
-                          stats=benchmark.stats.stats if result else None, runtime=RUNTIME)
+                          stats=benchmark.stats.stats if result else None, runtime=runtime)
     benchmark.extra_info.update(record.extra_info())
     _keep(request, record)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from compression_bench.benchmarks import recommend, report
+from compression_bench.benchmarks import crossruntime, recommend, report
 
 EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
 EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
@@ -17,6 +17,8 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
           unwritten: list[str], plots, report_dir, regressions: list[str]) -> Iterator[tuple[str, str | None]]:
     yield report.render_tables(records), None
     yield "", None
+    for line in crossruntime.render(records, within):
+        yield line, None
     if comparison is not None:
         yield (f"changes against {comparison.a} (A, the compared run) in this run (B): accuracy in points "
                f"B − A, size, params and latency as ratios B/A"), None
@@ -49,10 +51,10 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         yield "gates failed (each in its own test)", "section"
         for msg in failed:
             yield msg, "red"
-    skipped = [f"{r['model']} / {r['method']}: {r['status']}" for r in records
-               if str(r.get("status") or "").startswith("n/a")]
+    skipped = [f"{r['model']} / {r['method']}" + ("" if (r.get("runtime") or "eager") == "eager" else f" on {r['runtime']}")
+               + f": {r['status']}" for r in records if str(r.get("status") or "").startswith("n/a")]
     if skipped:
-        yield "not run: declared unsupported in the thresholds file", "section-warn"
+        yield "not run: declared unsupported in the thresholds file, or not expressible on the runtime", "section-warn"
         for msg in dict.fromkeys(skipped):
             yield msg, "yellow"
     inconclusive = [m for r in records for m in r.get("inconclusive") or []]

@@ -8,6 +8,13 @@ Layout of the file (every table optional; later layers override earlier ones)::
     [profiles.<profile>.defaults]               # the same three layers, for one profile only
     [profiles.<profile>.methods.<method>]
     [profiles.<profile>.models.<model>.methods.<method>]
+    [runtimes.<runtime>.defaults]               # the same three layers, for one runtime only
+    [runtimes.<runtime>.methods.<method>]       # (also inside a profile: [profiles.<p>.runtimes.<r>...])
+    [runtimes.<runtime>.models.<model>.methods.<method>]
+
+On a runtime other than eager, ``min_speedup`` comes only from that runtime's layers (a speedup is
+against the same runtime's float original, and what INT8 gains depends on the runtime); every other
+gate applies on every runtime, and the runtime's layers override it.
 
 Keys (all optional):
     min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
@@ -68,10 +75,11 @@ class Thresholds:
     def __init__(self, data: dict, source: str = "<dict>"):
         self.data = data
         self.source = source
+        self.runtimes: set[str] | None = None  # valid runtime names (None: not checked)
 
     @classmethod
     def load(cls, path: str | Path | None, *, models: Iterable[str], methods: Iterable[str],
-             profiles: Iterable[str]) -> "Thresholds":
+             profiles: Iterable[str], runtimes: Iterable[str] | None = None) -> "Thresholds":
         path = Path(path) if path else DEFAULT_PATH
         try:
             text = path.read_bytes().decode("utf-8")
@@ -86,6 +94,7 @@ class Thresholds:
         except tomllib.TOMLDecodeError as err:
             raise ThresholdsError(f"thresholds file {str(path)!r} is not valid TOML ({err}); fix the syntax.") from None
         t = cls(data, str(path))
+        t.runtimes = None if runtimes is None else set(runtimes)
         t.validate(set(models), set(methods), set(profiles))
         return t
 
@@ -142,8 +151,17 @@ class Thresholds:
                     self._check_methods(f"{here}.{model}.methods", sub.get("methods", {}), methods)
             elif key == "profiles" and not where:
                 continue
+            elif key == "runtimes" and "runtimes." not in where:
+                if not isinstance(value, dict):
+                    self._fail(here, "expected a table of runtimes, such as [runtimes.onnxruntime.methods.static_int8]")
+                for runtime, sub in value.items():
+                    if self.runtimes is not None and runtime not in self.runtimes:
+                        self._fail(f"{here}.{runtime}", f"unknown runtime; valid runtimes are {', '.join(sorted(self.runtimes))}")
+                    if not isinstance(sub, dict):
+                        self._fail(f"{here}.{runtime}", "expected a table")
+                    self._check_layer(f"{here}.{runtime}.", sub, models, methods)
             else:
-                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles")
+                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles, runtimes")
 
     def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
         self._check_layer("", self.data, models, methods)
@@ -157,14 +175,21 @@ class Thresholds:
             self._check_layer(f"profiles.{prof}.", layer, models, methods)
 
     # ------------------------------------------------------------------ lookup
-    def gates(self, model: str, method: str, profile: str) -> dict[str, float]:
-        """The thresholds that apply to ``method`` on ``model`` under ``profile``."""
+    def gates(self, model: str, method: str, profile: str, runtime: str = "eager") -> dict[str, float]:
+        """The thresholds that apply to ``method`` on ``model`` under ``profile``, on ``runtime``."""
         out: dict[str, float] = {}
         prof = self.data.get("profiles", {}).get(profile, {})
-        for layer in (self.data, prof):
-            out.update(layer.get("defaults", {}))
-            out.update(_method_gates(layer.get("methods", {}), method))
-            out.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
+        layers = [(self.data, False), (prof, False)]
+        if runtime != "eager":
+            layers = [(self.data, False), (self.data.get("runtimes", {}).get(runtime, {}), True),
+                      (prof, False), (prof.get("runtimes", {}).get(runtime, {}), True)]
+        for layer, own in layers:
+            got = dict(layer.get("defaults", {}))
+            got.update(_method_gates(layer.get("methods", {}), method))
+            got.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
+            if runtime != "eager" and not own:  # the general speedup floors are eager's
+                got.pop("min_speedup", None)
+            out.update(got)
         out = {k: v for k, v in out.items() if v is not False}
         if method == "original":  # drops and ratios are against the original itself
             out = {k: v for k, v in out.items() if k == "min_accuracy"}

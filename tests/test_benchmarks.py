@@ -247,7 +247,7 @@ def _suite(tmp_path, *args, cache=None):
     env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"), PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
                            "--zoo-profile", "smoke", "--report-dir", str(tmp_path / "report"),
-                           "--latency-target-s", "0.05", "--latency-warmup", "1", *args],
+                           "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

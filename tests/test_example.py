@@ -37,10 +37,14 @@ def test_the_mobilenet_example_runs_end_to_end_on_its_smoke_settings(tmp_path):
               "--latency-target-s", "0.2", "--latency-warmup", "1"], here, env)
     rows = json.loads((here / "reports" / "results.json").read_text())["results"]
     assert {row["model"] for row in rows} == {"MobileNetV3Small"}
-    assert [row["method"] for row in rows] == compression.list_methods()
+    assert [row["method"] for row in rows if row["runtime"] == "eager"] == compression.list_methods()
+    # the float original on ONNX Runtime too (--float-baselines): the model as a user might ship it
+    assert [(row["method"], row["runtime"]) for row in rows if row["runtime"] != "eager"] == [("original", "onnxruntime")]
     for row in rows:
         assert row["status"] is None or row["status"].startswith("n/a: "), row
-    measured = {row["method"]: row for row in rows if row["status"] is None}
+    measured = {row["method"]: row for row in rows if row["status"] is None and row["runtime"] == "eager"}
+    ort = [row for row in rows if row["runtime"] == "onnxruntime"][0]
+    assert abs(ort["accuracy"] - measured["original"]["accuracy"]) <= 0.5 and ort["speedup_vs_eager"] > 0
     assert measured["original"]["dataset"] == "digits5" and measured["original"]["params"] > 1e6
     assert measured["static_int8"]["size_mib"] < measured["original"]["size_mib"] / 3
     assert "MobileNetV3Small" in r.stdout

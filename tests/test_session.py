@@ -257,3 +257,68 @@ def test_library_modules_do_not_import_pytest_and_stay_short():
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not imported & {"pytest", "pytest_benchmark", "_pytest"}, path.name
+
+
+# ---------------------------------------------------------------- runtimes
+
+def test_runtime_rows_get_speedups_against_their_own_float_and_eager_and_a_cross_runtime_table(tmp_path):
+    s = _session(tmp_path, runtimes="eager,onnxruntime", float_baselines="none")
+    ort = dict(runtime="onnxruntime")
+    for r in [rec("EnhancedLeNet5", "original", lat=40.0),
+              rec("EnhancedLeNet5", "static_int8", acc=96.8, size=1.0, lat=10.0, ref=40.0),
+              rec("EnhancedLeNet5", "original", lat=16.0, **ort),
+              rec("EnhancedLeNet5", "static_int8", acc=96.9, size=1.1, lat=8.0, ref=16.0, **ort),
+              rec("EnhancedLeNet5", "structured_50", acc=90.0, size=2.0, lat=4.0, ref=16.0, **ort)]:
+        s.add(r)
+    out = s.finish()
+    rows = {(r["runtime"], r["method"]): r for r in out.records}
+    assert [(r["runtime"], r["method"]) for r in out.records][:2] == [("eager", "original"), ("eager", "static_int8")]
+    assert rows["onnxruntime", "static_int8"]["speedup"] == 2.0             # against ORT's own float original
+    assert rows["onnxruntime", "static_int8"]["speedup_vs_eager"] == 5.0    # against the eager float original
+    assert rows["onnxruntime", "original"]["speedup_vs_eager"] == 2.5       # what the runtime alone buys
+    assert rows["eager", "static_int8"]["speedup_vs_eager"] == rows["eager", "static_int8"]["speedup"] == 4.0
+    text = "\n".join(line for line, _ in out.lines)
+    assert "latency at batch 64, 1 thread, on ONNX Runtime" in text
+    table = text[text.index("EnhancedLeNet5: fastest within 1 point of the eager float original (97.00%)"):]
+    # fastest first, and structured_50 (7 points lost) is left out
+    cells = [[c.strip() for c in line.split("|")[1:3]] for line in table.split("Fastest float original")[0].splitlines()
+             if line.startswith("| ") and "Runtime" not in line]
+    assert cells == [["onnxruntime", "static_int8"], ["eager", "static_int8"], ["onnxruntime", "original"],
+                     ["eager", "original"]]
+    assert "Fastest float original: onnxruntime, 16.00 ms (2.50x eager float)" in table
+    assert "1 row(s) lost more than 1 point and are left out" in table
+
+
+def test_runtime_gates_take_speed_floors_only_from_the_runtimes_own_tables(tmp_path):
+    s = _session(tmp_path, thresholds="""
+        [methods.static_int8]
+        max_accuracy_drop = 1.0
+        min_speedup = 3.0
+        [runtimes.onnxruntime.models.EnhancedLeNet5.methods.static_int8]
+        min_speedup = 1.5
+    """)
+    t = s.thresholds
+    assert t.gates("EnhancedLeNet5", "static_int8", "smoke") == {"max_accuracy_drop": 1.0, "min_speedup": 3.0}
+    assert t.gates("EnhancedLeNet5", "static_int8", "smoke", "onnxruntime") == {"max_accuracy_drop": 1.0,
+                                                                                 "min_speedup": 1.5}
+    assert t.gates("SimpleCNN_6x2", "static_int8", "smoke", "inductor") == {"max_accuracy_drop": 1.0}
+    with pytest.raises(SessionError, match="unknown runtime; valid runtimes are eager, inductor, onnxruntime"):
+        _session(tmp_path, thresholds="[runtimes.tensorrt.defaults]\nmin_speedup = 2.0\n")
+
+
+def test_the_cases_hold_every_method_per_runtime_and_the_eager_original_always(tmp_path):
+    s = _session(tmp_path, runtimes="onnxruntime", float_baselines="inductor", zoo_models="EnhancedLeNet5")
+    assert s.cases() == [("EnhancedLeNet5", "original", "eager"),
+                         *[("EnhancedLeNet5", m, "onnxruntime") for m in METHODS.split(",")],
+                         ("EnhancedLeNet5", "original", "inductor")]
+    with pytest.raises(SessionError, match="unknown runtime 'tvm' in --runtimes"):
+        _session(tmp_path, runtimes="eager,tvm")
+
+
+def test_a_runtime_whose_package_is_missing_fails_the_run_with_the_pip_command(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(SessionError, match=r"runtime 'onnxruntime' needs onnxruntime, which is not installed: "
+                                           r"pip install onnxruntime onnx onnxscript"):
+        _session(tmp_path, runtimes="eager", float_baselines="onnxruntime")

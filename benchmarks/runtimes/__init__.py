@@ -1,23 +1,32 @@
-"""Runtimes: how a built variant is prepared and run for timing and evaluation, with how many
-threads, and how big it is on disk. A plain library (no pytest).
+"""Runtimes: what runs a variant for timing and evaluation (eager PyTorch, Inductor, ONNX Runtime),
+with how many threads. A plain library (no pytest).
 
-A runtime is an object with a ``name`` and four methods (see :class:`Runtime`); it knows nothing
-about how a variant was compressed beyond the ``nn.Module`` it is given. Register one with
-:func:`register_runtime`; every module in this package is imported on first use, so a new runtime
-is one new file here that calls :func:`register_runtime`.
+``eager`` runs the variant's ``nn.Module`` as built (its INT8 rows are torch.ao FX modules). Every
+other runtime *builds an artifact* from a :class:`Source` (an ONNX file, a compiled Inductor package:
+bytes that the pipeline caches like a variant) and *loads* it into a callable. A float method's
+artifact is made from the float variant; an INT8 method's from the float model its quantization
+starts from (the trained original, or a composition's pruned parent), quantized by the runtime's own
+toolchain on the same calibration batches as the eager rows. A method a runtime cannot express has a
+reason (:meth:`Runtime.unsupported`), shown as ``n/a: <reason>`` in its row.
+
+Register a runtime with :func:`register_runtime`; every module in this package is imported on first
+use, so a new runtime is one new file here.
 
     from compression_bench.benchmarks.runtimes import get_runtime
-    rt = get_runtime("eager")
-    run = rt.prepare(model, example_batch)      # a callable: batch -> logits
+    rt = get_runtime("onnxruntime")
+    artifact = rt.build(source)                  # bytes, cached by benchmarks.pipeline
     with rt.threads(1) as in_force:
-        logits = run(example_batch)
+        run = rt.load(artifact, in_force)        # a callable: batch -> logits (a torch tensor)
+        logits = run(batch)
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import pkgutil
-from typing import Callable, ContextManager, Iterator, Protocol
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterable, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -29,18 +38,79 @@ class UnknownRuntimeError(ValueError):
     """Raised for a runtime name that is not registered."""
 
 
+class RuntimeUnavailableError(RuntimeError):
+    """A runtime's packages are not installed (the message holds the pip command)."""
+
+
+@dataclass
+class Source:
+    """What a runtime builds its artifact from.
+
+    ``method``: the :class:`~compression_bench.compression.MethodSpec`; its last step's ``kind``
+    (``dynamic``, ``static``, ``qat``) says which INT8 recipe when ``method.quantized``.
+    ``model``: the variant as eager runs it (float for float methods, a torch.ao INT8 module for INT8
+    ones). ``float_model``: the float model the variant's INT8 step starts from (the trained
+    original, or a composition's parent); the variant itself when it is float. ``example``: a batch
+    of the size that is timed (an artifact specialised to a batch size is traced on it).
+    ``calibration()``: the batches the eager static INT8 row calibrated on. ``finetune(model,
+    epochs, lr_scale)``: the eager QAT row's fine-tuning, with ``epochs``/``lr_scale`` its budget.
+    """
+    method: object
+    model: nn.Module
+    float_model: nn.Module
+    example: torch.Tensor
+    calibration: Callable[[], Iterable[torch.Tensor]]
+    finetune: Callable[..., None] | None = None
+    epochs: int = 0
+    lr_scale: float = 1.0
+    log: Callable[[str], None] | None = None
+
+    @property
+    def quantization(self) -> str | None:
+        """``dynamic``, ``static`` or ``qat`` for an INT8 method, else None."""
+        return self.method.kinds[-1] if self.method.quantized else None
+
+    def say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+
 class Runtime(Protocol):
     name: str
     description: str
+    #: import names the runtime needs, and the pip command that installs them
+    requires: tuple[str, ...]
+    install: str
+    #: whether an artifact is specialised to the batch size it was built for (then part of its key)
+    batch_specific: bool
 
-    def prepare(self, model: nn.Module, example: torch.Tensor) -> Prepared:
-        """What the runtime runs: a callable from an input batch to the model's output."""
+    def versions(self) -> dict[str, str]:
+        """Versions of the packages its artifacts depend on (part of their cache key)."""
+
+    def unsupported(self, method) -> str | None:
+        """Why this runtime cannot run ``method`` (a MethodSpec), or None when it can."""
+
+    def build(self, source: Source) -> bytes:
+        """The artifact (exported, quantized, compiled) as bytes."""
+
+    def load(self, artifact: bytes, threads: int) -> Prepared:
+        """A callable from an input batch to the output logits, running with ``threads`` threads."""
 
     def threads(self, count: int) -> ContextManager[int]:
         """Run the body with ``count`` threads; yields the count actually in force."""
 
-    def size_mib(self, model: nn.Module) -> float:
-        """The variant's size as this runtime stores it, in MiB."""
+
+def missing_packages(runtime: Runtime) -> list[str]:
+    """The import names of ``runtime.requires`` that are not installed."""
+    return [name for name in getattr(runtime, "requires", ()) if importlib.util.find_spec(name) is None]
+
+
+def check_available(runtime: Runtime) -> None:
+    """:class:`RuntimeUnavailableError` with the pip command when a package of ``runtime`` is missing."""
+    missing = missing_packages(runtime)
+    if missing:
+        raise RuntimeUnavailableError(f"runtime {runtime.name!r} needs {', '.join(missing)}, which "
+                                      f"{'is' if len(missing) == 1 else 'are'} not installed: {runtime.install}")
 
 
 @contextlib.contextmanager
