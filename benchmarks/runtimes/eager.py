@@ -1,8 +1,8 @@
 """``eager``: the variant as the ``nn.Module`` it is, run by PyTorch op by op under ``inference_mode``.
 
 Its INT8 rows are torch.ao.quantization FX modules (x86 kernels). That API is deprecated upstream;
-in a torch without it the INT8 rows of this runtime read ``n/a: torch.ao.quantization is not in this
-torch`` and every other row still runs."""
+in a torch without it the INT8 rows of this runtime read ``n/a: torch.ao.quantization's FX API is
+not in this torch`` and every other row still runs."""
 from __future__ import annotations
 
 import torch
@@ -20,7 +20,7 @@ def fx_quantization_missing() -> str | None:
         import torch.ao.quantization  # noqa: F401
         import torch.ao.quantization.quantize_fx  # noqa: F401
     except ImportError:
-        return "torch.ao.quantization is not in this torch"
+        return "torch.ao.quantization's FX API is not in this torch"
     return None
 
 

@@ -1,0 +1,153 @@
+"""An independent check of the suite's runtime figures: float and static INT8 latency of each model on
+eager PyTorch, Inductor and ONNX Runtime, built, quantized and timed here with nothing of the suite's
+pipeline (only its architecture definitions: ``compression_bench.zoo.build``).
+
+    python tools/runtime_check.py [--models ResNet50Custom,...] [--batch 64] [--threads 1] [--json out.json]
+
+Weights are random (latency does not depend on their values); INT8 is calibrated on 8 batches of
+standard-normal inputs. Each path is the plain recipe of its toolkit:
+
+* eager: torch.ao FX ``prepare_fx``/``convert_fx`` with the x86 qconfig mapping;
+* inductor: ``torch.compile`` (not the suite's AOTInductor packages) with freezing, under
+  ``no_grad``; INT8 through torchao's PT2E (``prepare_pt2e``/``convert_pt2e``, X86InductorQuantizer);
+* onnxruntime: ``torch.onnx.export(dynamo=True)``, ``quant_pre_process``, ``quantize_static`` (QDQ,
+  per-channel, U8 activations / S8 weights), CPU provider, one intra-op thread, sequential.
+
+Latency is the median of ``--rounds`` timed calls after 3 warm-up calls, per batch, in milliseconds.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from compression_bench.zoo import build, get_model_info, list_models
+
+warnings.filterwarnings("ignore")
+
+
+def median_ms(fn, x, rounds: int) -> float:
+    for _ in range(3):
+        fn(x)
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def eager(model, x, calib):
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping("x86"), (x[:2],))
+    with torch.no_grad():
+        for b in calib:
+            prepared(b)
+    q = convert_fx(prepared)
+
+    def run(m):
+        def call(t):
+            with torch.inference_mode():
+                return m(t)
+        return call
+    return run(model), run(q)
+
+
+def inductor(model, x, calib):
+    import torch._inductor.config as cfg
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+    cfg.freezing = True
+    with torch.no_grad():
+        f = torch.compile(copy.deepcopy(model))
+        f(x)
+        ep = torch.export.export(copy.deepcopy(model), (x,), strict=True).module()
+        quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+        prepared = prepare_pt2e(ep, quantizer)
+        for b in calib:
+            prepared(b)
+        q = torch.compile(convert_pt2e(prepared))
+        q(x)
+
+    def run(m):
+        def call(t):
+            with torch.no_grad():
+                return m(t)
+        return call
+    return run(f), run(q)
+
+
+def onnxruntime_(model, x, calib, threads: int):
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input": b.numpy()} for b in calib])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    d = Path(tempfile.mkdtemp())
+    torch.onnx.export(copy.deepcopy(model), (x,), str(d / "f.onnx"), dynamo=True, input_names=["input"],
+                      output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},))
+    quant_pre_process(str(d / "f.onnx"), str(d / "p.onnx"))
+    quantize_static(str(d / "p.onnx"), str(d / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+    def session(path):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return lambda t: s.run(None, {"input": np.ascontiguousarray(t.numpy())})[0]
+    return session(d / "f.onnx"), session(d / "q.onnx")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(list_models()))
+    ap.add_argument("--runtimes", default="eager,inductor,onnxruntime")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rows = []
+    print(f"{'model':22} {'runtime':12} {'float ms':>9} {'int8 ms':>9} {'speedup':>8} {'build s':>8}", flush=True)
+    for name in args.models.split(","):
+        model = build(name).eval()
+        shape = get_model_info(name).input_shape
+        x = torch.randn(args.batch, *shape)
+        calib = [torch.randn(64, *shape) for _ in range(8)]
+        for runtime in args.runtimes.split(","):
+            t0 = time.perf_counter()
+            if runtime == "eager":
+                f, q = eager(model, x, calib)
+            elif runtime == "inductor":
+                f, q = inductor(model, x, calib)
+            else:
+                f, q = onnxruntime_(model, x, calib, args.threads)
+            built = time.perf_counter() - t0
+            fm, qm = median_ms(f, x, args.rounds), median_ms(q, x, args.rounds)
+            rows.append(dict(model=name, runtime=runtime, float_ms=fm, int8_ms=qm, speedup=fm / qm, build_s=built))
+            print(f"{name:22} {runtime:12} {fm:9.2f} {qm:9.2f} {fm / qm:7.2f}x {built:8.1f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
