@@ -51,7 +51,7 @@ class Pick:
 class Recommendation:
     """The picks for one model at one batch size."""
     model: str
-    setting: tuple               # (batch size, threads)
+    setting: tuple               # (batch size, threads, runtime)
     within: float
     original_accuracy: float | None
     smallest: Pick | None = None

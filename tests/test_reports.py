@@ -125,7 +125,7 @@ def test_recommendations_per_model_and_batch_size():
     recs += report.add_ratios([rec("original", 97.0, 4.0, 1.0, model="A", bs=1),
                                rec("static_int8", 96.8, 1.0, 2.0, model="A", bs=1)])
     out = recommend.recommend(recs)
-    assert [(r.model, r.setting) for r in out] == [("A", (1, 2)), ("A", (64, 2)), ("B", (64, 2))]
+    assert [(r.model, r.setting) for r in out] == [("A", (1, 2, "eager")), ("A", (64, 2, "eager")), ("B", (64, 2, "eager"))]
     assert out[0].fastest is None and out[0].smallest.describe() == "static_int8: 4.0x smaller, 2.0x slower, -0.2 pts"
 
 
