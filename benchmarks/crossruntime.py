@@ -35,6 +35,12 @@ def fastest(records: list[dict], within: float) -> list[tuple[str, tuple, dict, 
     return out
 
 
+def _name(r: dict) -> str:
+    """``Pruning (Structured) 50%``: the label and, where it tells levels apart, the compression."""
+    label, what = r.get("label") or r["method"], r.get("compression")
+    return f"{label} {what}" if what and what not in ("N/A", "INT8") else label
+
+
 def _x(v) -> str:
     v = number(v)
     return "–" if v is None else f"{v:.2f}x"
@@ -46,7 +52,7 @@ def render(records: list[dict], within: float, *, heading: str = "") -> list[str
     for model, setting, base, kept, left_out in fastest(records, within):
         title = (f"{model}: fastest within {points(within)} of the eager float original ({base['accuracy']:.2f}%), "
                  f"{setting_text(setting)}")
-        table = [[r.get("runtime") or "eager", r.get("label") or r["method"], f"{r['accuracy']:.2f}",
+        table = [[r.get("runtime") or "eager", _name(r), f"{r['accuracy']:.2f}",
                   f"{r['accuracy'] - base['accuracy']:+.2f}", f"{r['latency_median_ms']:.2f}",
                   _x(r.get("speedup_vs_eager")), "–" if r["method"] == "original" else _x(r.get("speedup")),
                   f"{r['size_mib']:.2f}" if number(r.get("size_mib")) is not None else "–"] for r in kept]
