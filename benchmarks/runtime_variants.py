@@ -80,6 +80,11 @@ def runtime_code_fingerprint(name: str) -> str:
     return code_fingerprint(sys.modules[type(rt).__module__], runtimes_pkg, get_runtime_variant, evaluate_prepared)
 
 
+@functools.lru_cache(maxsize=None)  # once per process, like the other code fingerprints
+def _evaluation_code_fingerprint() -> str:
+    return code_fingerprint(evaluate_prepared, zoo.splits)
+
+
 def evaluate_prepared(run: Prepared, split, batch_size: int, pad: bool) -> float:
     """Top-1 accuracy in percent of ``run`` over the whole split, in batches of ``batch_size``; with
     ``pad`` (an artifact specialised to that batch size) a short last batch is padded by repeating
@@ -132,7 +137,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
         if log:
             log(f"[{tag}] building the {rt.name} artifact")
         budget = _budget(spec, profile)
-        source = Source(method=spec, model=base.model, float_model=base.model,
+        source = Source(method=spec, float_model=base.model,
                         example=_example(trained, batch_size), calibration=ctx.calibration,
                         finetune=ctx.finetune, epochs=budget.epochs if spec.quantized else 0,
                         lr_scale=budget.lr_scale, log=(lambda m: log(f"[{tag}] {m}")) if log else None)
@@ -157,7 +162,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
 
     metric_parts = {"kind": "runtime-metrics", "artifact": digest, "runtime": rt.name, "trained_key": trained.key,
                     "batch_size": batch_size if rt.batch_specific else None,
-                    "code": code_fingerprint(evaluate_prepared, zoo.splits), "versions": rt.versions()}
+                    "code": _evaluation_code_fingerprint(), "versions": rt.versions()}
     measured, _ = cache.get_or_build("runtime-metrics", name, metric_parts, build_metrics)
     m = base.metrics
     metrics = {k: m.get(k) for k in ("params", "nonzero_params", "sparsity", "macs", "density_weighted_macs")}

@@ -45,7 +45,7 @@ def batches(n: int, seed: int, size: int = BATCH) -> list[torch.Tensor]:
 
 
 def source(method_id: str, model: nn.Module, **kw) -> Source:
-    return Source(method=get_method(method_id), model=model, float_model=model, example=batches(1, 1)[0],
+    return Source(method=get_method(method_id), float_model=model, example=batches(1, 1)[0],
                   calibration=lambda: iter(batches(8, 2, size=32)), **kw)
 
 

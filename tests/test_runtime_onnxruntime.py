@@ -58,7 +58,7 @@ def lenet() -> nn.Module:
 
 def source(method_id: str, model: nn.Module, example: torch.Tensor, batches=()) -> Source:
     batches = list(batches)
-    return Source(method=compression.get_method(method_id), model=model, float_model=model,
+    return Source(method=compression.get_method(method_id), float_model=model,
                   example=example, calibration=lambda: iter(batches))
 
 

@@ -48,15 +48,13 @@ class Source:
 
     ``method``: the :class:`~compression_bench.compression.MethodSpec`; its last step's ``kind``
     (``dynamic``, ``static``, ``qat``) says which INT8 recipe when ``method.quantized``.
-    ``model``: the variant as eager runs it (float for float methods, a torch.ao INT8 module for INT8
-    ones). ``float_model``: the float model the variant's INT8 step starts from (the trained
-    original, or a composition's parent); the variant itself when it is float. ``example``: a batch
+    ``float_model``: what the artifact is built from: the variant itself when it is float, else the
+    float model its INT8 step starts from (the trained original, or a composition's parent). ``example``: a batch
     of the size that is timed (an artifact specialised to a batch size is traced on it).
     ``calibration()``: the batches the eager static INT8 row calibrated on. ``finetune(model,
     epochs, lr_scale)``: the eager QAT row's fine-tuning, with ``epochs``/``lr_scale`` its budget.
     """
     method: object
-    model: nn.Module
     float_model: nn.Module
     example: torch.Tensor
     calibration: Callable[[], Iterable[torch.Tensor]]
