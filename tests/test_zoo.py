@@ -66,14 +66,19 @@ def test_unknown_names_fail_with_the_valid_ones():
         zoo.load_dataset("imagenet", (3, 32, 32))
 
 
-def test_digits_split_is_fixed_stratified_and_shaped_per_model():
+def test_digits_split_is_fixed_stratified_three_way_and_shaped_per_model():
     a = zoo.load_dataset("digits", (1, 28, 28))
     b = zoo.load_dataset("digits", (3, 32, 32))
-    assert (len(a.train), len(a.val)) == (1347, 450)
-    assert torch.equal(a.val.labels, b.val.labels)
-    # stratified: each class keeps its share of the whole set in validation, to one image
-    whole = torch.cat([a.train.labels, a.val.labels]).bincount().float()
-    assert (a.val.labels.bincount().float() - whole * 0.25).abs().max() <= 1.0
+    assert (len(a.train), len(a.val), len(a.test)) == (1122, 225, 450)
+    assert a.report is a.test and a.report_split == "test"
+    assert torch.equal(a.val.labels, b.val.labels) and torch.equal(a.test.labels, b.test.labels)
+    # stratified: each class keeps its share of the whole set in validation and in test, to one image
+    whole = torch.cat([a.train.labels, a.val.labels, a.test.labels]).bincount().float()
+    assert (a.test.labels.bincount().float() - whole * 450 / 1797).abs().max() <= 1.0
+    assert (a.val.labels.bincount().float() - whole * 225 / 1797).abs().max() <= 1.0
+    # the three splits are disjoint: no test image was trained on or tuned on
+    rows = lambda s: {tuple(x.flatten().tolist()) for x in s.images}  # noqa: E731
+    assert not (rows(a.test) & rows(a.train)) and not (rows(a.test) & rows(a.val))
     assert a.train.images.shape[1:] == (1, 28, 28) and b.train.images.shape[1:] == (3, 32, 32)
     x = b.train.first_batch(8)
     assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])  # grey replicated
@@ -84,7 +89,7 @@ def test_digits_split_is_fixed_stratified_and_shaped_per_model():
 
 def test_smoke_profile_uses_small_balanced_subsets():
     data = zoo.get_data("EnhancedLeNet5", "smoke")
-    assert (len(data.train), len(data.val)) == (200, 100)
+    assert (len(data.train), len(data.val), len(data.test)) == (200, 100, 100)
     assert data.train.labels.bincount().tolist() == [20] * 10
 
 
@@ -108,9 +113,11 @@ def write_tiny_mnist(root: Path, n_train: int = 30, n_test: int = 20) -> None:
 def test_mnist_loads_through_torchvision_from_a_data_root(tmp_path):
     write_tiny_mnist(tmp_path)
     data = zoo.load_dataset("mnist", (1, 28, 28), data_root=str(tmp_path))
-    assert (len(data.train), len(data.val)) == (30, 20)
+    # a validation split carved from the training set (a tenth here; 5,000 of the real 60,000), stratified
+    assert (len(data.train), len(data.val), len(data.test)) == (20, 10, 20)
+    assert data.report is data.test and data.val.labels.bincount().tolist() == [1] * 10
     assert data.train.images.dtype == torch.uint8
-    assert data.val.labels.tolist() == [i % 10 for i in range(20)]
+    assert data.test.labels.tolist() == [i % 10 for i in range(20)]
     assert data.train.first_batch(4).shape == (4, 1, 28, 28)
 
 
@@ -135,7 +142,7 @@ def test_cifar10_loads_through_torchvision_from_a_data_root(tmp_path, monkeypatc
     monkeypatch.setattr(CIFAR10, "test_list", test_list)
     monkeypatch.setattr(CIFAR10, "meta", meta)
     data = zoo.load_dataset("cifar10", (3, 32, 32), data_root=str(tmp_path))
-    assert (len(data.train), len(data.val)) == (20, 6)
+    assert (len(data.train), len(data.val), len(data.test)) == (10, 10, 6)
     assert data.train.images.shape[1:] == (3, 32, 32)
     assert data.train.first_batch(3).shape == (3, 3, 32, 32)
 

@@ -231,3 +231,17 @@ def test_an_edited_image_file_is_new_data_for_the_cache_key(tmp_path):
     held = zoo.DataBundle.from_datasets("pngs", *[datasets.ImageFolder(str(tmp_path), transform=transforms.PILToTensor())] * 2,
                                         mean=0.5, std=0.5, scale=1 / 255, stream=False)
     assert held.digest() != first and held.digest() == held.digest()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_test_split_is_where_accuracies_are_reported_and_counts_in_the_key(stream):
+    train, val, test = Counting(80), Counting(40, seed=1), Counting(60, seed=2)
+    data = _bundle(train, val, test=test, stream=stream)
+    assert data.report is data.test and data.report_split == "test" and len(data.test) == 60
+    assert data.description == "counting, 80 train / 40 validation / 60 test"
+    without = _bundle(train, val, stream=stream)
+    assert without.report is without.val and without.report_split == "validation"
+    assert data.digest() != without.digest()   # a test split is part of what a cache key holds
+    cut = data.subset(20, 8, 12)
+    assert (len(cut.train), len(cut.val), len(cut.test)) == (20, 8, 12)
+    assert cut.test.labels.bincount().tolist() == [3, 3, 3, 3]   # stratified

@@ -162,44 +162,73 @@ class Split:
 
 @dataclass
 class DataBundle:
+    """A dataset's splits: ``train`` (what models learn from), ``val`` (what training reports and any
+    choice of recipe or budget looks at) and, optionally, ``test`` (held out: nothing is tuned on it).
+    Reported and gated accuracies come from :attr:`report`: the test split when there is one, else
+    the validation split (:attr:`report_split` says which)."""
     name: str
     train: Split | StreamingSplit
     val: Split | StreamingSplit
     num_classes: int
     description: str
+    test: Split | StreamingSplit | None = None
+
+    @property
+    def report(self) -> Split | StreamingSplit:
+        """The split accuracies are reported on: ``test`` when there is one, else ``val``."""
+        return self.val if self.test is None else self.test
+
+    @property
+    def report_split(self) -> str:
+        """``test`` or ``validation``: the name of :attr:`report`."""
+        return "validation" if self.test is None else "test"
 
     def digest(self) -> str:
-        """A digest of both splits' content (:meth:`Split.digest`, :meth:`StreamingSplit.digest`)."""
-        return f"{self.train.digest()}/{self.val.digest()}"
+        """A digest of every split's content (:meth:`Split.digest`, :meth:`StreamingSplit.digest`)."""
+        parts = [self.train.digest(), self.val.digest()] + ([] if self.test is None else [self.test.digest()])
+        return "/".join(parts)
+
+    def subset(self, train: int | None, val: int | None, test: int | None) -> "DataBundle":
+        """Stratified subsets of each split (``None``: the whole split)."""
+        if train is None and val is None and test is None:
+            return self
+        cut = None if self.test is None else self.test.subset(test)
+        sizes = f"{train} train / {val} validation" + ("" if cut is None else f" / {test} test")
+        return DataBundle(self.name, self.train.subset(train), self.val.subset(val), self.num_classes,
+                          self.description + f" (subset: {sizes})", cut)
 
     @classmethod
-    def from_datasets(cls, name: str, train, val, *, mean: float | Sequence[float],
+    def from_datasets(cls, name: str, train, val, *, test=None, mean: float | Sequence[float],
                       std: float | Sequence[float], scale: float = 1.0,
                       input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
                       description: str | None = None, stream: bool | None = None) -> "DataBundle":
-        """A bundle from two map-style datasets of ``(image, label)`` items, normalised alike.
+        """A bundle from two or three map-style datasets of ``(image, label)`` items, normalised alike.
 
-        ``stream=False`` reads both into memory (:meth:`Split.from_dataset`); ``stream=True``
-        keeps them where they are and reads one batch at a time (:class:`~zoo.streaming.StreamingSplit`);
-        ``None`` streams when the images of both would take more than :data:`MAX_IN_MEMORY_MIB`
-        (estimated from the first item of each). ``num_classes`` defaults to the largest label of
-        either split plus one (labels are class indices 0 .. num_classes - 1); a label outside
-        that range is a :class:`DataError`.
+        ``test`` (optional) is the held-out split accuracies are reported on; without it they are
+        reported on ``val``, and the tables say so. ``stream=False`` reads every split into memory
+        (:meth:`Split.from_dataset`); ``stream=True`` keeps them where they are and reads one batch
+        at a time (:class:`~zoo.streaming.StreamingSplit`); ``None`` streams when the images of all
+        splits would take more than :data:`MAX_IN_MEMORY_MIB` (estimated from the first item of
+        each). ``num_classes`` defaults to the largest label of any split plus one (labels are class
+        indices 0 .. num_classes - 1); a label outside that range is a :class:`DataError`.
         """
+        sources = [train, val] + ([] if test is None else [test])
         if stream is None:
-            stream = _estimated_mib(train, input_shape) + _estimated_mib(val, input_shape) > MAX_IN_MEMORY_MIB
+            stream = sum(_estimated_mib(d, input_shape) for d in sources) > MAX_IN_MEMORY_MIB
         if stream:
             from .streaming import StreamingSplit  # here: streaming imports this module
-            tr = StreamingSplit(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
-            va = StreamingSplit(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
+            splits = [StreamingSplit(d, mean=mean, std=std, scale=scale, input_shape=input_shape) for d in sources]
         else:
-            tr = Split.from_dataset(train, mean=mean, std=std, scale=scale, input_shape=input_shape)
-            va = Split.from_dataset(val, mean=mean, std=std, scale=scale, input_shape=input_shape)
-        top = int(max(tr.labels.max(), va.labels.max()))
+            splits = [Split.from_dataset(d, mean=mean, std=std, scale=scale, input_shape=input_shape)
+                      for d in sources]
+        top = int(max(s.labels.max() for s in splits))
         n = top + 1 if num_classes is None else int(num_classes)
-        if int(min(tr.labels.min(), va.labels.min())) < 0 or top >= n:
+        if int(min(s.labels.min() for s in splits)) < 0 or top >= n:
             raise DataError(f"dataset {name!r} has labels outside 0 .. {n - 1}; labels must be class indices")
-        return cls(name, tr, va, n, description or f"{name}, {len(tr)} train / {len(va)} validation")
+        sizes = f"{len(splits[0])} train / {len(splits[1])} validation" + (
+            f" / {len(splits[2])} test" if len(splits) > 2 else "")
+        return cls(name, splits[0], splits[1], n, description or f"{name}, {sizes}",
+                   splits[2] if len(splits) > 2 else None)
 
 
 def _estimated_mib(dataset, input_shape: tuple[int, int, int] | None) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -24,7 +24,7 @@ from .registry import ModelInfo, build, get_model_info
 from .training import Progress, Recipe, evaluate, finetune, print_progress, train, train_threads
 from .weights import file_sha256, load_weights
 
-DATA_VERSION = 1  # bump when the way datasets are split or preprocessed changes
+DATA_VERSION = 2  # bump when the way datasets are split or preprocessed changes
 #: libraries whose kernels or data loading a trained checkpoint depends on (part of its key)
 TRAINING_PACKAGES = ("torch", "torchvision", "scikit-learn", "numpy")
 
@@ -42,6 +42,7 @@ class TrainedModel:
     from_cache: bool
     digest: str = ""          # content digest of the weights: what derived entries are keyed on
     device: str = "cpu"       # where fine-tuning of derived variants runs (the session's training device)
+    seed: int = 0             # which seed of the model (recipe_for): 0 is the recipe's own
 
     @property
     def name(self) -> str:
@@ -63,13 +64,8 @@ class TrainedModel:
 
 @functools.lru_cache(maxsize=16)  # keyed on the registry entry: one re-registered with another loader loads anew
 def _dataset(entry: DatasetInfo, shape: tuple, data_root: str | None, download: bool,
-             train_limit: int | None, val_limit: int | None) -> DataBundle:
-    bundle = entry.load(shape, data_root=data_root, download=download)
-    if train_limit is None and val_limit is None:
-        return bundle
-    return DataBundle(bundle.name, bundle.train.subset(train_limit), bundle.val.subset(val_limit),
-                      bundle.num_classes, bundle.description
-                      + f" (subset: {train_limit} train / {val_limit} validation)")
+             train_limit: int | None, val_limit: int | None, test_limit: int | None) -> DataBundle:
+    return entry.load(shape, data_root=data_root, download=download).subset(train_limit, val_limit, test_limit)
 
 
 def get_data(name: str, profile: str | Profile | None = None, *, data_root: str | None = None,
@@ -79,14 +75,21 @@ def get_data(name: str, profile: str | Profile | None = None, *, data_root: str 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     info = get_model_info(name)
     bundle = _dataset(get_dataset_info(prof.dataset_for(name)), info.input_shape, data_root, download,
-                      prof.train_limit, prof.val_limit)
+                      prof.train_limit, prof.val_limit, prof.test_limit)
     if bundle.num_classes != info.num_classes:
         raise DataError(f"dataset {bundle.name!r} has {bundle.num_classes} classes but model {name!r} has "
                         f"{info.num_classes} outputs; register the model with num_classes={bundle.num_classes}")
     return bundle
 
 
-def cache_parts(name: str, prof: Profile, data: DataBundle | None = None) -> dict:
+def recipe_for(name: str, prof: Profile, seed: int = 0) -> Recipe:
+    """The recipe ``name`` trains with under ``prof``; seed ``k`` > 0 offsets its random seed by ``k``
+    (initial weights, shuffling, augmentation, and the fine-tuning of every variant derived from it)."""
+    recipe = prof.recipe_for(name)
+    return replace(recipe, seed=recipe.seed + seed) if seed else recipe
+
+
+def cache_parts(name: str, prof: Profile, data: DataBundle | None = None, seed: int = 0) -> dict:
     """Everything that determines a trained checkpoint (its cache key); ``data`` (default: the
     profile's data for ``name``, as :func:`get_data` loads it) counts by its content digest."""
     info = get_model_info(name)
@@ -97,8 +100,8 @@ def cache_parts(name: str, prof: Profile, data: DataBundle | None = None) -> dic
         "dataset": dataset, "dataset_loader": _loader_fingerprint(get_dataset_info(dataset).loader),
         "data_digest": data.digest(),
         "data_version": DATA_VERSION,
-        "train_limit": prof.train_limit, "val_limit": prof.val_limit,
-        "recipe": asdict(prof.recipe_for(name)), "train_threads": train_threads(),
+        "train_limit": prof.train_limit, "val_limit": prof.val_limit, "test_limit": prof.test_limit,
+        "recipe": asdict(recipe_for(name, prof, seed)), "train_threads": train_threads(),
         "versions": package_versions(*TRAINING_PACKAGES),
         "code": training_code_fingerprint(),
     }
@@ -147,7 +150,7 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
                 cache: ArtifactCache | str | None = None, data_root: str | None = None,
                 download: bool = False, device: str = "cpu",
                 progress: Progress | None = print_progress,
-                log: Callable[[str], None] | None = None) -> TrainedModel:
+                log: Callable[[str], None] | None = None, seed: int = 0) -> TrainedModel:
     """The trained model ``name`` for ``profile``: from the cache, or trained and cached.
 
     Training may run on ``device`` (e.g. ``cuda`` for the full profile); the result is always
@@ -156,13 +159,17 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     ``device`` too. ``log`` receives one-line notices (default: standard error). A model
     registered with ``weights=`` is loaded from its checkpoint and evaluated instead of trained
     (:class:`~zoo.weights.WeightsError`, a ValueError, when the file is missing or does not fit).
+    ``seed`` k > 0 trains the k-th other seed of the model (:func:`recipe_for`); a model with
+    ``weights=`` loads the same checkpoint under every seed, and only its variants' fine-tuning differs.
     """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer from 0, got {seed!r}")
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     info = get_model_info(name)
-    recipe = prof.recipe_for(name)
+    recipe = recipe_for(name, prof, seed)
     store = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     data = get_data(name, prof, data_root=data_root, download=download)
-    parts = cache_parts(name, prof, data)
+    parts = cache_parts(name, prof, data, seed)
 
     dev = resolve_device(device)
 
@@ -177,7 +184,7 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
                              "threads": train_threads(), "history": [], "weights": info.weights,
                              "weights_sha256": parts["weights_sha256"],
                              "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
-        result = train(model, data, recipe, device=dev, tag=f"{name}/{prof.name}", progress=progress)
+        result = train(model, data, recipe, device=dev, tag=f"{name}/{prof.name}" + (f"/seed{seed}" if seed else ""), progress=progress)
         model.to("cpu").eval()
         acc = evaluate(model, data.val)  # the figure that counts is the CPU one
         return {"state_dict": model.state_dict(),
@@ -193,7 +200,7 @@ def get_trained(name: str, profile: str | Profile | None = None, *,
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return TrainedModel(info, prof, recipe, data, model, float(blob["meta"]["accuracy"]),
-                        blob["key"], blob["meta"], not built, content_digest(blob["state_dict"]), dev)
+                        blob["key"], blob["meta"], not built, content_digest(blob["state_dict"]), dev, seed)
 
 
 def _stderr(message: str) -> None:

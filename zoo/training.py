@@ -67,15 +67,24 @@ class TrainResult:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
-    """Top-1 accuracy in percent on the whole split."""
+def predict(model: nn.Module, split: Split, batch_size: int = 256, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The top-1 class ``model`` predicts for every image of the split, in the split's order
+    (the order of ``split.labels``)."""
     was_training = model.training
     model.eval()
-    correct = 0
-    for x, y in split.batches(batch_size):
-        correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
+    out = [model(x.to(device)).argmax(1).cpu() for x, _ in split.batches(batch_size)]
     model.train(was_training)
-    return 100.0 * correct / len(split)
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int = 256, device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy in percent on the whole split."""
+    return top1(predict(model, split, batch_size, device), split.labels)
+
+
+def top1(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Percent of ``predictions`` equal to ``labels``."""
+    return 100.0 * int((predictions == labels).sum()) / len(labels)
 
 
 def _augment(x: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> torch.Tensor:
