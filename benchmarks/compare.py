@@ -31,11 +31,12 @@ __all__ = ["DEFAULT_STORAGE", "NUMERIC", "REQUIRED", "CompareError", "Run", "loa
 SAME = 0.005  # accuracy changes below this many points print as 0.00
 
 HEADERS = ["Method", "Accuracy A → B (%)", "Δ acc (pts)", "Size A → B (MiB)", "Size B/A",
-           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A", "Speedup A → B"]
+           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A", "Speedup A → B",
+           "p99 A → B (ms)", "Peak mem A → B (MiB)"]
 
 
 def _key(r: Mapping, by_name: bool):
-    return r["name"] if by_name else (r["model"], r["method"], *setting_of(r))
+    return r["name"] if by_name else (r["model"], r["method"], *setting_of(r), r.get("seed") or 0)
 
 
 def _ratio(new, old) -> float | None:
@@ -148,7 +149,9 @@ def row(p: Pair) -> list[str]:
             _pair_text(o.get("size_mib"), n.get("size_mib"), ".2f"), _x(p.ratio("size_mib")),
             _pair_text(o.get("params"), n.get("params"), ".3f", 1e6), _x(p.ratio("params")),
             _pair_text(o.get("latency_median_ms"), n.get("latency_median_ms"), ".2f"),
-            _x(p.ratio("latency_median_ms")), _pair_text(o.get("speedup"), n.get("speedup"), ".2f")]
+            _x(p.ratio("latency_median_ms")), _pair_text(o.get("speedup"), n.get("speedup"), ".2f"),
+            _pair_text(o.get("latency_p99_ms"), n.get("latency_p99_ms"), ".2f"),
+            _pair_text(o.get("peak_increase_mib"), n.get("peak_increase_mib"), ".1f")]
 
 
 def compare_records(old: Iterable[dict], new: Iterable[dict], a: str = "A", b: str = "B", *,

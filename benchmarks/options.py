@@ -67,6 +67,9 @@ OPTIONS = (
     Option("--latency-target-s", 2.0, "seconds of timed rounds per test, split evenly between a variant and the "
                                       "original timed alongside it; sets each round count between 10 and 300 "
                                       "(default: 2.0)", float),
+    Option("--peak-memory", "on", "on: measure the peak resident memory of loading and running each variant once, "
+                                  "in a child process per variant (cached with the variant); off: skip it "
+                                  "(default: on)"),
     Option("--report-dir", "reports", "where report.md, results.json and results.csv go; checked before anything "
                                       "trains (default: ./reports)"),
     Option("--thresholds", None, "TOML file of accuracy, speed and size gates (default: benchmarks/thresholds.toml)"),
@@ -84,7 +87,8 @@ OPTIONS = (
 
 #: zoo options -> the environment variable used when one is not given
 ZOO_OPTIONS = {"zoo_profile": "ZOO_PROFILE", "zoo_cache": "ZOO_CACHE", "zoo_data_root": "ZOO_DATA_ROOT",
-               "zoo_train_device": "ZOO_TRAIN_DEVICE", "zoo_download": None}
+               "zoo_train_device": "ZOO_TRAIN_DEVICE", "zoo_download": None, "zoo_seeds": "ZOO_SEEDS"}
+MAX_SEEDS = 20
 
 #: the zoo options' flags and argparse keywords, shared by the test suite and the benchmark plugin
 ZOO_FLAGS = (
@@ -97,6 +101,9 @@ ZOO_FLAGS = (
                             help="download MNIST/CIFAR-10 into the data root when missing (needs network)")),
     ("--zoo-train-device", dict(default=None, help="device for training and fine-tuning: cpu, cuda or auto "
                                                    "(default: $ZOO_TRAIN_DEVICE, else cpu); timing always runs on CPU")),
+    ("--zoo-seeds", dict(default=None, help="train N seeds of each model and build the variants of each; tables "
+                                            "show mean and standard deviation across seeds, the files every "
+                                            "seed's values (default: $ZOO_SEEDS, else 1)")),
 )
 
 
@@ -176,6 +183,26 @@ def batch_sizes(text) -> list[int]:
 def thread_counts(text) -> list[int]:
     cores = usable_cores()
     return int_list(text, "--bench-threads", 1, cores, "1 or 1,2", " (the usable cores here)")
+
+
+def on_off(text, option: str) -> bool:
+    value = str(text).strip().lower()
+    if value not in ("on", "off"):
+        raise OptionError(f"{option} takes on or off; got {text!r}")
+    return value == "on"
+
+
+def seeds(text) -> int:
+    """How many seeds of each model to train: an integer from 1 to :data:`MAX_SEEDS` (None: 1)."""
+    if text is None:
+        return 1
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_SEEDS:
+        raise OptionError(f"--zoo-seeds takes a number of seeds from 1 to {MAX_SEEDS}, such as 3; got {text!r}")
+    return n
 
 
 def warmup(value: int) -> int:

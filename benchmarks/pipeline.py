@@ -1,7 +1,8 @@
 """Glue between the zoo and compression: cached variants and their metrics. No pytest here.
 
 ``get_variant(trained, method_id, cache)`` builds (or loads) one compressed variant of a trained
-zoo model and measures everything except latency: accuracy on the whole validation split,
+zoo model and measures everything except latency: accuracy and the prediction of every image on the
+whole reported split (the test split where the dataset has one, else validation),
 stored parameters (packed INT8 included), nonzero parameters, sparsity, serialized and
 zero-aware size, MACs.
 
@@ -89,7 +90,7 @@ def compression_code_fingerprint(method_id: str) -> str:
 @functools.lru_cache(maxsize=None)
 def measure_code_fingerprint() -> str:
     """The code every cached metric comes from."""
-    return code_fingerprint(compression.measure, measure, zoo.training.evaluate)
+    return code_fingerprint(compression.measure, measure, zoo.training.predict, zoo.training.top1)
 
 
 def variant_parts(trained: TrainedModel, spec: MethodSpec, parent: "Variant | None" = None) -> dict:
@@ -116,8 +117,13 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
     float_graph = (trained.model if base is None else base) if spec.quantized else variant
     macs = compression.count_macs(float_graph, example)
     dw = compression.density_weighted_macs(variant, example) if "unstructured" in spec.kinds else macs
+    split = trained.data.report
+    predictions = zoo.training.predict(variant, split)
     return {
-        "accuracy": float(zoo.evaluate(variant, trained.data.val)),
+        "accuracy": zoo.training.top1(predictions, split.labels),
+        "accuracy_split": trained.data.report_split,
+        "accuracy_images": len(split),
+        "predictions": predictions.tolist(),  # for the paired test against the original (benchmarks.stats)
         "params": int(compression.count_params(variant)),
         "nonzero_params": int(compression.count_nonzero(variant)),
         "sparsity": float(compression.sparsity(variant)),

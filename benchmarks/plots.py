@@ -161,6 +161,13 @@ def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Pat
         fam, colour, marker = styles[r["method"]]
         is_orig = fam == "original"
         label = "original (float)" if is_orig else f"{fam} · {r['method']}"
+        lo, hi = _num(r.get("accuracy_low")), _num(r.get("accuracy_high"))
+        sd = _num(r.get("accuracy_sd"))
+        if sd is not None:  # averaged over seeds: the bar is one standard deviation either side
+            lo, hi = ys[i] - sd, ys[i] + sd
+        if lo is not None and hi is not None:  # the 95% interval of the accuracy
+            ax.errorbar([xs[i]], [ys[i]], yerr=[[max(0.0, ys[i] - lo)], [max(0.0, hi - ys[i])]], fmt="none",
+                        ecolor=colour, elinewidth=1.0, capsize=3, alpha=0.7, zorder=2)
         ax.scatter([xs[i]], [ys[i]], s=260 if is_orig else 70, marker=marker, color=colour, zorder=4 if is_orig else 3,
                    edgecolors="black" if i in front_set and not is_orig else "none", linewidths=1.0, label=label)
 
@@ -175,7 +182,10 @@ def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Pat
     ax.margins(x=0.08)
 
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("Validation top-1 accuracy (%)")
+    split = next((r.get("accuracy_split") for r in records if r.get("accuracy_split")), "validation")
+    seeds = max((r.get("seeds") or 1 for r in records), default=1)
+    bars = f"mean ± sd over {seeds} seeds" if seeds > 1 else "95% interval"
+    ax.set_ylabel(f"{split.capitalize()} top-1 accuracy (%), {bars}")
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     lo, hi = min(ys), max(ys)

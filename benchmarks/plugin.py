@@ -96,9 +96,11 @@ def pytest_generate_tests(metafunc):
     s = _session(metafunc.config)
     cases = s.cases()
     # the ids are what saved runs are matched on: test_variant[<model>-<method>-bs<batch>-t<threads>] on eager,
-    # test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>] on another runtime
-    metafunc.parametrize(("model_name", "method_id", "runtime"), cases,
-                         ids=[f"{m}-{k}" + ("" if r == "eager" else f"-{r}") for m, k, r in cases])
+    # test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>] on another runtime; seeds after the
+    # first (--zoo-seeds) add -seed<k> after the runtime
+    metafunc.parametrize(("model_name", "method_id", "runtime", "zoo_seed"), cases,
+                         ids=[f"{m}-{k}" + ("" if r == "eager" else f"-{r}") + (f"-seed{s}" if s else "")
+                              for m, k, r, s in cases])
     metafunc.parametrize("batch_size", s.batch_sizes, ids=[f"bs{n}" for n in s.batch_sizes])
     metafunc.parametrize("threads", s.thread_counts, ids=[f"t{n}" for n in s.thread_counts])
 

@@ -11,6 +11,8 @@ Rules:
   variants at least :data:`FASTEST_MIN_SPEEDUP` times faster than the original in the same setting
   (batch size and threads): below that a "speedup" is within what timing noise gives on a shared
   machine (unstructured pruning, which runs dense kernels, measures 0.98-1.03x here);
+- a variant's accuracy change is described with its paired test (``benchmarks.stats``): one that is
+  not significant is "unchanged within noise", never better or worse than the original;
 - ties are broken deterministically: higher accuracy first, then the method order given (the
   order of the run), then the method id;
 - when no variant of the group was timed (``--benchmark-disable``, xdist), "fastest" is
@@ -25,6 +27,7 @@ from compression_bench.benchmarks.records import groups, measured
 from compression_bench.benchmarks.records import number as _num
 from compression_bench.benchmarks.records import setting_of
 from compression_bench.benchmarks.schema import speedup as _speedup
+from compression_bench.benchmarks.stats import ALPHA, p_text
 
 #: Smallest speedup that makes a variant "fastest": below it the gain is within timing noise.
 FASTEST_MIN_SPEEDUP = 1.10
@@ -43,8 +46,9 @@ class Pick:
         return self.record["method"]
 
     def describe(self) -> str:
-        """``static_int8: 3.9x smaller, 2.7x faster, -0.2 pts``."""
-        return f"{self.method}: {gains_text(self.size_gain, self.speed_gain, self.accuracy_delta)}"
+        """``static_int8: 3.9x smaller, 2.7x faster, accuracy unchanged within noise (-0.2 pts, n.s.)``."""
+        return (f"{self.method}: "
+                f"{gains_text(self.size_gain, self.speed_gain, self.accuracy_delta, _num(self.record.get('delta_p_value')))}")
 
 
 @dataclass
@@ -91,10 +95,20 @@ def _gain(gain: float | None, better: str, worse: str, what: str) -> str:
     return f"{gain:.1f}x {better}" if gain >= 1 else f"{1 / gain:.1f}x {worse}"
 
 
-def gains_text(size_gain: float | None, speed_gain: float | None, delta: float | None) -> str:
+def gains_text(size_gain: float | None, speed_gain: float | None, delta: float | None,
+               p_value: float | None = None) -> str:
+    """``3.9x smaller, 2.7x faster, -0.2 pts``; with the change's McNemar ``p_value`` a change that is
+    not significant is called unchanged within noise (never better or worse), a significant one
+    carries its p-value."""
     parts = [_gain(size_gain, "smaller", "larger", "size"), _gain(speed_gain, "faster", "slower", "speed")]
     if delta is not None:
-        parts.append(f"{0.0 if abs(delta) < 0.05 else delta:+.1f} pts")
+        pts = f"{0.0 if abs(delta) < 0.05 else delta:+.1f} pts"
+        if p_value is None:
+            parts.append(pts)
+        elif p_value >= ALPHA:
+            parts.append(f"accuracy unchanged within noise ({pts}, n.s.)")
+        else:
+            parts.append(f"accuracy {'higher' if delta > 0 else 'lower'}: {pts} ({p_text(p_value)})")
     return ", ".join(parts)
 
 

@@ -7,6 +7,7 @@ runs hold). Records are grouped by model and *setting* (batch size and threads) 
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Callable, Iterable, TypeVar
 
 from compression_bench.benchmarks.schema import speedup
@@ -76,12 +77,14 @@ def add_ratios(records: list[dict]) -> list[dict]:
     batch size and threads (the paired speedup for eager rows). Changes the records in place and
     returns them."""
     rows = measured(records)
-    originals = {(r["model"], setting_of(r)): r for r in rows if r["method"] == "original"}
-    by_model = {(r["model"], setting_of(r)[2]): r for r in rows if r["method"] == "original"}
+    seed = lambda r: r.get("seed") or 0  # noqa: E731 - each seed of a model against its own original
+    originals = {(r["model"], setting_of(r), seed(r)): r for r in rows if r["method"] == "original"}
+    by_model = {(r["model"], setting_of(r)[2], seed(r)): r for r in rows if r["method"] == "original"}
     for r in rows:
         if number(r.get("original_accuracy")) is not None:
             r["accuracy_delta"] = r["accuracy"] - r["original_accuracy"]
-        o = originals.get((r["model"], setting_of(r))) or by_model.get((r["model"], setting_of(r)[2]))
+        o = (originals.get((r["model"], setting_of(r), seed(r)))
+             or by_model.get((r["model"], setting_of(r)[2], seed(r))))
         if o is None:
             continue
         if number(r.get("accuracy_delta")) is None:
@@ -96,6 +99,47 @@ def add_ratios(records: list[dict]) -> list[dict]:
         if runtime == "eager" and r["method"] != "original" and number(r.get("speedup")) is not None:
             r["speedup_vs_eager"] = r["speedup"]
             continue
-        e = originals.get((r["model"], (bs, threads, "eager")))
+        e = originals.get((r["model"], (bs, threads, "eager"), seed(r)))
         r["speedup_vs_eager"] = speedup(e.get("latency_median_ms"), r.get("latency_median_ms")) if e else None
     return records
+
+
+#: fields whose spread across seeds the tables show (``<field>_sd`` in an :func:`across_seeds` row)
+SEED_SPREAD = ("accuracy", "accuracy_delta", "speedup", "speedup_vs_eager")
+
+
+def across_seeds(records: list[dict]) -> list[dict]:
+    """The records as the tables show them: unchanged when they hold one seed per model; else one row per
+    model, setting and method with every numeric field averaged over its seeds, the sample standard
+    deviation of :data:`SEED_SPREAD` fields as ``<field>_sd``, the per-class change averaged, ``seeds``
+    (how many), ``significant_seeds`` (in how many the change against the original was significant) and
+    every seed's gate failures. A method that failed or was not run for some seed shows that seed's row.
+    The result files keep every seed's own record; only tables, recommendations and plots average."""
+    from compression_bench.benchmarks.schema import NUMERIC
+    if len({r.get("seed") or 0 for r in records}) <= 1:
+        return records
+    buckets: dict[tuple, list[dict]] = {}
+    for r in records:
+        buckets.setdefault((r["model"], setting_of(r), r["method"]), []).append(r)
+    out = []
+    for rows in buckets.values():
+        bad = [r for r in rows if r.get("status")]
+        if bad:
+            out.append(bad[0])
+            continue
+        row = dict(rows[0], seeds=len(rows), seed=None, accuracy_low=None, accuracy_high=None, delta_p_value=None,
+                   delta_significant=None,
+                   significant_seeds=sum(bool(r.get("delta_significant")) for r in rows),
+                   gate_failures=[g for r in rows for g in r.get("gate_failures") or []],
+                   inconclusive=[g for r in rows for g in r.get("inconclusive") or []])
+        for k in NUMERIC:
+            values = [number(r.get(k)) for r in rows]
+            if k != "seed" and all(v is not None for v in values):
+                row[k] = sum(values) / len(values)
+                if k in SEED_SPREAD:
+                    row[k + "_sd"] = statistics.stdev(values)
+        classes = [r.get("per_class_delta") or {} for r in rows]
+        if all(classes):
+            row["per_class_delta"] = {c: sum(d.get(c, 0.0) for d in classes) / len(classes) for c in classes[0]}
+        out.append(row)
+    return out

@@ -20,7 +20,7 @@ from typing import Iterable
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks import crossruntime, recommend, schema, timing
+from compression_bench.benchmarks import crossruntime, perclass, recommend, schema, timing
 from compression_bench.benchmarks import records as records_
 from compression_bench.benchmarks.records import measured, number, setting_text
 
@@ -34,7 +34,10 @@ def cell(r: dict, key: str, col: schema.Column):
     if r.get("status") and key != "label":
         return r["status"] if key == "accuracy" else (r.get(key) if key == "compression" else "–")
     if r["method"] == "original" and col.original is not None:
-        return col.original.format(r.get(key))
+        shown = col.render(r) if col.render is not None and "{}" in col.original else r.get(key)
+        return col.original.format(shown)
+    if col.render is not None:
+        return col.render(r)
     if not col.spec:
         return r.get(key)
     v = number(r.get(key))
@@ -94,8 +97,18 @@ RUNTIME_TITLES = {"eager": "eager PyTorch (INT8 rows: torch.ao FX)",
 def group_title(model: str, setting: tuple, recs: list[dict]) -> str:
     r0 = recs[0]
     runtime = setting[2] if len(setting) > 2 else "eager"
-    return (f"### {model} — {r0.get('dataset', '?')} validation, profile {r0.get('profile', '?')}, "
-            f"latency at {setting_text(setting[:2])}, on {RUNTIME_TITLES.get(runtime, runtime)}")
+    seeds = max((r.get("seeds") or 1 for r in recs), default=1)
+    return (f"### {model} — {split_text(recs)}, profile {r0.get('profile', '?')}, "
+            f"latency at {setting_text(setting[:2])}, on {RUNTIME_TITLES.get(runtime, runtime)}"
+            + (f"; mean ± standard deviation over {seeds} seeds" if seeds > 1 else ""))
+
+
+def split_text(recs: list[dict]) -> str:
+    """Where the accuracies come from: ``digits test split (450 images)``; ``digits validation`` for
+    records of runs that did not say."""
+    r0 = next((r for r in recs if r.get("accuracy_split")), recs[0])
+    split, n = r0.get("accuracy_split") or "validation", r0.get("accuracy_images")
+    return f"{r0.get('dataset', '?')} {split} split" + (f" ({n} images)" if n else "")
 
 
 def render_table(recs: list[dict]) -> str:
@@ -104,7 +117,7 @@ def render_table(recs: list[dict]) -> str:
 
 def render_tables(records: list[dict]) -> str:
     return "\n\n".join(group_title(model, bs, recs) + "\n\n" + render_table(recs)
-                        for model, bs, recs in groups(records))
+                        for model, bs, recs in groups(records_.across_seeds(records)))
 
 
 def cpu_name() -> str:
@@ -159,7 +172,13 @@ def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versi
     return header
 
 
-NOTES = ("Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
+NOTES = ("Accuracy is top-1 on the split the title names (the test split, held out from every choice of "
+         "recipe and budget, where the dataset has one), with its 95% Wilson interval in brackets. Δ acc is "
+         "the change against the original on the same images, with the exact McNemar test of it: (n.s.) "
+         "marks a change that is not significant at the 5% level, otherwise its p-value is shown. Agree is "
+         "the share of images on which the variant predicts the original's class. p90 and p99 are "
+         "percentiles of the variant's timed rounds. "
+         "Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
          "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
          "MACs are per image, counted on the float graph. Latency is the median per batch. Ref. latency "
          "is the original's median latency timed in the variant's own test (in blocks between the "
@@ -184,6 +203,7 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
 
     ``comparison`` is a :class:`benchmarks.compare.Comparison` (or None), ``plots`` a
     :class:`benchmarks.plots.PlotResult` (or None when plots were not attempted)."""
+    records = records_.across_seeds(records)  # several seeds: one row per method, mean and spread
     lines = ["# Compression benchmark report", ""]
     for k, v in header.items():
         lines.append(f"- **{k}**: {v}")
@@ -213,6 +233,9 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
                 lines += [f"**Recommendation** at {setting_text(bs)}, within {recommend.points(within)} of the original's "
                           f"accuracy{acc}:", ""]
                 lines += [f"- {line}" for line in rec.lines()] + [""]
+        firsts = {bs[2]: group for m, bs, group in reversed(groups(records)) if m == model}  # per runtime: its first
+        for group in firsts.values():  # setting (per-class figures do not depend on batch size or threads)
+            lines += perclass.render(group, split_text(group), RUNTIME_TITLES)
         lines += crossruntime.render([r for r in records if r["model"] == model], within, heading="### ")
         if plots is not None:
             for title, path in plots.by_model.get(model, []):

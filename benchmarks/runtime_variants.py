@@ -10,7 +10,7 @@ row never needs the eager torch.ao INT8 module.
 
 Two cache entries, as for variants: the artifact (seconds to minutes: keyed by the float base's
 digest, the method's settings, the calibration, the runtime's code and package versions, and the
-batch size when the artifact is specialised to it) and its accuracy over the validation split, run
+batch size when the artifact is specialised to it) and its accuracy over the reported split (test, else validation), run
 through the loaded artifact (keyed by the artifact's digest and the evaluation code). A warm run
 builds neither; ``builds.log`` in the cache lists every entry built.
 """
@@ -43,7 +43,7 @@ class RuntimeVariant:
     """One method's artifact on one runtime, with the figures of the artifact itself.
 
     ``metrics``: the float base's parameter and MAC counts (an INT8 artifact has the same graph),
-    and this artifact's ``accuracy`` (over the validation split, through the runtime),
+    and this artifact's ``accuracy`` (over the reported split, test or validation, through the runtime),
     ``size_mib`` (the artifact's bytes) and ``build_seconds`` (export, quantize, compile)."""
     base: pipeline.Variant
     method: MethodSpec
@@ -82,20 +82,20 @@ def runtime_code_fingerprint(name: str) -> str:
 
 @functools.lru_cache(maxsize=None)  # once per process, like the other code fingerprints
 def _evaluation_code_fingerprint() -> str:
-    return code_fingerprint(evaluate_prepared, zoo.splits)
+    return code_fingerprint(evaluate_prepared, zoo.splits, zoo.training.top1)
 
 
-def evaluate_prepared(run: Prepared, split, batch_size: int, pad: bool) -> float:
-    """Top-1 accuracy in percent of ``run`` over the whole split, in batches of ``batch_size``; with
-    ``pad`` (an artifact specialised to that batch size) a short last batch is padded by repeating
-    its images and only its own outputs count."""
-    correct = 0
-    for x, y in split.batches(batch_size):
+def evaluate_prepared(run: Prepared, split, batch_size: int, pad: bool) -> torch.Tensor:
+    """The top-1 class ``run`` predicts for every image of the split (in the order of its labels), in
+    batches of ``batch_size``; with ``pad`` (an artifact specialised to that batch size) a short last
+    batch is padded by repeating its images and only its own outputs count."""
+    out = []
+    for x, _ in split.batches(batch_size):
         n = x.shape[0]
         if pad and n < batch_size:
             x = x.repeat(-(-batch_size // n), 1, 1, 1)[:batch_size]
-        correct += int((run(x.contiguous())[:n].argmax(1) == y).sum())
-    return 100.0 * correct / len(split)
+        out.append(torch.as_tensor(run(x.contiguous()))[:n].argmax(1))
+    return torch.cat(out)
 
 
 def _budget(spec: MethodSpec, profile: str):
@@ -153,12 +153,15 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
     artifact = bytes(blob["artifact"])
     digest = hashlib.sha256(artifact).hexdigest()[:20]
 
+    split = trained.data.report
+
     def build_metrics() -> dict:
         with rt.threads(1) as n:
-            acc = evaluate_prepared(rt.load(artifact, n), trained.data.val, batch_size, rt.batch_specific)
+            predictions = evaluate_prepared(rt.load(artifact, n), split, batch_size, rt.batch_specific)
+        acc = zoo.training.top1(predictions, split.labels)
         if log:
             log(f"[{tag}] measured: accuracy {acc:.2f}%")
-        return {"accuracy": acc}
+        return {"accuracy": acc, "predictions": predictions.tolist()}
 
     metric_parts = {"kind": "runtime-metrics", "artifact": digest, "runtime": rt.name, "trained_key": trained.key,
                     "batch_size": batch_size if rt.batch_specific else None,
@@ -166,8 +169,9 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
     measured, _ = cache.get_or_build("runtime-metrics", name, metric_parts, build_metrics)
     m = base.metrics
     metrics = {k: m.get(k) for k in ("params", "nonzero_params", "sparsity", "macs", "density_weighted_macs")}
-    metrics.update(accuracy=float(measured["accuracy"]), size_mib=len(artifact) / 2**20, zero_aware_size_mib=None,
-                   build_seconds=float(blob["build_seconds"]))
+    metrics.update(accuracy=float(measured["accuracy"]), accuracy_split=trained.data.report_split,
+                   accuracy_images=len(split), predictions=list(measured["predictions"]),
+                   size_mib=len(artifact) / 2**20, zero_aware_size_mib=None, build_seconds=float(blob["build_seconds"]))
     return RuntimeVariant(base, spec, rt, artifact, metrics, not built, batch_size if rt.batch_specific else None)
 
 
@@ -187,18 +191,18 @@ class Artifacts:
         self.variant, self.cache, self.say, self.progress = variant, cache, say, progress
         self.known: dict[tuple, RuntimeVariant | VariantFailure | str] = {}
 
-    def get(self, name: str, method: str, runtime: str, batch_size: int):
+    def get(self, name: str, method: str, runtime: str, batch_size: int, seed: int = 0):
         rt = get_runtime(runtime)
-        key = (name, method, runtime, batch_size if rt.batch_specific else None)
+        key = (name, method, runtime, batch_size if rt.batch_specific else None, seed)
         if key not in self.known:
             spec = get_method(method)
             reason = rt.unsupported(spec)
             if reason:
                 self.known[key] = reason
             elif runtime == "eager":
-                return self.variant(name, method)
+                return self.variant(name, method, seed)
             else:
-                base = self.variant(name, float_base_id(spec))
+                base = self.variant(name, float_base_id(spec), seed)
                 try:
                     self.known[key] = get_runtime_variant(base, spec, runtime, batch_size, self.cache,
                                                           log=self.say, progress=self.progress)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 class SchemaError(ValueError):
@@ -37,12 +37,56 @@ class SchemaError(ValueError):
 class Column:
     """How a field shows in the session-end table: header text, format spec (empty: shown as it is),
     a divisor (1e6: millions), a suffix, and what the original's row shows instead (a template such as
-    ``**{}**``, or a fixed text such as ``–``)."""
+    ``**{}**``, or a fixed text such as ``–``); ``render``, when given, makes the cell from the whole
+    record (a figure with its interval or its significance)."""
     header: str
     spec: str = ""
     scale: float = 1.0
     suffix: str = ""
     original: str | None = None
+    render: Callable[[Mapping], str] | None = None
+
+
+def _num(v) -> float | None:
+    return None if v is None or isinstance(v, bool) else float(v)
+
+
+def _sd(r: Mapping, key: str, spec: str) -> str:
+    """`` ± 0.31`` for a row averaged over seeds (``<key>_sd``), else nothing."""
+    sd = _num(r.get(key + "_sd"))
+    return "" if sd is None or (r.get("seeds") or 1) < 2 else f" ± {sd:{spec}}"
+
+
+def accuracy_cell(r: Mapping) -> str:
+    """``98.67 (97.1–99.4)``: the accuracy and its 95% Wilson interval; ``98.67 ± 0.31`` averaged over seeds."""
+    acc, lo, hi = _num(r.get("accuracy")), _num(r.get("accuracy_low")), _num(r.get("accuracy_high"))
+    if acc is None:
+        return "–"
+    if (r.get("seeds") or 1) > 1:
+        return f"{acc:.2f}{_sd(r, 'accuracy', '.2f')}"
+    return f"{acc:.2f}" + ("" if lo is None or hi is None else f" ({lo:.1f}–{hi:.1f})")
+
+
+def speedup_cell(key: str):
+    def cell(r: Mapping) -> str:
+        v = _num(r.get(key))
+        return "–" if v is None else f"{v:.2f}x{_sd(r, key, '.2f')}"
+    return cell
+
+
+def delta_cell(r: Mapping) -> str:
+    """``-3.11 (p<0.001)`` for a significant change, ``+0.44 (n.s.)`` for one that is not; averaged over
+    seeds, ``-0.15 ± 0.20 (sig. in 1/3)``."""
+    d = _num(r.get("accuracy_delta"))
+    if d is None:
+        return "–"
+    if (r.get("seeds") or 1) > 1:
+        return f"{d:+.2f}{_sd(r, 'accuracy_delta', '.2f')} (sig. in {r.get('significant_seeds') or 0}/{r['seeds']})"
+    p = _num(r.get("delta_p_value"))
+    if p is None:
+        return f"{d:+.2f}"
+    from compression_bench.benchmarks.stats import ALPHA, p_text
+    return f"{d:+.2f} ({p_text(p)})" if p < ALPHA else f"{d:+.2f} (n.s.)"
 
 
 _MISSING: Any = dataclasses.MISSING
@@ -85,13 +129,26 @@ class Record:
     batch_size: int | None = _number()
     threads: int | None = _number()
     runtime: str = _field("eager")
+    seed: int = _field(0, numeric=True)   # which seed of the model (--zoo-seeds); 0 is the recipe's own
     # None when measured; "failed: <first line of the error>" or "n/a: <reason>" when it could not be
     status: str | None = _field()
     # the variant's figures
+    # top-1 on the reported split (the test split where the dataset has one), with its 95% Wilson interval
     accuracy: float = _field(required=3, numeric=True, metric=True,
-                             column=Column("Val. accuracy (%)", ".2f"))
+                             column=Column("Accuracy (%) [95% CI]", render=accuracy_cell))
+    accuracy_split: str | None = _field(metric=True)              # "test" or "validation"
+    accuracy_images: int | None = _number(metric=True)            # images the accuracy counts
+    accuracy_low: float | None = _number()
+    accuracy_high: float | None = _number()
     original_accuracy: float | None = _number(files=False)
-    accuracy_delta: float | None = _number(extra_info=False, column=Column("Δ acc (pts)", "+.2f", original="–"))
+    # against the original on the same images: the change, its exact McNemar p-value and significance
+    accuracy_delta: float | None = _number(extra_info=False, column=Column("Δ acc (pts)", original="–",
+                                                                         render=delta_cell))
+    delta_p_value: float | None = _number()
+    delta_significant: bool | None = _field()
+    # percent of images on which the variant predicts the original's class; per class: accuracy change (pts)
+    agreement: float | None = _number(column=Column("Agree (%)", ".1f", original="–"))
+    per_class_delta: dict | None = _field()
     params: int = _field(required=5, numeric=True, metric=True,
                          column=Column("Num of params (M)", ".3f", scale=1e6))
     nonzero_params: int | None = _number(metric=True, column=Column("Nonzero (M)", ".3f", scale=1e6))
@@ -103,8 +160,14 @@ class Record:
     # seconds to build this row's artifact: the variant (compress, fine-tune) on eager; export, quantize
     # and compile on another runtime (its float base is built once, on eager, and not counted again)
     build_seconds: float | None = _number(metric=True, column=Column("Build (s)", ".1f"))
+    # peak resident memory of loading and running the variant once, in a process of its own (benchmarks.peakmem):
+    # the whole process, and the increase over the process with torch and the runtime imported
+    peak_mib: float | None = _number()
+    peak_increase_mib: float | None = _number(column=Column("Peak mem (MiB)", ".1f"))
     # timing: the variant's accepted rounds (pytest-benchmark saves these in its own stats)
     latency_median_ms: float | None = _number(extra_info=False, column=Column("Latency (ms)", ".2f"))
+    latency_p90_ms: float | None = _number(column=Column("p90 (ms)", ".2f"))
+    latency_p99_ms: float | None = _number(column=Column("p99 (ms)", ".2f"))
     latency_iqr_ms: float | None = _number(extra_info=False)
     latency_stddev_ms: float | None = _number(extra_info=False)
     latency_rounds: int | None = _number(extra_info=False)
@@ -114,10 +177,10 @@ class Record:
     reference_spread: float | None = _number()            # the accepted timing's drift
     reference_spreads: list = _field(factory=list)        # the drift of each timing taken
     timing_attempts: int | None = _number()
-    speedup: float | None = _number(column=Column("Speedup", ".2f", suffix="x"))
+    speedup: float | None = _number(column=Column("Speedup", render=speedup_cell("speedup")))
     # against the eager float original at the same batch size and threads (records.add_ratios): the gain
     # over shipping the float model as it is; for another runtime's original, what that runtime alone buys
-    speedup_vs_eager: float | None = _number(column=Column("vs eager float", ".2f", suffix="x"))
+    speedup_vs_eager: float | None = _number(column=Column("vs eager float", render=speedup_cell("speedup_vs_eager")))
     size_ratio: float | None = _number(column=Column("Size ratio", ".3f", suffix="x"))
     # gates
     gate_failures: list = _field(factory=list)

@@ -26,14 +26,15 @@ from typing import Callable, Mapping
 import torch
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import options, pipeline, runtime_variants, runtimes, session_end, summary
+from compression_bench.benchmarks import options, peakmem, pipeline, runtime_variants, runtimes, session_end, summary
+from compression_bench.benchmarks import stats as stats_
 from compression_bench.benchmarks.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 from compression_bench.benchmarks.session_end import Outcome
 from compression_bench.benchmarks.records import add_ratios, setting_text
 from compression_bench.benchmarks.schema import METRICS, Record, speedup
 from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                                      speed_failures)
-from compression_bench.benchmarks.timing import Timing
+from compression_bench.benchmarks.timing import Timing, percentile, samples_of
 from compression_bench.zoo.keys import package_versions
 
 #: the key under which a test hands its record (``Record.to_dict()``) to the session, in user_properties
@@ -86,6 +87,8 @@ class Session:
                 runtimes.check_available(runtimes.get_runtime(name))
             self.batch_sizes = options.batch_sizes(get("latency_batch_size"))
             self.thread_counts = options.thread_counts(get("bench_threads"))
+            self.seeds = options.seeds(env("zoo_seeds"))
+            self.measure_memory = options.on_off(get("peak_memory"), "--peak-memory")
             self.warmup = options.warmup(get("latency_warmup"))
             self.target_s = options.target_seconds(get("latency_target_s"))
             self.max_drift = options.fraction(get("max_timing_drift"), "--max-timing-drift")
@@ -112,21 +115,21 @@ class Session:
         self.say = say or _stderr
         self.root = root
         self.records: list[Record] = []
-        self._trained: dict[str, zoo.TrainedModel] = {}
-        self._variants: dict[tuple[str, str], pipeline.Variant] = {}
+        self._trained: dict[tuple[str, int], zoo.TrainedModel] = {}
+        self._variants: dict[tuple[str, str, int], pipeline.Variant] = {}
         self._artifacts = runtime_variants.Artifacts(self.variant, self.cache, say=lambda m: self.say("  " + m),
                                                      progress=self._progress)
 
-    def cases(self) -> list[tuple[str, str, str]]:
-        """(model, method, runtime) of every test, model by model, each runtime's methods together, then
-        the float original on each ``--float-baselines`` runtime; the eager float original of each model
-        is in whatever runtimes were chosen (every row's speedup against it needs its timing)."""
+    def cases(self) -> list[tuple[str, str, str, int]]:
+        """(model, method, runtime, seed) of every test, model by model and seed by seed, each runtime's
+        methods together, then the float original on each ``--float-baselines`` runtime; the eager float
+        original of each model is in whatever runtimes were chosen (every row's speedup against it needs it)."""
         out = []
         for m in self.models:
-            if "eager" not in self.runtimes:
-                out.append((m, "original", "eager"))
-            out += [(m, k, r) for r in self.runtimes for k in self.methods]
-            out += [(m, "original", r) for r in self.baselines if "eager" != r]
+            for s in range(self.seeds):
+                out += [(m, "original", "eager", s)] if "eager" not in self.runtimes else []
+                out += [(m, k, r, s) for r in self.runtimes for k in self.methods]
+                out += [(m, "original", r, s) for r in self.baselines if "eager" != r]
         return out
 
     # ------------------------------------------------------------ models and variants
@@ -147,36 +150,37 @@ class Session:
         acc = "" if r.val_accuracy is None else f", val {r.val_accuracy:.2f}%"
         self.say(f"  [{r.tag}] epoch {r.epoch}/{r.epochs}, loss {r.loss:.4f}{acc}, {r.seconds:.1f}s")
 
-    def trained(self, name: str) -> zoo.TrainedModel:
-        """The trained model, from the cache (trained on first use)."""
-        if isinstance(self._trained.get(name), VariantFailure):
-            raise self._trained[name]
-        if name not in self._trained:
+    def trained(self, name: str, seed: int = 0) -> zoo.TrainedModel:
+        """The trained model (its seed ``seed``), from the cache (trained on first use)."""
+        key, tag = (name, seed), name + (f"/seed{seed}" if seed else "")
+        if isinstance(self._trained.get(key), VariantFailure):
+            raise self._trained[key]
+        if key not in self._trained:
             t0 = time.perf_counter()
             try:
                 tm = zoo.get_trained(name, self.profile, cache=self.cache, data_root=self.data_root,
                                      download=self.download, device=self.train_device, progress=self._progress,
-                                     log=lambda m: self.say("  " + m))
+                                     log=lambda m: self.say("  " + m), seed=seed)
             except zoo.DataError as err:
                 raise SessionError(str(err), EXIT_USAGE) from None
             except zoo.CacheError as err:
                 raise SessionError(str(err), EXIT_FAULT) from None
             except Exception as err:  # noqa: BLE001 - the user's model: one model's failure must not stop the others
-                self._trained[name] = VariantFailure(f"the original of {name} could not be trained or loaded: ", err)
-                raise self._trained[name] from err
+                self._trained[key] = VariantFailure(f"the original of {tag} could not be trained or loaded: ", err)
+                raise self._trained[key] from err
             if not tm.from_cache:
                 how = f"loaded {tm.meta['weights']} and evaluated" if tm.meta.get("weights") else "trained"
-                self.say(f"  [{name}] {how} in {time.perf_counter() - t0:.1f}s, accuracy {tm.accuracy:.2f}%")
-            self._trained[name] = tm
-        return self._trained[name]
+                self.say(f"  [{tag}] {how} in {time.perf_counter() - t0:.1f}s, validation accuracy {tm.accuracy:.2f}%")
+            self._trained[key] = tm
+        return self._trained[key]
 
-    def variant(self, name: str, method: str) -> pipeline.Variant:
-        """The compressed variant, from the cache (built on first use)."""
-        key = (name, method)
+    def variant(self, name: str, method: str, seed: int = 0) -> pipeline.Variant:
+        """The compressed variant (of the model's seed ``seed``), from the cache (built on first use)."""
+        key = (name, method, seed)
         if isinstance(self._variants.get(key), VariantFailure):
             raise self._variants[key]
         if key not in self._variants:
-            trained = self.trained(name)
+            trained = self.trained(name, seed)
             try:
                 self._variants[key] = pipeline.get_variant(trained, method, self.cache,
                                                            log=lambda m: self.say("  " + m),
@@ -189,23 +193,29 @@ class Session:
                 raise self._variants[key] from err
         return self._variants[key]
 
-    def on_runtime(self, name: str, method: str, runtime: str, batch_size: int):
+    def on_runtime(self, name: str, method: str, runtime: str, batch_size: int, seed: int = 0):
         """The variant as ``runtime`` runs it: the eager :class:`pipeline.Variant`, or a
         :class:`runtime_variants.RuntimeVariant` (its artifact built on first use, then cached).
         :class:`runtime_variants.RuntimeUnsupported` when the runtime cannot express the method."""
-        return self._artifacts.get(name, method, runtime, batch_size)
+        return self._artifacts.get(name, method, runtime, batch_size, seed)
+
+    def peak_memory(self, variant, runtime, x: torch.Tensor, threads: int) -> dict:
+        """Peak resident memory of loading and running the variant once (:mod:`benchmarks.peakmem`); {} when off."""
+        if not self.measure_memory:
+            return {}
+        return peakmem.measure(variant, runtime, x, threads, self.cache, say=lambda m: self.say("  " + m))
 
     def unsupported(self, model: str, method: str) -> str | None:
         """The thresholds file's reason for not running ``method`` on ``model``, or None."""
         return self.thresholds.unsupported(model, method, self.profile.name)
 
     def status_record(self, model: str, method: str, status: str, *, batch_size: int, threads: int,
-                      runtime: str = "eager") -> Record:
+                      runtime: str = "eager", seed: int = 0) -> Record:
         """The row of a variant that has no figures: ``failed: ...`` (a gate failure) or ``n/a: ...``."""
         spec = compression.get_method(method)
         r = Record(model=model, method=spec.id, label=spec.label, compression=spec.compression, family=spec.family,
                    level=spec.level, profile=self.profile.name, batch_size=batch_size, threads=threads,
-                   runtime=runtime, status=status, accuracy=None, params=None, size_mib=None)
+                   runtime=runtime, seed=seed, status=status, accuracy=None, params=None, size_mib=None)
         if status.startswith("failed"):
             r.gate_failures = [f"{model} / {method}: {status}"]
         return r
@@ -213,7 +223,7 @@ class Session:
     # ------------------------------------------------------------ one measurement
 
     def record(self, variant: pipeline.Variant, original: pipeline.Variant, *, batch_size: int, threads: int,
-               timing: Timing | None = None, stats=None, runtime: str = "eager") -> Record:
+               timing: Timing | None = None, stats=None, runtime: str = "eager", memory: Mapping | None = None) -> Record:
         """The record of one measurement, its gates judged (:meth:`gate`). ``timing`` is the accepted
         timing (None when not timed); ``stats`` (default: ``timing``) gives the variant's latency
         statistics in seconds (``median``, ``iqr``, ``stddev``, ``rounds``), e.g. pytest-benchmark's."""
@@ -224,11 +234,14 @@ class Session:
         paired = timing is not None and bool(timing.reference_samples)
         r = Record(model=trained.name, method=spec.id, label=spec.label, compression=spec.compression,
                    family=spec.family, level=spec.level, profile=self.profile.name, dataset=trained.data.name,
-                   batch_size=batch_size, threads=threads, runtime=runtime,
-                   # against the same runtime's float original (its artifact's own accuracy off eager)
-                   original_accuracy=trained.accuracy if runtime == "eager" else original.metrics["accuracy"],
+                   batch_size=batch_size, threads=threads, runtime=runtime, seed=trained.seed,
+                   # against the same runtime's float original, measured on the same images
+                   original_accuracy=original.metrics["accuracy"],
                    **{k: m.get(k) for k in METRICS},
                    latency_median_ms=ms(stats.median) if stats else None,
+                   latency_p90_ms=ms(percentile(samples_of(stats), 90)) if stats else None,
+                   latency_p99_ms=ms(percentile(samples_of(stats), 99)) if stats else None,
+                   peak_mib=(memory or {}).get("peak_mib"), peak_increase_mib=(memory or {}).get("peak_increase_mib"),
                    latency_iqr_ms=ms(stats.iqr) if stats else None,
                    latency_stddev_ms=ms(stats.stddev) if stats else None,
                    latency_rounds=stats.rounds if stats else None,
@@ -239,6 +252,8 @@ class Session:
                    timing_attempts=timing.attempts if timing else 0,
                    size_ratio=m["size_mib"] / o_size if o_size else None)
         r.speedup = speedup(r.reference_latency_median_ms, r.latency_median_ms)
+        if m.get("predictions") is not None:  # the interval, and the paired test against the original
+            stats_.annotate(r, m["predictions"], original.metrics.get("predictions"), trained.data.report.labels.tolist())
         return self.gate(r)
 
     def gate(self, r: Record) -> Record:
@@ -247,7 +262,7 @@ class Session:
         ``max_drift`` is inconclusive, not failed."""
         where = f"{r.model} / {r.method} @ {setting_text((r.batch_size, r.threads, r.runtime))}"
         gates = self.thresholds.gates(r.model, r.method, self.profile.name, r.runtime or "eager")
-        problems = accuracy_failures(r.model, r.method, r.accuracy, r.original_accuracy, gates)
+        problems = accuracy_failures(r.model, r.method, r.accuracy, r.original_accuracy, gates, r.delta_p_value)
         if r.method != "original":
             problems += size_failures(where, r.size_ratio, gates)
         speed = speed_failures(where, r.speedup, gates)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from compression_bench.benchmarks import compare, plots, report, summary
-from compression_bench.benchmarks.records import add_ratios
+from compression_bench.benchmarks.records import across_seeds, add_ratios
 
 EXIT_OK, EXIT_FAILED = 0, 1
 EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
@@ -66,7 +66,7 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
     out.records = rows
     notices = [n for n in [report.drift_notice(rows)] if n]
     comparison = _compare(session, rows, compared, out, notices) if session.comparing else None
-    drawn = plots.make_plots(rows, session.report_dir, within=session.within, method_order=session.methods)
+    drawn = plots.make_plots(across_seeds(rows), session.report_dir, within=session.within, method_order=session.methods)
     header = report.run_header(rows, profile=session.profile.name, batch_sizes=session.batch_sizes,
                                threads=", ".join(map(str, session.thread_counts)), versions=session.versions,
                                repo=session.root)

@@ -2,8 +2,8 @@
 every gate.
 
 Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]`` on eager,
-``test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>]`` on another runtime): saved runs are
-matched on them. On a runtime other than eager, the original timed beside each variant is the same
+``test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>]`` on another runtime, ``-seed<k>`` after
+the runtime for the seeds after the first): saved runs are matched on them. On a runtime other than eager, the original timed beside each variant is the same
 runtime's float original, and accuracy comes from running the runtime's artifact. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test also
 times the original in blocks between its own rounds, with pytest-benchmark's timer on both sides, and
 times the pair again (a bounded number of times) while the original's blocks show that the machine's
@@ -47,10 +47,10 @@ def _time(benchmark, infer, reference, bench) -> timing.Timing:
     return result
 
 
-def _built(bench, model: str, method: str, runtime: str, batch_size: int):
+def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: int):
     """The variant as ``runtime`` runs it, trained and built on first use (then from the cache)."""
     try:
-        return bench.on_runtime(model, method, runtime, batch_size)
+        return bench.on_runtime(model, method, runtime, batch_size, seed)
     except SessionError as err:  # bad input (4) or a cache fault (7): the whole run stops
         pytest.exit(str(err), returncode=err.code)
 
@@ -65,10 +65,10 @@ def _keep(request, record) -> None:
     request.node.user_properties.append((RECORD_KEY, record.to_dict()))
 
 
-def test_variant(benchmark, bench, model_name, method_id, runtime, batch_size, threads, request):
+def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, batch_size, threads, request):
     def not_run(status: str):
         _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
-                                           runtime=runtime))
+                                           runtime=runtime, seed=zoo_seed))
 
     reason = bench.unsupported(model_name, method_id)
     if reason:  # declared in the thresholds file: not run, not a failure
@@ -76,8 +76,8 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, batch_size, t
         pytest.skip(f"n/a: {reason}")
     rt = get_runtime(runtime)
     try:
-        original = _built(bench, model_name, "original", runtime, batch_size)
-        variant = _built(bench, model_name, method_id, runtime, batch_size)
+        original = _built(bench, model_name, "original", runtime, batch_size, zoo_seed)
+        variant = _built(bench, model_name, method_id, runtime, batch_size, zoo_seed)
         x = latency_batch(variant.trained, batch_size)
         with rt.threads(threads) as in_force:
             infer = _prepare(rt, variant, x, in_force)
@@ -88,6 +88,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, batch_size, t
             else:
                 result = _time(benchmark, infer, reference, bench)
             out = infer()
+        memory = bench.peak_memory(variant, rt, x, in_force)
     except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so
         not_run(f"n/a: {why}")
         pytest.skip(f"n/a: {why}")
@@ -105,7 +106,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, batch_size, t
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
-                          stats=benchmark.stats.stats if result else None, runtime=runtime)
+                          stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory)
     benchmark.extra_info.update(record.extra_info())
     _keep(request, record)
 

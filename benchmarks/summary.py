@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from compression_bench.benchmarks import crossruntime, recommend, report
+from compression_bench.benchmarks import records as records_
 
 EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
 EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
@@ -17,7 +18,8 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
           unwritten: list[str], plots, report_dir, regressions: list[str]) -> Iterator[tuple[str, str | None]]:
     yield report.render_tables(records), None
     yield "", None
-    for line in crossruntime.render(records, within):
+    shown = records_.across_seeds(records)  # several seeds: one row per method, mean and spread
+    for line in crossruntime.render(shown, within):
         yield line, None
     if comparison is not None:
         yield (f"changes against {comparison.a} (A, the compared run) in this run (B): accuracy in points "
@@ -35,7 +37,7 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
             yield "  " + line, None
         yield "", None
     yield f"recommendations (within {recommend.points(within)} of the original's accuracy):", None
-    for line in report.render_recommendations(records, within=within, method_order=method_order):
+    for line in report.render_recommendations(shown, within=within, method_order=method_order):
         yield "  " + line, None
     yield "", None
     for note in notices:

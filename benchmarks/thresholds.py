@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Iterable
 
 from compression_bench import compression
+from compression_bench.benchmarks.stats import significance_text
 
 DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
 
@@ -250,7 +251,10 @@ def _combined(parts: list[dict]) -> dict:
 
 
 def accuracy_failures(model: str, method: str, accuracy: float, original_accuracy: float,
-                      gates: dict[str, float]) -> list[str]:
+                      gates: dict[str, float], p_value: float | None = None) -> list[str]:
+    """Accuracy gates. ``p_value``: the exact McNemar p-value of the change against the original on
+    the same images; a drop gate's message says whether the drop is significant (the gate itself is
+    in points, as the thresholds file sets it)."""
     msgs = []
     if "min_accuracy" in gates and accuracy < gates["min_accuracy"]:
         msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is below the required "
@@ -258,7 +262,8 @@ def accuracy_failures(model: str, method: str, accuracy: float, original_accurac
     drop = original_accuracy - accuracy
     if method != "original" and "max_accuracy_drop" in gates and drop > gates["max_accuracy_drop"] + 1e-9:
         msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is {drop:.2f} points below the original's "
-                    f"{original_accuracy:.2f}%; at most {gates['max_accuracy_drop']:.2f} points are allowed")
+                    f"{original_accuracy:.2f}%; at most {gates['max_accuracy_drop']:.2f} points are allowed"
+                    + ("" if p_value is None else f" (the drop is {significance_text(p_value)})"))
     return msgs
 
 

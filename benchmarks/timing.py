@@ -257,3 +257,22 @@ def spread(values: list[float]) -> float | None:
     if len(values) < 2:
         return None
     return (max(values) - min(values)) / statistics.median(values)
+
+
+def percentile(samples, q: float) -> float | None:
+    """The ``q``-th percentile (0-100) of ``samples``, interpolated between the two nearest ranks (as
+    ``numpy.percentile`` does by default); None without samples. From fewer than about 100 rounds the
+    99th percentile is close to the slowest round."""
+    xs = sorted(samples or ())
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def samples_of(stats) -> list:
+    """The timed rounds (seconds) behind latency statistics: a :class:`Timing`'s ``samples`` or
+    pytest-benchmark's ``Stats.data``."""
+    return list(getattr(stats, "samples", None) or getattr(stats, "data", None) or [])

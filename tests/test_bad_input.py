@@ -32,7 +32,7 @@ def _suite(tmp_path: Path, *args, env=None, timeout=900) -> subprocess.Completed
     full_env.update(env)
     profile = [] if "ZOO_PROFILE" in env else ["--zoo-profile", "smoke"]  # the variable counts only without it
     cmd = [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", *profile,
-           "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", *args]
+           "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args]
     if not any(a.startswith("--report-dir") for a in args):
         cmd += ["--report-dir", str(tmp_path / "report")]
     return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)

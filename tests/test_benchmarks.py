@@ -247,7 +247,7 @@ def _suite(tmp_path, *args, cache=None):
     env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"), PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
                            "--zoo-profile", "smoke", "--report-dir", str(tmp_path / "report"),
-                           "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", *args],
+                           "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -257,7 +257,7 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"{len(MODELS) * len(METHODS)} passed" in r.stdout
     for model in MODELS:
-        assert f"### {model} — digits validation, profile smoke, latency at batch 64, 1 thread" in r.stdout
+        assert f"### {model} — digits test split (100 images), profile smoke, latency at batch 64, 1 thread" in r.stdout
     assert r.stdout.count("**Original**") == len(MODELS)
     assert "epoch 1/" in r.stdout  # training progress reached the terminal without -s
 
@@ -267,6 +267,13 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     for model in MODELS:
         orig = by[(model, "original")]
         assert orig["latency_median_ms"] > 0 and orig["threads"] == 1
+        # accuracy on the held-out test split, with its interval; tail latency beside the median
+        assert orig["accuracy_split"] == "test" and orig["accuracy_images"] == 100
+        assert orig["accuracy_low"] <= orig["accuracy"] <= orig["accuracy_high"]
+        assert orig["latency_median_ms"] <= orig["latency_p90_ms"] <= orig["latency_p99_ms"]
+        q = by[(model, "static_int8")]
+        assert 0 <= q["delta_p_value"] <= 1 and isinstance(q["delta_significant"], bool) and 0 <= q["agreement"] <= 100
+        assert set(q["per_class_delta"]) == {str(k) for k in range(10)}
         assert by[(model, "static_int8")]["size_ratio"] < 0.3
         assert by[(model, "static_int8")]["params"] > 0.9 * orig["params"]  # packed INT8 counted
         assert by[(model, "structured_50")]["params"] < 0.5 * orig["params"]
@@ -389,3 +396,28 @@ def test_bad_options_fail_before_anything_trains(tmp_path, args, message):
     r = _suite(tmp_path, "--benchmark-only", *args)
     assert r.returncode != 0 and message in r.stderr
     assert not (tmp_path / "cache" / "trained").exists()
+
+
+def test_several_seeds_train_each_model_again_and_the_table_shows_mean_and_spread(tmp_path):
+    r = _suite(tmp_path, "--benchmark-only", "--zoo-models", "EnhancedLeNet5", "--compression-methods",
+               "original,static_int8", "--zoo-seeds", "2", f"--benchmark-json={tmp_path / 'bench.json'}")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "4 passed" in r.stdout
+    # the first seed keeps the ids of a one-seed run (saved runs still match); the others add -seed<k>
+    names = {b["name"] for b in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]}
+    assert names == {"test_variant[EnhancedLeNet5-original-bs64-t1]", "test_variant[EnhancedLeNet5-static_int8-bs64-t1]",
+                     "test_variant[EnhancedLeNet5-original-seed1-bs64-t1]",
+                     "test_variant[EnhancedLeNet5-static_int8-seed1-bs64-t1]"}
+    assert "EnhancedLeNet5/smoke/seed1" in r.stdout  # the second seed was trained, not reused
+    results = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
+    assert sorted((x["method"], x["seed"]) for x in results) == [("original", 0), ("original", 1),
+                                                                  ("static_int8", 0), ("static_int8", 1)]
+    originals = [x for x in results if x["method"] == "original"]
+    # each seed is its own model: each variant is paired with the original of its seed
+    for x in results:
+        if x["method"] != "original":
+            own = next(o for o in originals if o["seed"] == x["seed"])
+            assert x["accuracy_delta"] == pytest.approx(x["accuracy"] - own["accuracy"])
+    assert "mean ± standard deviation over 2 seeds" in r.stdout
+    mean = sum(o["accuracy"] for o in originals) / 2
+    assert f"| **Original**" in r.stdout and f"{mean:.2f} ± " in r.stdout

@@ -42,6 +42,8 @@ def test_the_mobilenet_example_runs_end_to_end_on_its_smoke_settings(tmp_path):
     assert [(row["method"], row["runtime"]) for row in rows if row["runtime"] != "eager"] == [("original", "onnxruntime")]
     for row in rows:
         assert row["status"] is None or row["status"].startswith("n/a: "), row
+        # the user's model pickles into the child process that measures its peak memory
+        assert row["status"] or row["peak_increase_mib"] > 0, row
     measured = {row["method"]: row for row in rows if row["status"] is None and row["runtime"] == "eager"}
     ort = [row for row in rows if row["runtime"] == "onnxruntime"][0]
     assert abs(ort["accuracy"] - measured["original"]["accuracy"]) <= 0.5 and ort["speedup_vs_eager"] > 0

@@ -63,7 +63,7 @@ def _env(**extra) -> dict:
 def _suite_cmd(tmp_path: Path, args, report: str = "report") -> list[str]:
     return [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
             "--zoo-profile", "smoke", "--report-dir", str(tmp_path / report),
-            "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", *args]
+            "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args]
 
 
 def _suite(tmp_path: Path, *args) -> subprocess.CompletedProcess:

@@ -189,7 +189,7 @@ def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
     text = report.render_report(recs, header, within=1.0)
     assert text.startswith("# Compression benchmark report\n\n- **Date**: ")
     assert "- **Git commit**: unknown" in text and "## EnhancedLeNet5" in text
-    assert "### EnhancedLeNet5 — digits validation, profile smoke, latency at batch 64, 2 threads" in text
+    assert "### EnhancedLeNet5 — digits validation split, profile smoke, latency at batch 64, 2 threads" in text
     assert ("**Recommendation** at batch 64, 2 threads, within 1 point of the original's accuracy (97.00%):\n\n"
             "- smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts\n") in text
     mixed = ([dict(r, dataset="MNIST") for r in zoo_records("A")] +

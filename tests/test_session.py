@@ -60,12 +60,13 @@ def test_finish_sorts_in_selection_order_and_derives_ratios(tmp_path):
     assert lenet_int8["accuracy_delta"] == pytest.approx(-0.5) and cnn_s50["accuracy_delta"] == pytest.approx(-1.0)
     assert out.records[0]["speedup"] is None  # the original has no speedup
     text = "\n".join(line for line, _ in out.lines)
-    assert "### EnhancedLeNet5 — digits validation, profile smoke, latency at batch 64, 1 thread" in text
+    assert "### EnhancedLeNet5 — digits validation split, profile smoke, latency at batch 64, 1 thread" in text
     assert text.index("### EnhancedLeNet5") < text.index("### SimpleCNN_6x2")
 
 
-def _variant(name, method_id, metrics, accuracy=97.0):
-    trained = SimpleNamespace(name=name, accuracy=accuracy, data=SimpleNamespace(name="digits"))
+def _variant(name, method_id, metrics, accuracy=97.0, labels=None):
+    report = SimpleNamespace(labels=torch.tensor(labels or []))
+    trained = SimpleNamespace(name=name, accuracy=accuracy, seed=0, data=SimpleNamespace(name="digits", report=report))
     spec = SimpleNamespace(id=method_id, label=method_id, compression="INT8", family="quantization", level=None)
     return SimpleNamespace(trained=trained, method=spec, metrics=metrics)
 
@@ -87,6 +88,16 @@ def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
     untimed = s.record(_variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)),
                        _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1)
     assert untimed.latency_median_ms is None and untimed.speedup is None and untimed.timing_attempts == 0
+    assert r.accuracy_low is None and r.delta_p_value is None  # no predictions recorded: no interval, no test
+    # with every image's prediction: the interval and the paired test against the original on the same images
+    labels = [i % 10 for i in range(100)]
+    wrong = lambda k: [(y + 1) % 10 if i < k else y for i, y in enumerate(labels)]  # noqa: E731
+    v = _variant("EnhancedLeNet5", "static_int8", dict(_metrics(90.0, 1.0), predictions=wrong(10)), labels=labels)
+    o = _variant("EnhancedLeNet5", "original", dict(_metrics(100.0, 4.0), predictions=labels), labels=labels)
+    r = s.record(v, o, batch_size=64, threads=1, timing=t)
+    assert r.accuracy_low < 90.0 < r.accuracy_high and r.delta_p_value == pytest.approx(2 / 2 ** 10)
+    assert r.delta_significant and r.agreement == 90.0 and r.per_class_delta == {str(k): -10.0 for k in range(10)}
+    assert r.latency_p90_ms == pytest.approx(2.8) and r.latency_p99_ms == pytest.approx(2.98)
 
 
 def test_a_failed_gate_gives_exit_status_1(tmp_path):
@@ -147,7 +158,9 @@ def test_extra_info_comes_from_the_schema_and_leaves_latency_to_pytest_benchmark
     r = rec("M", "static_int8", lat=2.0, ref=8.0, latency_rounds=10, name="test_variant[M-static_int8-bs64-t1]")
     info = r.extra_info()
     assert list(info) == list(schema.EXTRA_INFO)
-    assert not [k for k in info if k.startswith("latency")] and "name" not in info
+    # pytest-benchmark saves the median and spread in its stats, but no p90 or p99: those travel in extra_info
+    assert not [k for k in info if k.startswith("latency") and k not in ("latency_p90_ms", "latency_p99_ms")]
+    assert "latency_p99_ms" in info and "name" not in info
     assert {"speedup", "reference_latency_median_ms", "runtime", "original_accuracy"} <= set(info)
     # what is saved is enough to compare: the latency comes back from pytest-benchmark's stats
     saved = {"name": r.name, "extra_info": json.loads(json.dumps(info)), "stats": {"median": 0.002}}
@@ -308,11 +321,19 @@ def test_runtime_gates_take_speed_floors_only_from_the_runtimes_own_tables(tmp_p
 
 def test_the_cases_hold_every_method_per_runtime_and_the_eager_original_always(tmp_path):
     s = _session(tmp_path, runtimes="onnxruntime", float_baselines="inductor", zoo_models="EnhancedLeNet5")
-    assert s.cases() == [("EnhancedLeNet5", "original", "eager"),
-                         *[("EnhancedLeNet5", m, "onnxruntime") for m in METHODS.split(",")],
-                         ("EnhancedLeNet5", "original", "inductor")]
+    assert s.cases() == [("EnhancedLeNet5", "original", "eager", 0),
+                         *[("EnhancedLeNet5", m, "onnxruntime", 0) for m in METHODS.split(",")],
+                         ("EnhancedLeNet5", "original", "inductor", 0)]
     with pytest.raises(SessionError, match="unknown runtime 'tvm' in --runtimes"):
         _session(tmp_path, runtimes="eager,tvm")
+    # --zoo-seeds 2: every case once per seed, seed by seed
+    two = _session(tmp_path, zoo_seeds="2", zoo_models="EnhancedLeNet5", compression_methods="original,static_int8",
+                   float_baselines="none")
+    assert two.cases() == [("EnhancedLeNet5", "original", "eager", 0), ("EnhancedLeNet5", "static_int8", "eager", 0),
+                           ("EnhancedLeNet5", "original", "eager", 1), ("EnhancedLeNet5", "static_int8", "eager", 1)]
+    for bad in ("0", "three", "21"):
+        with pytest.raises(SessionError, match="--zoo-seeds takes a number of seeds from 1 to 20"):
+            _session(tmp_path, zoo_seeds=bad)
 
 
 def test_a_runtime_whose_package_is_missing_fails_the_run_with_the_pip_command(tmp_path, monkeypatch):
