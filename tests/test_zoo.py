@@ -69,12 +69,12 @@ def test_unknown_names_fail_with_the_valid_ones():
 def test_digits_split_is_fixed_stratified_three_way_and_shaped_per_model():
     a = zoo.load_dataset("digits", (1, 28, 28))
     b = zoo.load_dataset("digits", (3, 32, 32))
-    assert (len(a.train), len(a.val), len(a.test)) == (1122, 225, 450)
+    assert (len(a.train), len(a.val), len(a.test)) == (1347, 225, 225)
     assert a.report is a.test and a.report_split == "test"
     assert torch.equal(a.val.labels, b.val.labels) and torch.equal(a.test.labels, b.test.labels)
     # stratified: each class keeps its share of the whole set in validation and in test, to one image
     whole = torch.cat([a.train.labels, a.val.labels, a.test.labels]).bincount().float()
-    assert (a.test.labels.bincount().float() - whole * 450 / 1797).abs().max() <= 1.0
+    assert (a.test.labels.bincount().float() - whole * 225 / 1797).abs().max() <= 1.0
     assert (a.val.labels.bincount().float() - whole * 225 / 1797).abs().max() <= 1.0
     # the three splits are disjoint: no test image was trained on or tuned on
     rows = lambda s: {tuple(x.flatten().tolist()) for x in s.images}  # noqa: E731
