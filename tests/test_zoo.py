@@ -79,6 +79,18 @@ def test_digits_split_is_fixed_stratified_three_way_and_shaped_per_model():
     # the three splits are disjoint: no test image was trained on or tuned on
     rows = lambda s: {tuple(x.flatten().tolist()) for x in s.images}  # noqa: E731
     assert not (rows(a.test) & rows(a.train)) and not (rows(a.test) & rows(a.val))
+    # nor is any test image one of the 450 the founding recipes were chosen by (scikit-learn's 25%
+    # stratified hold-out with seed 0): those are split between validation and training
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from compression_bench.zoo.data import fit_shape
+    digits = load_digits()
+    _, tuned = train_test_split(np.arange(len(digits.target)), test_size=0.25, stratify=digits.target,
+                                random_state=0)
+    raw = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    tuned_rows = {tuple(x.flatten().tolist()) for x in fit_shape(raw[tuned], (1, 28, 28))}
+    assert len(tuned_rows & rows(a.val)) == 225 and len(tuned_rows & rows(a.train)) == 225
+    assert not tuned_rows & rows(a.test)
     assert a.train.images.shape[1:] == (1, 28, 28) and b.train.images.shape[1:] == (3, 32, 32)
     x = b.train.first_batch(8)
     assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 0], x[:, 2])  # grey replicated

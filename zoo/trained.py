@@ -24,7 +24,7 @@ from .registry import ModelInfo, build, get_model_info
 from .training import Progress, Recipe, evaluate, finetune, print_progress, train, train_threads
 from .weights import file_sha256, load_weights
 
-DATA_VERSION = 2  # bump when the way datasets are split or preprocessed changes
+DATA_VERSION = 3  # bump when the way datasets are split or preprocessed changes
 #: libraries whose kernels or data loading a trained checkpoint depends on (part of its key)
 TRAINING_PACKAGES = ("torch", "torchvision", "scikit-learn", "numpy")
 
