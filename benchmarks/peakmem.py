@@ -84,14 +84,14 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
     name = f"{variant.trained.name}-{variant.method.id}-{runtime.name}-bs{x.shape[0]}-t{threads}"
 
     def build() -> dict:
-        try:
-            return {"figures": _in_child(variant, runtime.name, x, threads, "pickle" if eager else "artifact")}
-        except _ChildFailed:
-            if not eager:
-                raise
+        if not eager:
+            form = "artifact"
+        else:
             # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
-            # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs
-            return {"figures": _in_child(variant, runtime.name, x, threads, "torchscript")}
+            # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
+            # A round trip here finds out without starting a child that would fail.
+            form = "pickle" if _unpickles(variant.model) else "torchscript"
+        return {"figures": _in_child(variant, runtime.name, x, threads, form)}
 
     try:
         entry, _ = cache.get_or_build("peak-memory", name, parts, build)
@@ -104,6 +104,21 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
 
 class _ChildFailed(RuntimeError):
     pass
+
+
+def _unpickles(model) -> bool:
+    """Whether ``model`` survives the pickle round trip the child would make (``torch.save``, ``torch.load``)."""
+    import io
+
+    import torch
+    buffer = io.BytesIO()
+    try:
+        torch.save(model, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=False)
+    except Exception:  # noqa: BLE001 - any failure to unpickle sends the module as its trace instead
+        return False
+    return True
 
 
 def _in_child(variant, runtime: str, x, threads: int, form: str) -> dict:

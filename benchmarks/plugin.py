@@ -17,7 +17,7 @@ import os
 import pytest
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import options, runtimes
+from compression_bench.benchmarks import heap, options, runtimes
 from compression_bench.benchmarks.schema import Record
 from compression_bench.benchmarks.session import RECORD_KEY, Session, SessionError
 
@@ -67,6 +67,9 @@ def pytest_configure(config):
         # spinning OpenMP waits take the cores from the other worker (two 2-thread trainings on 2 cores:
         # 77 s each, 35 s with passive waits); workers inherit it, and it changes no result
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # timed inferences run on memory that stays mapped (benchmarks/heap.py: the cause of an 18 vs 28 ms
+    # LeNet); set once per process, before anything is timed
+    s.heap = heap.steady_heap()
     config._compression_bench = s
     config.pluginmanager.register(_Records(s), "compression-bench-records")
 

@@ -6,24 +6,12 @@ runs hold). Records are grouped by model and *setting* (batch size and threads) 
 """
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Callable, Iterable, TypeVar
 
-from compression_bench.benchmarks.schema import speedup
+from compression_bench.benchmarks.schema import NUMERIC, number, speedup
 
 T = TypeVar("T")
-
-
-def number(v) -> float | None:
-    """``v`` as a float, or ``None`` for missing, boolean, non-numeric or NaN values."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def setting_of(r: dict) -> tuple:
@@ -115,7 +103,6 @@ def across_seeds(records: list[dict]) -> list[dict]:
     (how many), ``significant_seeds`` (in how many the change against the original was significant) and
     every seed's gate failures. A method that failed or was not run for some seed shows that seed's row.
     The result files keep every seed's own record; only tables, recommendations and plots average."""
-    from compression_bench.benchmarks.schema import NUMERIC
     if len({r.get("seed") or 0 for r in records}) <= 1:
         return records
     buckets: dict[tuple, list[dict]] = {}

@@ -104,7 +104,7 @@ def group_title(model: str, setting: tuple, recs: list[dict]) -> str:
 
 
 def split_text(recs: list[dict]) -> str:
-    """Where the accuracies come from: ``digits test split (450 images)``; ``digits validation`` for
+    """Where the accuracies come from: ``digits test split (225 images)``; ``digits validation`` for
     records of runs that did not say."""
     r0 = next((r for r in recs if r.get("accuracy_split")), recs[0])
     split, n = r0.get("accuracy_split") or "validation", r0.get("accuracy_images")

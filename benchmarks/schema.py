@@ -25,6 +25,7 @@ The speedup of a variant is :func:`speedup`, the one definition the suite uses.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -47,19 +48,26 @@ class Column:
     render: Callable[[Mapping], str] | None = None
 
 
-def _num(v) -> float | None:
-    return None if v is None or isinstance(v, bool) else float(v)
+def number(v) -> float | None:
+    """``v`` as a float, or ``None`` for missing, boolean, non-numeric or NaN values."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
 
 
 def _sd(r: Mapping, key: str, spec: str) -> str:
     """`` ± 0.31`` for a row averaged over seeds (``<key>_sd``), else nothing."""
-    sd = _num(r.get(key + "_sd"))
+    sd = number(r.get(key + "_sd"))
     return "" if sd is None or (r.get("seeds") or 1) < 2 else f" ± {sd:{spec}}"
 
 
 def accuracy_cell(r: Mapping) -> str:
     """``98.67 (97.1–99.4)``: the accuracy and its 95% Wilson interval; ``98.67 ± 0.31`` averaged over seeds."""
-    acc, lo, hi = _num(r.get("accuracy")), _num(r.get("accuracy_low")), _num(r.get("accuracy_high"))
+    acc, lo, hi = number(r.get("accuracy")), number(r.get("accuracy_low")), number(r.get("accuracy_high"))
     if acc is None:
         return "–"
     if (r.get("seeds") or 1) > 1:
@@ -69,7 +77,7 @@ def accuracy_cell(r: Mapping) -> str:
 
 def speedup_cell(key: str):
     def cell(r: Mapping) -> str:
-        v = _num(r.get(key))
+        v = number(r.get(key))
         return "–" if v is None else f"{v:.2f}x{_sd(r, key, '.2f')}"
     return cell
 
@@ -77,12 +85,12 @@ def speedup_cell(key: str):
 def delta_cell(r: Mapping) -> str:
     """``-3.11 (p<0.001)`` for a significant change, ``+0.44 (n.s.)`` for one that is not; averaged over
     seeds, ``-0.15 ± 0.20 (sig. in 1/3)``."""
-    d = _num(r.get("accuracy_delta"))
+    d = number(r.get("accuracy_delta"))
     if d is None:
         return "–"
     if (r.get("seeds") or 1) > 1:
         return f"{d:+.2f}{_sd(r, 'accuracy_delta', '.2f')} (sig. in {r.get('significant_seeds') or 0}/{r['seeds']})"
-    p = _num(r.get("delta_p_value"))
+    p = number(r.get("delta_p_value"))
     if p is None:
         return f"{d:+.2f}"
     from compression_bench.benchmarks.stats import ALPHA, p_text

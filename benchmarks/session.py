@@ -113,6 +113,7 @@ class Session:
         self.data_root = env("zoo_data_root")
         self.download = bool(given.get("zoo_download"))
         self.say = say or _stderr
+        self.heap: str | None = None  # what benchmarks.heap did to this process's allocator (set by the plugin)
         self.root = root
         self.records: list[Record] = []
         self._trained: dict[tuple[str, int], zoo.TrainedModel] = {}
@@ -290,7 +291,8 @@ class Session:
     def machine_info(self) -> dict:
         """What pytest-benchmark saves about the run beside its machine's."""
         return {"profile": self.profile.name, "threads": self.thread_counts, **self.versions,
-                "quantized_engine": torch.backends.quantized.engine, "batch_sizes": self.batch_sizes}
+                "quantized_engine": torch.backends.quantized.engine, "batch_sizes": self.batch_sizes,
+                "heap": self.heap}
 
     def finish(self, compared: Mapping | None = None) -> Outcome:
         """Sort, derive ratios, note drift, compare, plot, write the files; see :func:`benchmarks.session_end.finish`."""

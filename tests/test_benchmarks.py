@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -295,6 +296,9 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     saved = json.loads(bench_json.read_text())
     assert saved["machine_info"]["compression_bench"]["profile"] == "smoke"
     assert saved["machine_info"]["compression_bench"]["threads"] == [1]
+    # timed on a steady heap (benchmarks/heap.py), recorded with the run
+    heap = "glibc malloc" if platform.libc_ver()[0] == "glibc" else "allocator defaults"
+    assert saved["machine_info"]["compression_bench"]["heap"].startswith(heap)
     names = {b["name"] for b in saved["benchmarks"]}
     assert "test_variant[ResNet50Custom-static_int8-bs64-t1]" in names
     for b in saved["benchmarks"]:
