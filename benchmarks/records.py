@@ -122,7 +122,8 @@ def across_seeds(records: list[dict]) -> list[dict]:
         for k in NUMERIC:
             values = [number(r.get(k)) for r in rows]
             if k != "seed" and all(v is not None for v in values):
-                row[k] = sum(values) / len(values)
+                if len(set(values)) > 1:  # the same value in every seed keeps its type (64, not 64.0)
+                    row[k] = sum(values) / len(values)
                 if k in SEED_SPREAD:
                     row[k + "_sd"] = statistics.stdev(values)
         classes = [r.get("per_class_delta") or {} for r in rows]

@@ -423,5 +423,7 @@ def test_several_seeds_train_each_model_again_and_the_table_shows_mean_and_sprea
             own = next(o for o in originals if o["seed"] == x["seed"])
             assert x["accuracy_delta"] == pytest.approx(x["accuracy"] - own["accuracy"])
     assert "mean ± standard deviation over 2 seeds" in r.stdout
+    # what every seed shares keeps its form in the averaged title: 100 images and batch 64, not 100.0 and 64.0
+    assert "### EnhancedLeNet5 — digits test split (100 images), profile smoke, latency at batch 64, 1 thread" in r.stdout
     mean = sum(o["accuracy"] for o in originals) / 2
     assert f"| **Original**" in r.stdout and f"{mean:.2f} ± " in r.stdout
