@@ -14,6 +14,7 @@ change of the measurement code re-measures every variant without rebuilding any.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +86,14 @@ def compression_code_fingerprint(method_id: str) -> str:
                if c.__module__.startswith("compression_bench.")}
     return code_fingerprint(api, compose, context, pruning, quant, serialize, specs,
                             *sorted(modules, key=lambda m: m.__name__), context_for)
+
+
+def latency_batch(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
+    """A fixed batch of real validation images, the same for every variant of a model."""
+    x = trained.data.val.first_batch(batch_size)
+    if x.shape[0] < batch_size:  # a validation split smaller than the batch: repeat it
+        x = x.repeat(math.ceil(batch_size / x.shape[0]), 1, 1, 1)[:batch_size]
+    return x.contiguous()
 
 
 @functools.lru_cache(maxsize=None)

@@ -176,8 +176,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
 
 
 def _example(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
-    from compression_bench.benchmarks.session import latency_batch  # the batch the artifact is timed on
-    return latency_batch(trained, batch_size)
+    return pipeline.latency_batch(trained, batch_size)  # the batch the artifact is timed on
 
 
 

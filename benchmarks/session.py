@@ -15,7 +15,6 @@ before anything trains), 7 when the cache cannot be read or written.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import sys
 import time
@@ -46,14 +45,6 @@ VERSIONS = ("torch", "torchvision", "torch-pruning", "scikit-learn")
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def latency_batch(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
-    """A fixed batch of real validation images, the same for every variant of a model."""
-    x = trained.data.val.first_batch(batch_size)
-    if x.shape[0] < batch_size:  # a validation split smaller than the batch: repeat it
-        x = x.repeat(math.ceil(batch_size / x.shape[0]), 1, 1, 1)[:batch_size]
-    return x.contiguous()
 
 
 class Session:

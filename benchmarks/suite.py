@@ -26,9 +26,10 @@ import pytest
 from pytest_benchmark.stats import Stats
 
 from compression_bench.benchmarks import timing
+from compression_bench.benchmarks.pipeline import latency_batch
 from compression_bench.benchmarks.runtime_variants import RuntimeUnsupported
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.session import RECORD_KEY, SessionError, VariantFailure, latency_batch
+from compression_bench.benchmarks.session import RECORD_KEY, SessionError, VariantFailure
 
 
 def _time(benchmark, infer, reference, bench) -> timing.Timing:
