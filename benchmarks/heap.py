@@ -22,7 +22,6 @@ resident memory between inferences; peak memory is measured in child processes o
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -40,7 +39,7 @@ def steady_heap() -> str:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return "allocator defaults (not glibc)"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them: no library search
         ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     except (OSError, AttributeError):
         ok = False

@@ -24,6 +24,7 @@ import functools
 import gc
 import hashlib
 import importlib
+import io
 import json
 import os
 import resource
@@ -85,13 +86,14 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
 
     def build() -> dict:
         if not eager:
-            form = "artifact"
+            form, blob = "artifact", variant.artifact
         else:
             # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
             # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
-            # A round trip here finds out without starting a child that would fail.
-            form = "pickle" if _unpickles(variant.model) else "torchscript"
-        return {"figures": _in_child(variant, runtime.name, x, threads, form)}
+            # The round trip here finds out without starting a child that would fail.
+            blob = _pickled(variant.model)
+            form, blob = ("pickle", blob) if blob is not None else ("torchscript", _traced(variant.model, x))
+        return {"figures": _in_child(form, blob, runtime.name, x, threads)}
 
     try:
         entry, _ = cache.get_or_build("peak-memory", name, parts, build)
@@ -106,35 +108,38 @@ class _ChildFailed(RuntimeError):
     pass
 
 
-def _unpickles(model) -> bool:
-    """Whether ``model`` survives the pickle round trip the child would make (``torch.save``, ``torch.load``)."""
-    import io
-
+def _pickled(model) -> bytes | None:
+    """``model`` pickled (``torch.save``) as the child will load it, or None when it does not load back."""
     import torch
     buffer = io.BytesIO()
     try:
         torch.save(model, buffer)
-        buffer.seek(0)
-        torch.load(buffer, weights_only=False)
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
     except Exception:  # noqa: BLE001 - any failure to unpickle sends the module as its trace instead
-        return False
-    return True
+        return None
+    return buffer.getvalue()
 
 
-def _in_child(variant, runtime: str, x, threads: int, form: str) -> dict:
-    """Measure in a child process; ``form``: how the variant travels (``pickle``: the eager module itself;
+def _traced(model, x) -> bytes:
+    """``model``'s TorchScript trace on one image of ``x``, saved."""
+    import torch
+    buffer = io.BytesIO()
+    with torch.inference_mode():
+        torch.jit.save(torch.jit.trace(model.eval(), x[:1]), buffer)
+    return buffer.getvalue()
+
+
+FILES = {"pickle": "model.pt", "torchscript": "model.ts", "artifact": "artifact.bin"}
+
+
+def _in_child(form: str, blob: bytes, runtime: str, x, threads: int) -> dict:
+    """Measure in a child process; ``form``: what ``blob`` holds (``pickle``: the eager module itself;
     ``torchscript``: its trace on ``x``; ``artifact``: a runtime's artifact bytes)."""
     import torch
     with tempfile.TemporaryDirectory(prefix="peakmem-") as tmp:
         d = Path(tmp)
         torch.save(x, d / "input.pt")
-        if form == "pickle":
-            torch.save(variant.model, d / "model.pt")  # the module itself, pickled: the child loads it whole
-        elif form == "torchscript":
-            with torch.inference_mode():
-                torch.jit.save(torch.jit.trace(variant.model.eval(), x[:1]), str(d / "model.ts"))
-        else:
-            (d / "artifact.bin").write_bytes(variant.artifact)
+        (d / FILES[form]).write_bytes(blob)
         spec = {"runtime": runtime, "threads": threads, "dir": tmp, "form": form}
         (d / "spec.json").write_text(json.dumps(spec))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -165,13 +170,13 @@ def _child(spec_path: str) -> None:
     gc.collect()
     # the baseline: resident now, with the imports done; the peak from here on counts only what follows
     baseline = _status_mib("VmRSS") if _reset_peak() else _peak_mib()
+    path = d / FILES[spec["form"]]
     if spec["form"] == "pickle":
-        model = torch.load(d / "model.pt", weights_only=False)  # written by our parent a moment ago
-        run = rt.prepare(model, x)
+        run = rt.prepare(torch.load(path, weights_only=False), x)  # written by our parent a moment ago
     elif spec["form"] == "torchscript":
-        run = rt.prepare(torch.jit.load(str(d / "model.ts")), x)
+        run = rt.prepare(torch.jit.load(str(path)), x)
     else:
-        run = rt.load((d / "artifact.bin").read_bytes(), spec["threads"])
+        run = rt.load(path.read_bytes(), spec["threads"])
     run(x)
     peak = _peak_mib()
     print(json.dumps({"peak_mib": peak, "peak_increase_mib": peak - baseline, "baseline_mib": baseline,
