@@ -113,6 +113,15 @@ def bench(pytestconfig) -> Session:
     return _session(pytestconfig)
 
 
+def pytest_report_header(config):
+    s = _session(config)
+    if s is None:
+        return None
+    from compression_bench.benchmarks.machine import describe
+    return [f"compression-bench machine: {describe(s.machine)}",
+            f"compression-bench machine key: {s.machine['key']} (speed gates for class {s.cpu_class})"]
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["compression_bench"] = _session(config).machine_info()
 

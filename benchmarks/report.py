@@ -21,6 +21,7 @@ from typing import Iterable
 from tabulate import tabulate
 
 from compression_bench.benchmarks import crossruntime, perclass, recommend, schema, timing
+from compression_bench.benchmarks import machine as machine_
 from compression_bench.benchmarks import records as records_
 from compression_bench.benchmarks.records import measured, number, setting_text
 
@@ -81,6 +82,23 @@ def drift_notice(records: list[dict]) -> str | None:
             f"on speedup.")
 
 
+def noise_line(records: list[dict]) -> str | None:
+    """One line on how noisy timing was in this run: the speedup intervals' half-widths and the
+    original's round-to-round variation (None when nothing was paired)."""
+    widths = [(number(r.get("speedup_half_width")), r) for r in measured(records)]
+    widths = [(w, r) for w, r in widths if w is not None]
+    if not widths:
+        return None
+    ws = sorted(w for w, _ in widths)
+    worst, wr = max(widths, key=lambda x: x[0])
+    noise = sorted(v for v in (number(r.get("reference_noise")) for r in records) if v is not None)
+    seconds = [v for v in (number(r.get("timing_seconds")) for r in records) if v is not None]
+    return (f"timing noise: speedup 95% intervals ±{ws[len(ws) // 2]:.1%} median, ±{worst:.1%} at most "
+            f"({wr['model']} / {wr['method']} on {wr.get('runtime') or 'eager'}); the original's round-to-round "
+            f"variation {noise[len(noise) // 2]:.1%} median" if noise else "timing noise: –") + (
+            f"; {sum(seconds) / len(seconds):.1f} s of paired rounds per test on average" if seconds else "")
+
+
 def table_rows(records: Iterable[dict]) -> list[list[str]]:
     """The table's rows, most accurate first (the original first among equals)."""
     return [[cell(r, key, col) for key, col in schema.COLUMNS]
@@ -120,18 +138,6 @@ def render_tables(records: list[dict]) -> str:
                         for model, bs, recs in groups(records_.across_seeds(records)))
 
 
-def cpu_name() -> str:
-    """The CPU model as the OS names it (``/proc/cpuinfo`` on Linux), else the architecture."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def git_commit(repo: str | Path | None = None) -> str:
     """``git rev-parse --short HEAD`` of ``repo``, noting uncommitted changes to tracked files; else "unknown"."""
     def git(*args: str) -> str:
@@ -162,11 +168,16 @@ def datasets_text(records: list[dict]) -> str:
 
 
 def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versions: dict,
-               repo: str | Path | None = None) -> dict:
-    """The run header of report.md and results.json."""
+               repo: str | Path | None = None, machine: dict | None = None) -> dict:
+    """The run header of report.md and results.json; ``machine``: :func:`benchmarks.machine.identify`."""
     header = {"Date": time.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), "Profile": profile,
               "Dataset": datasets_text(records), "Batch size(s)": ", ".join(map(str, batch_sizes)),
-              "Threads": threads, "CPU": cpu_name(), "Python": platform.python_version()}
+              "Threads": threads, "Python": platform.python_version()}
+    machine = machine or machine_.identify()
+    header["CPU"] = machine_.describe(machine)
+    header["Capability class"] = machine["capability_class"]
+    header["Machine key"] = machine["key"]
+    header.update({k: v for k, v in (machine.get("versions") or {}).items() if k not in versions})
     header.update(versions)
     header["Git commit"] = git_commit(repo)
     return header
@@ -180,10 +191,14 @@ NOTES = ("Accuracy is top-1 on the split the title names (the test split, held o
          "percentiles of the variant's timed rounds. "
          "Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
          "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
-         "MACs are per image, counted on the float graph. Latency is the median per batch. Ref. latency "
-         "is the original's median latency timed in the variant's own test (in blocks between the "
-         "variant's rounds); Speedup is that figure over the variant's latency, so the two columns beside "
-         "it reproduce it. Size ratio is against the original.")
+         "MACs are per image, counted on the float graph. Latency is the median per batch with its 95% "
+         "bootstrap interval. Ref. latency is the original's median latency timed in the variant's own "
+         "test: the two are timed alternately, round by round, and Speedup is the centre of the per-round "
+         "ratios (10%-trimmed geometric mean) with its 95% bootstrap interval, so it need not equal the "
+         "ratio of the two medians. ⚠ marks a variant meant for speed that is slower than what it "
+         "replaces (listed with the likely cause at the end). Channels pruned is the fraction of channels "
+         "structured pruning really removed (kept counts are rounded to a multiple of the kernels' block). "
+         "Size ratio is against the original.")
 
 
 def render_recommendations(records: list[dict], *, within: float = 1.0, method_order=None,

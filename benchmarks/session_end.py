@@ -69,7 +69,7 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
     drawn = plots.make_plots(across_seeds(rows), session.report_dir, within=session.within, method_order=session.methods)
     header = report.run_header(rows, profile=session.profile.name, batch_sizes=session.batch_sizes,
                                threads=", ".join(map(str, session.thread_counts)), versions=session.versions,
-                               repo=session.root)
+                               repo=session.root, machine=getattr(session, "machine", None))
     if comparison is not None:
         header["Compared against"] = comparison.a
     out.paths, out.unwritten = report.write_results(rows, header, session.report_dir, within=session.within,

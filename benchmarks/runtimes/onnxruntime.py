@@ -6,8 +6,9 @@ One artifact serves every batch size: the batch dimension is dynamic (input ``in
 artifact is its float variant. An INT8 method's is the float model its quantization starts from,
 quantized by ORT's own toolchain after ``quant_pre_process`` (shape inference, graph optimisation):
 
-* static: ``quantize_static``, QDQ format, per-channel symmetric INT8 weights, asymmetric UINT8
-  activations, MinMax ranges observed on the batches the eager static row calibrated on;
+* static: ``quantize_static``, QDQ format, per-channel symmetric weights, asymmetric UINT8
+  activations, MinMax ranges observed on the batches the eager static row calibrated on; the weight
+  format depends on the CPU's capability class (:func:`int8_format`);
 * dynamic: ``quantize_dynamic`` of MatMul/Gemm only (eager quantizes Linear only, and ORT's CPU
   build has no dynamic INT8 convolution kernel), INT8 weights, activations quantized per batch;
 * QAT: not supported (:meth:`OnnxRuntime.unsupported`).
@@ -17,9 +18,18 @@ runs (random weights for speed; the default profile's digits-trained models, 450
 images, for accuracy):
 
 * UINT8 activations, not INT8: the same top-1 on all four models, but INT8 (S8S8) convolutions run
-  far slower here: EfficientNetB0Custom 32 vs 286 ms, ResNet50Custom 86 vs 216 ms. ORT advises
-  ``reduce_range`` for U8S8 on x86 CPUs without VNNI (saturation risk); not set, so an artifact
-  does not depend on the machine that built it.
+  far slower here: EfficientNetB0Custom 32 vs 286 ms, ResNet50Custom 86 vs 216 ms.
+* INT8 weights at full range (U8S8) only where the CPU has VNNI (or ARM's dot product). Without
+  VNNI, MLAS multiplies UINT8 by INT8 with AVX2's ``vpmaddubsw``, which adds each pair of products
+  into a saturating 16-bit value: 2 x 255 x 127 overflows, and on an AVX2 CPU the U8S8 model of the
+  smoke test agreed with float on 73.8% of images. ONNX Runtime's quantization guide gives two
+  remedies, ``reduce_range`` (7-bit weights, 2 x 255 x 64 fits) and U8U8; the suite uses
+  ``reduce_range`` there (U8S8-rr), which keeps the fast kernel (figures of all four formats in the
+  README). The format follows the capability class, an approximated one included: MLAS picks its
+  kernels from the CPU itself (no environment variable caps it), so under ``ONEDNN_MAX_CPU_ISA=AVX2``
+  on a VNNI CPU the U8S8-rr model runs VNNI kernels, but it is the same file an AVX2 CPU gets, and
+  with 7-bit weights nothing saturates on either, so its accuracy is the AVX2 CPU's. The format is
+  part of the artifact's cache key.
 * MinMax calibration: Percentile and Entropy were within two images (0.4 points) of it on every
   model, in no consistent direction (Entropy gave MinMax's scales exactly), so the default stays.
 * A dynamic batch costs nothing measurable: within 1% of a static-batch export, float and INT8
@@ -36,13 +46,16 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from compression_bench.benchmarks import machine
 from compression_bench.zoo.keys import package_versions
 
 from . import Prepared, Source, register_runtime, torch_threads
 
 INPUT, OUTPUT = "input", "logits"
-#: activation type of static INT8 ("QUInt8" or "QInt8", a name of onnxruntime.quantization.QuantType)
-ACTIVATIONS = "QUInt8"
+#: static INT8 formats: name -> (activation type, weight type, reduce_range); types are names of
+#: onnxruntime.quantization.QuantType
+FORMATS = {"U8S8": ("QUInt8", "QInt8", False), "U8S8-rr": ("QUInt8", "QInt8", True),
+           "U8U8": ("QUInt8", "QUInt8", False), "S8S8": ("QInt8", "QInt8", False)}
 #: range estimation of static INT8 (a name of onnxruntime.quantization.CalibrationMethod)
 CALIBRATION_METHOD = "MinMax"
 
@@ -79,18 +92,29 @@ class _Calibration:
         return {INPUT: _numpy(batch)}
 
 
-def quantize_static_qdq(src: str, dst: str, batches: Iterable[torch.Tensor], activations: str,
+def int8_format(cpu_class: str) -> tuple[str, str]:
+    """The static INT8 format (a key of :data:`FORMATS`) for a CPU of ``cpu_class`` (see
+    :mod:`benchmarks.machine`), and why."""
+    if cpu_class.startswith("x86") and cpu_class not in machine.FAST_INT8:
+        return "U8S8-rr", (f"{cpu_class} has no VNNI: full-range U8S8 can saturate AVX2's 16-bit pair sums, "
+                           f"so weights use 7 bits (reduce_range)")
+    return "U8S8", f"{cpu_class} multiplies INT8 into 32 bits: no saturation, full-range weights"
+
+
+def quantize_static_qdq(src: str, dst: str, batches: Iterable[torch.Tensor], fmt: str,
                         method: str) -> int:
-    """Static INT8 of the pre-processed model ``src`` into ``dst`` with ``activations`` (a QuantType
-    name) ranged by ``method`` (a CalibrationMethod name); returns the number of calibration batches."""
+    """Static INT8 of the pre-processed model ``src`` into ``dst`` in format ``fmt`` (a key of
+    :data:`FORMATS`), ranged by ``method`` (a CalibrationMethod name); returns the number of
+    calibration batches."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
         raise ValueError("static INT8 needs calibration batches; source.calibration() yielded none")
     reader = _Calibration(itertools.chain([first], batches))
-    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    weight_type=QuantType.QInt8, activation_type=QuantType[activations],
+    activations, weights, reduce_range = FORMATS[fmt]
+    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                    weight_type=QuantType[weights], activation_type=QuantType[activations],
                     calibrate_method=CalibrationMethod[method])
     return reader.count
 
@@ -120,7 +144,13 @@ class OnnxRuntime:
     batch_specific = False
 
     def versions(self) -> dict[str, str]:
-        return package_versions(*self.requires)
+        # the INT8 format depends on the CPU's class: an artifact built for another class is rebuilt
+        return {**package_versions(*self.requires), "int8_format": self.format()[0]}
+
+    @staticmethod
+    def format() -> tuple[str, str]:
+        """This machine's static INT8 format and why (:func:`int8_format` of its capability class)."""
+        return int8_format(machine.identify()["capability_class"])
 
     def unsupported(self, method) -> str | None:
         if method.quantized and method.kinds[-1] == "qat":
@@ -143,10 +173,11 @@ class OnnxRuntime:
             source.say("onnxruntime: quant_pre_process (shape inference, optimisation)")
             quant_pre_process(str(tmp / "float.onnx"), str(tmp / "prepared.onnx"))
             if kind == "static":
-                source.say(f"onnxruntime: static INT8 (QDQ, per channel, {ACTIVATIONS} activations), "
-                           f"calibrating ({CALIBRATION_METHOD})")
+                fmt, why = self.format()
+                source.say(f"onnxruntime: static INT8 (QDQ, per channel, {fmt}: {why}), calibrating "
+                           f"({CALIBRATION_METHOD})")
                 n = quantize_static_qdq(str(tmp / "prepared.onnx"), str(tmp / "int8.onnx"),
-                                         source.calibration(), ACTIVATIONS, CALIBRATION_METHOD)
+                                         source.calibration(), fmt, CALIBRATION_METHOD)
                 source.say(f"onnxruntime: static INT8 calibrated on {n} batches")
             else:
                 source.say("onnxruntime: dynamic INT8 of MatMul/Gemm")
