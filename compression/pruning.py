@@ -24,6 +24,16 @@ their L2 weight magnitude, the same fraction ``level`` in every prunable layer
 ``nn.Linear`` whose ``out_features`` equals the number of classes is ignored as
 a pruning root (its inputs still shrink with the layer feeding it).  The
 result is a physically smaller dense model of the same classes.
+
+The kept channel count of each layer is rounded to the nearest multiple of
+``round_to`` (:data:`ROUND_TO` by default; Torch-Pruning's ``round_to``),
+because CPU convolution kernels work on channel blocks: ONNX Runtime's NCHWc
+path takes blocks of 8 on AVX2 and 16 on AVX-512, and a layer with an odd count
+falls back to a slower path (measured: EfficientNet-B0 pruned 30% without
+rounding ran 0.27x its float original on ONNX Runtime).  Rounding moves each layer's level by up to
+``round_to / 2`` channels; :func:`channels_pruned` gives the fraction actually
+removed.  A layer with fewer than ``2 * round_to`` channels is left
+whole.
 """
 
 from __future__ import annotations
@@ -88,6 +98,41 @@ def make_permanent(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------- structured
+#: default multiple of kept channels per layer (see the module doc and the README's measurement)
+ROUND_TO = 8
+
+
+def channels_pruned(original: nn.Module, pruned: nn.Module) -> float | None:
+    """The fraction of output channels (conv) and features (linear) that ``pruned`` lacks against
+    ``original``, over the layers both have (None when they have none in common)."""
+    def counts(model):
+        return {name: getattr(m, "out_channels", getattr(m, "out_features", 0))
+                for name, m in model.named_modules() if hasattr(m, "out_channels") or hasattr(m, "out_features")}
+    before, after = counts(original), counts(pruned)
+    common = [n for n in before if n in after]
+    total = sum(before[n] for n in common)
+    return 1.0 - sum(after[n] for n in common) / total if total else None
+
+
+def _nearest_multiple_pruner():
+    import torch_pruning as tp
+
+    class NearestMultiplePruner(tp.pruner.BasePruner):
+        """Torch-Pruning's pruner, rounding each layer's kept channels to the *nearest* multiple of
+        ``round_to`` (at least one), where Torch-Pruning rounds down: down, 60% of a 16-channel layer
+        keeps 6 -> 0 channels (so the layer is not pruned at all) and of a 32-channel one 12 -> 8."""
+
+        def _round_to(self, n_pruned, current_channels, round_to):
+            keep = current_channels - n_pruned
+            keep = max(round_to, round(keep / round_to) * round_to)
+            return max(current_channels - min(keep, current_channels), 0)
+    return NearestMultiplePruner
+
+
+def _NearestMultiplePruner(*args, **kwargs):  # noqa: N802 - built on first use (torch_pruning is imported lazily)
+    return _nearest_multiple_pruner()(*args, **kwargs)
+
+
 def prune_structured(
     model: nn.Module,
     level: float,
@@ -95,21 +140,27 @@ def prune_structured(
     num_classes: int,
     log: Callable[[str], None] = lambda s: None,
     importance=None,
+    round_to: int = 1,
 ) -> nn.Module:
     """Remove ``level`` of the channels of every prunable layer group (in place), ranked by
-    ``importance`` (a Torch-Pruning importance; default: L2 magnitude)."""
+    ``importance`` (a Torch-Pruning importance; default: L2 magnitude), keeping a multiple of
+    ``round_to`` channels in each layer (1: no rounding)."""
     import torch_pruning as tp
 
     ignored = classifier_layers(model, num_classes)
+    if round_to > 1:  # too narrow to keep a positive multiple: left whole rather than emptied
+        ignored += [m for _, m in prunable_layers(model) if m not in ignored
+                    and getattr(m, "out_channels", getattr(m, "out_features", 0)) < 2 * round_to]
     was_training = model.training
     model.eval()  # tracing must not update BN statistics
-    pruner = tp.pruner.BasePruner(
+    pruner = _NearestMultiplePruner(
         model,
         example_inputs,
         importance=importance if importance is not None else tp.importance.MagnitudeImportance(p=2),
         pruning_ratio=float(level),
         global_pruning=False,
         ignored_layers=ignored,
+        round_to=round_to if round_to > 1 else None,
     )
     before = sum(p.numel() for p in model.parameters())
     pruner.step()

@@ -10,6 +10,9 @@ Ids (what ``--compression-methods`` takes):
 * a registered id: ``static_int8``; a kind with ``levels`` registers ``<kind>_<percent>`` for each,
   e.g. ``structured_30``;
 * a kind at any level: ``structured@0.6``, ``unstructured@0.9`` (a fraction in (0, 1));
+* a recipe option changed with ``:<option>=<value>`` after the id, for the options a kind declares
+  ``tunable``: ``structured_50:round_to=1`` prunes without rounding channel counts (its own variant,
+  cached apart from ``structured_50``);
 * a composition with ``+``: ``structured_50+static_int8`` applies the steps left to right, each with
   its own fine-tuning (prune, fine-tune, then quantize the pruned model). Quantization can only be
   the last step: an INT8 module cannot be pruned or quantized again.
@@ -91,6 +94,8 @@ class Method:
     order: ClassVar[float] = 100.0
     finetune: ClassVar[Mapping[str, FineTune]] = budgets()
     options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: options a user may change in the id (``<id>:<option>=<integer>``), each with its valid range
+    tunable: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType({})
 
     def build(self, spec: "MethodSpec", model: "nn.Module", ctx: "CompressionContext") -> "nn.Module":
         """A compressed copy of ``model`` (which must not be modified)."""
@@ -266,6 +271,8 @@ def get_method(method_id: str) -> MethodSpec:
     if "+" in method_id:
         from .compose import compose
         return compose(method_id, [get_method(part) for part in method_id.split("+")])
+    if ":" in method_id:
+        return _with_options(method_id)
     kind, at, level_text = method_id.partition("@")
     if at and kind in _KINDS and _KINDS[kind].levels:
         try:
@@ -279,11 +286,39 @@ def get_method(method_id: str) -> MethodSpec:
     raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
 
 
+def _with_options(method_id: str) -> MethodSpec:
+    """``<id>:<option>=<value>[:...]``: the spec of ``<id>`` with those recipe options changed."""
+    from dataclasses import replace
+    base_id, *parts = method_id.split(":")
+    base = get_method(base_id)
+    if base.steps or base.impl is None:
+        raise UnknownMethodError(f"method {method_id!r}: options follow a single method's id, e.g. structured_50:round_to=8")
+    tunable = dict(base.impl.tunable)
+    options = dict(base.options)
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if key not in tunable:
+            raise UnknownMethodError(f"method {method_id!r}: {base.kind!r} has no option {key!r} to set in its id; "
+                                     f"it has {', '.join(tunable) or 'none'}")
+        lo, hi = tunable[key]
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if not eq or number is None or not lo <= number <= hi:
+            raise UnknownMethodError(f"method {method_id!r}: {key} takes an integer from {lo} to {hi}, e.g. {key}={hi}")
+        options[key] = number
+    changed = ", ".join(f"{k}={options[k]}" for k in dict.fromkeys(p.partition("=")[0] for p in parts))
+    return replace(base, id=method_id, compression=f"{base.compression} ({changed})",
+                   options=MappingProxyType(options))
+
+
 def other_forms() -> str:
     """What is valid besides the default matrix's ids, in words (for error messages)."""
     optional = [m for m in list_methods(include_optional=True) if m not in list_methods()]
     return (f"opt-in: {', '.join(optional) or 'none'}; any level as <kind>@<fraction> for kinds "
-            f"{', '.join(list_kinds())}; compositions as a+b, e.g. structured_50+static_int8")
+            f"{', '.join(list_kinds())}; recipe options as <id>:<option>=<value>, e.g. structured_50:round_to=1; "
+            f"compositions as a+b, e.g. structured_50+static_int8")
 
 
 def _valid() -> str:

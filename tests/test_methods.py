@@ -57,11 +57,30 @@ def _channels(model) -> list[int]:
     return [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
+def test_structured_pruning_keeps_channel_counts_at_multiples_of_round_to_and_says_how_much_it_removed(data):
+    from compression_bench.compression.pruning import channels_pruned
+    base = _net()
+    aligned = C.compress(base, "structured@0.6", _ctx(data))  # default round_to=8: 6.4 -> 8 of 16, 12.8 -> 16 of 32
+    # out channels and features 16, 32, 64 and the classifier's outputs, kept whole: 8 + 16 + 24 of 16 + 32 + 64
+    assert _channels(aligned) == [8, 16]
+    assert channels_pruned(base, aligned) == pytest.approx(1 - (48 + N_CLASSES) / (112 + N_CLASSES))
+    exact = C.compress(base, "structured@0.6:round_to=1", _ctx(data))
+    assert _channels(exact) == [6, 12] and 0.55 < channels_pruned(base, exact) < 0.65  # int(16 * 0.4), int(32 * 0.4)
+    spec = C.get_method("structured_50:round_to=16")
+    assert spec.options["round_to"] == 16 and spec.compression == "50% (round_to=16)"
+    assert spec.settings("default") != C.get_method("structured_50").settings("default")  # its own cache entry
+    for bad, message in [("structured_50:round_to=0", "round_to takes an integer from 1 to 256"),
+                         ("structured_50:speed=2", "'structured' has no option 'speed'"),
+                         ("static_int8:round_to=8", "'static' has no option 'round_to'")]:
+        with pytest.raises(C.UnknownMethodError, match=message):
+            C.get_method(bad)
+
+
 def test_any_level_is_a_method(data):
     spec = C.get_method("structured@0.6")
     assert (spec.id, spec.kind, spec.level, spec.compression) == ("structured@0.6", "structured", 0.6, "60%")
     assert spec.settings("smoke") != C.get_method("structured_50").settings("smoke")
-    pruned = C.compress(_net(), "structured@0.6", _ctx(data))
+    pruned = C.compress(_net(), "structured@0.6:round_to=1", _ctx(data))
     kept = [c / full for c, full in zip(_channels(pruned), (16, 32))]
     assert all(abs(k - 0.4) <= 1 / 16 for k in kept), kept  # 60% of the channels gone, to a channel
     sparse = C.compress(_net(), "unstructured@0.9", _ctx(data))

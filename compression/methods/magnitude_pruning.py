@@ -46,7 +46,9 @@ class Structured(Method):
     finetune = budgets(FineTune(1, 0.3), FineTune(6, 1.0), FineTune(10, 1.0))
     options = MappingProxyType(dict(library="torch_pruning", pruner="BasePruner (DepGraph)", importance="magnitude_l2",
                                     global_pruning=False,
-                                    ignored="classifier Linear(s) with out_features == num_classes"))
+                                    ignored="classifier Linear(s) with out_features == num_classes",
+                                    round_to=pruning.ROUND_TO))
+    tunable = MappingProxyType({"round_to": (1, 256)})
 
     def importance(self):
         import torch_pruning as tp
@@ -57,7 +59,8 @@ class Structured(Method):
         ctx.say(f"[{spec.id}] structured pruning to {spec.compression} of channels (Torch-Pruning, "
                 f"{self.criterion_text})")
         pruning.prune_structured(out, spec.level, ctx.example_inputs.detach().cpu(), ctx.num_classes,
-                                 log=lambda m: ctx.say(f"[{spec.id}] {m}"), importance=self.importance())
+                                 log=lambda m: ctx.say(f"[{spec.id}] {m}"), importance=self.importance(),
+                                 round_to=spec.options.get("round_to", 1))
         budget = spec.budget(ctx.profile)
         if budget.epochs:
             ctx.say(f"[{spec.id}] fine-tuning {budget.epochs} epoch(s), lr x{budget.lr_scale}")
