@@ -11,7 +11,7 @@ from compression_bench.benchmarks.recommend import points
 from compression_bench.benchmarks.records import measured, number, setting_of, setting_text
 
 HEADERS = ["Runtime", "Method", "Accuracy (%)", "Δ vs eager float (pts)", "Latency (ms)", "vs eager float",
-           "vs same runtime's float", "Size (MiB)"]
+           "vs same runtime's float", "vs fastest float", "Size (MiB)"]
 
 
 def _eager_originals(rows: list[dict]) -> dict:
@@ -52,13 +52,17 @@ def render(records: list[dict], within: float, *, heading: str = "") -> list[str
     for model, setting, base, kept, left_out in fastest(records, within):
         title = (f"{model}: fastest within {points(within)} of the eager float original ({base['accuracy']:.2f}%), "
                  f"{setting_text(setting)}")
-        table = [[r.get("runtime") or "eager", _name(r), f"{r['accuracy']:.2f}",
-                  f"{r['accuracy'] - base['accuracy']:+.2f}", f"{r['latency_median_ms']:.2f}",
-                  _x(r.get("speedup_vs_eager")), "–" if r["method"] == "original" else _x(r.get("speedup")),
-                  f"{r['size_mib']:.2f}" if number(r.get("size_mib")) is not None else "–"] for r in kept]
         floats = [r for r in measured(records) if r["model"] == model and r["method"] == "original"
                   and setting_of(r)[:2] == setting and number(r.get("latency_median_ms"))]
         best = min(floats, key=lambda r: r["latency_median_ms"])
+
+        def vs_best(r: dict) -> str:  # a compressed row slower than the fastest float original is no gain
+            ratio = best["latency_median_ms"] / r["latency_median_ms"]
+            return f"{ratio:.2f}x" + (" (no gain)" if ratio < 1 and r["method"] != "original" else "")
+        table = [[r.get("runtime") or "eager", _name(r), f"{r['accuracy']:.2f}",
+                  f"{r['accuracy'] - base['accuracy']:+.2f}", f"{r['latency_median_ms']:.2f}",
+                  _x(r.get("speedup_vs_eager")), "–" if r["method"] == "original" else _x(r.get("speedup")),
+                  vs_best(r), f"{r['size_mib']:.2f}" if number(r.get("size_mib")) is not None else "–"] for r in kept]
         lines += [f"{heading}{title}", "", tabulate(table, headers=HEADERS, tablefmt="github", disable_numparse=True), ""]
         lines.append(f"Fastest float original: {best.get('runtime') or 'eager'}, {best['latency_median_ms']:.2f} ms "
                      f"({_x(number(base['latency_median_ms']) / best['latency_median_ms'])} eager float); read every "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from compression_bench.benchmarks.timing import MAX_ATTEMPTS, MAX_DRIFT
+from compression_bench.benchmarks.timing import MAX_ROUNDS, MIN_ROUNDS, PRECISION
 
 #: Largest latency batch size: inputs and activations of the zoo's models at this batch fit in a few
 #: GiB; beyond it a typo (1000000000) would try to allocate terabytes.
@@ -64,9 +64,13 @@ OPTIONS = (
     Option("--latency-batch-size", "64", f"batch size(s) for latency, comma-separated, 1 to {MAX_BATCH_SIZE}, "
                                          f"e.g. 1,64 (default: 64)"),
     Option("--latency-warmup", 3, f"warm-up rounds before timing, 0 to {MAX_WARMUP} (default: 3)", int),
-    Option("--latency-target-s", 2.0, "seconds of timed rounds per test, split evenly between a variant and the "
-                                      "original timed alongside it; sets each round count between 10 and 300 "
-                                      "(default: 2.0)", float),
+    Option("--latency-target-s", 2.0, "time budget per test, in seconds of paired rounds: timing stops when the "
+                                      "speedup's interval is narrow enough (--speedup-precision) or this is spent, "
+                                      f"after at least {MIN_ROUNDS} and at most {MAX_ROUNDS} rounds (default: 2.0)",
+           float),
+    Option("--speedup-precision", PRECISION, "stop timing a test once the 95% interval of its speedup is within "
+                                             "this fraction of the estimate, e.g. 0.02 for ±2% (default: "
+                                             f"{PRECISION})", float, "FRACTION"),
     Option("--peak-memory", "on", "on: measure the peak resident memory of loading and running each variant once, "
                                   "in a child process per variant (cached with the variant); off: skip it "
                                   "(default: on)"),
@@ -75,10 +79,6 @@ OPTIONS = (
     Option("--thresholds", None, "TOML file of accuracy, speed and size gates (default: benchmarks/thresholds.toml)"),
     Option("--bench-threads", "1", "torch threads for timing, comma-separated, e.g. 1,2 times every variant at "
                                    "both; part of the test id (default: 1, the most repeatable)"),
-    Option("--max-timing-drift", MAX_DRIFT, "largest change of the original's speed within one test, (max - min) / "
-                                            "median of its timed blocks, that speed gates are judged on; above it "
-                                            f"the test is timed again, at most {MAX_ATTEMPTS} times in all, then its "
-                                            f"speed gates are inconclusive (default: {MAX_DRIFT})", float, "FRACTION"),
     Option("--recommend-within", 1.0, "report.md recommends the smallest and the fastest variant whose accuracy is "
                                       "within this many points of the original's (default: 1.0)", float, "POINTS"),
     Option("--compare-fail-accuracy", None, "with --benchmark-compare: fail when any variant's accuracy dropped by "

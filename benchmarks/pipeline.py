@@ -26,6 +26,7 @@ import torch.nn as nn
 from compression_bench import compression
 from compression_bench import zoo
 from compression_bench.compression import CompressionContext, MethodSpec
+from compression_bench.compression.pruning import channels_pruned
 from compression_bench.zoo import ArtifactCache, TrainedModel
 from compression_bench.zoo.keys import code_fingerprint, content_digest, package_versions
 
@@ -140,6 +141,9 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
         "zero_aware_size_mib": float(compression.zero_aware_size_mib(variant)),
         "macs": int(macs),
         "density_weighted_macs": int(dw),
+        # the fraction of channels structured pruning really removed (rounding to round_to removes more)
+        "channels_pruned": (channels_pruned(trained.model, float_graph)
+                            if "structured" in " ".join(spec.kinds) else None),
     }
 
 

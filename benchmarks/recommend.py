@@ -63,6 +63,8 @@ class Recommendation:
     latency_measured: bool = False
     qualifying: list[str] = field(default_factory=list)   # method ids within the accuracy budget
     variants: int = 0                                      # compressed variants in the group
+    #: the fastest float original of this model and setting on any runtime, when it is faster than the pick
+    faster_float: dict | None = None
 
     def lines(self) -> list[str]:
         """Plain sentences (Markdown-safe): ``smallest — static_int8: 3.9x smaller, 2.7x faster, -0.2 pts``."""
@@ -81,6 +83,11 @@ class Recommendation:
             out.append("fastest — " + (self.fastest.describe() if self.fastest else
                                        f"none: no qualifying variant is at least {FASTEST_MIN_SPEEDUP:.2f}x faster "
                                        f"than the original"))
+            if self.fastest and self.faster_float:
+                f = self.faster_float
+                out[-1] += (f" — but slower than the float original on {f.get('runtime') or 'eager'} "
+                            f"({_num(f['latency_median_ms']):.2f} ms against "
+                            f"{_num(self.fastest.record['latency_median_ms']):.2f} ms): no gain over shipping that")
         return out
 
 
@@ -166,5 +173,20 @@ def recommend_group(records: Sequence[dict], *, within: float = 1.0,
 def recommend(records: Iterable[dict], *, within: float = 1.0,
               method_order: Sequence[str] | None = None) -> list[Recommendation]:
     """One :class:`Recommendation` per (model, setting), models in first-seen order."""
-    return [recommend_group(recs, within=within, method_order=method_order)
-            for _, _, recs in groups(measured(records))]
+    rows = measured(records)
+    floats: dict[tuple, dict] = {}  # (model, batch, threads) -> the fastest float original on any runtime
+    for r in rows:
+        lat = _num(r.get("latency_median_ms"))
+        if r["method"] == "original" and lat:
+            key = (r["model"], *setting_of(r)[:2])
+            if key not in floats or lat < _num(floats[key]["latency_median_ms"]):
+                floats[key] = r
+    out = []
+    for _, _, recs in groups(rows):
+        rec = recommend_group(recs, within=within, method_order=method_order)
+        best = floats.get((rec.model, *rec.setting[:2]))
+        lat = _num(rec.fastest.record.get("latency_median_ms")) if rec.fastest else None
+        if best is not None and lat is not None and _num(best["latency_median_ms"]) < lat:
+            rec.faster_float = best
+        out.append(rec)
+    return out

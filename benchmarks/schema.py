@@ -76,10 +76,28 @@ def accuracy_cell(r: Mapping) -> str:
 
 
 def speedup_cell(key: str):
+    """``4.68x (4.55-4.80)``: a speedup and its 95% interval (``<key>_low``/``<key>_high``) where there is
+    one; `` slower`` marks a speed-purpose variant flagged as slower than its float original."""
     def cell(r: Mapping) -> str:
         v = number(r.get(key))
-        return "–" if v is None else f"{v:.2f}x{_sd(r, key, '.2f')}"
+        if v is None:
+            return "–"
+        lo, hi = number(r.get(key + "_low")), number(r.get(key + "_high"))
+        text = f"{v:.2f}x{_sd(r, key, '.2f')}"
+        if lo is not None and hi is not None and (r.get("seeds") or 1) < 2:
+            text += f" ({lo:.2f}-{hi:.2f})"
+        if key == "speedup" and r.get("flags"):
+            text += " ⚠"
+        return text
     return cell
+
+
+def latency_cell(r: Mapping) -> str:
+    """``37.18 (37.0-37.4)``: the median latency and its 95% interval."""
+    v, lo, hi = number(r.get("latency_median_ms")), number(r.get("latency_low_ms")), number(r.get("latency_high_ms"))
+    if v is None:
+        return "–"
+    return f"{v:.2f}" + ("" if lo is None or hi is None or (r.get("seeds") or 1) > 1 else f" ({lo:.1f}-{hi:.1f})")
 
 
 def delta_cell(r: Mapping) -> str:
@@ -161,6 +179,8 @@ class Record:
                          column=Column("Num of params (M)", ".3f", scale=1e6))
     nonzero_params: int | None = _number(metric=True, column=Column("Nonzero (M)", ".3f", scale=1e6))
     sparsity: float | None = _number(metric=True)
+    # structured pruning: the fraction of channels really removed (kept counts are rounded to a multiple)
+    channels_pruned: float | None = _number(metric=True, column=Column("Channels pruned", ".1%"))
     size_mib: float = _field(required=4, numeric=True, metric=True, column=Column("Size (MiB)", ".2f"))
     zero_aware_size_mib: float | None = _number(metric=True, column=Column("Zero-aware (MiB)", ".2f"))
     macs: int | None = _number(metric=True, column=Column("MACs (M)", ".1f", scale=1e6))
@@ -173,23 +193,33 @@ class Record:
     peak_mib: float | None = _number()
     peak_increase_mib: float | None = _number(column=Column("Peak mem (MiB)", ".1f"))
     # timing: the variant's accepted rounds (pytest-benchmark saves these in its own stats)
-    latency_median_ms: float | None = _number(extra_info=False, column=Column("Latency (ms)", ".2f"))
+    latency_median_ms: float | None = _number(extra_info=False, column=Column("Latency (ms) [95% CI]",
+                                                                             render=latency_cell))
+    latency_low_ms: float | None = _number()
+    latency_high_ms: float | None = _number()
     latency_p90_ms: float | None = _number(column=Column("p90 (ms)", ".2f"))
     latency_p99_ms: float | None = _number(column=Column("p99 (ms)", ".2f"))
     latency_iqr_ms: float | None = _number(extra_info=False)
     latency_stddev_ms: float | None = _number(extra_info=False)
     latency_rounds: int | None = _number(extra_info=False)
-    # the original timed beside the variant in the same test
+    # the original timed beside the variant in the same test, round by round (benchmarks.timing)
     reference_latency_median_ms: float | None = _number(column=Column("Ref. latency (ms)", ".2f"))
     reference_latency_rounds: int | None = _number()
-    reference_spread: float | None = _number()            # the accepted timing's drift
-    reference_spreads: list = _field(factory=list)        # the drift of each timing taken
-    timing_attempts: int | None = _number()
-    speedup: float | None = _number(column=Column("Speedup", render=speedup_cell("speedup")))
+    reference_noise: float | None = _number()             # round-to-round variation of the original (sd of log)
+    timing_seconds: float | None = _number()              # wall time of the timed rounds
+    # the centre of the per-round ratios and its 95% bootstrap interval (timing.METHOD)
+    speedup: float | None = _number(column=Column("Speedup [95% CI]", render=speedup_cell("speedup")))
+    speedup_low: float | None = _number()
+    speedup_high: float | None = _number()
+    speedup_half_width: float | None = _number()          # relative: sqrt(high / low) - 1
+    speedup_method: str | None = _field()
     # against the eager float original at the same batch size and threads (records.add_ratios): the gain
     # over shipping the float model as it is; for another runtime's original, what that runtime alone buys
     speedup_vs_eager: float | None = _number(column=Column("vs eager float", render=speedup_cell("speedup_vs_eager")))
     size_ratio: float | None = _number(column=Column("Size ratio", ".3f", suffix="x"))
+    # a variant meant for speed that runs slower than its float original (or a composition slower than its
+    # pruned parent), with the likely cause; a failure only where the thresholds set fail_if_slower
+    flags: list = _field(factory=list)
     # gates
     gate_failures: list = _field(factory=list)
     inconclusive: list = _field(factory=list)

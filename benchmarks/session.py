@@ -25,15 +25,15 @@ from typing import Callable, Mapping
 import torch
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks import options, peakmem, pipeline, runtime_variants, runtimes, session_end, summary
+from compression_bench.benchmarks import machine, options, peakmem, pipeline, runtime_variants, runtimes, session_end, summary
 from compression_bench.benchmarks import stats as stats_
 from compression_bench.benchmarks.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 from compression_bench.benchmarks.session_end import Outcome
 from compression_bench.benchmarks.records import add_ratios, setting_text
 from compression_bench.benchmarks.schema import METRICS, Record, speedup
 from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
-                                                     speed_failures)
-from compression_bench.benchmarks.timing import Timing, percentile, samples_of
+                                                     slowdown_flags, speed_verdicts)
+from compression_bench.benchmarks.timing import METHOD, Timing, percentile, samples_of
 from compression_bench.zoo.keys import package_versions
 
 #: the key under which a test hands its record (``Record.to_dict()``) to the session, in user_properties
@@ -82,7 +82,7 @@ class Session:
             self.measure_memory = options.on_off(get("peak_memory"), "--peak-memory")
             self.warmup = options.warmup(get("latency_warmup"))
             self.target_s = options.target_seconds(get("latency_target_s"))
-            self.max_drift = options.fraction(get("max_timing_drift"), "--max-timing-drift")
+            self.precision = options.fraction(get("speedup_precision"), "--speedup-precision")
             self.within = options.points(get("recommend_within"), "--recommend-within", "1.0")
             self.compare_fail = options.points(get("compare_fail_accuracy"), "--compare-fail-accuracy", "0.5")
             self.train_device = env("zoo_train_device", "cpu")
@@ -101,6 +101,9 @@ class Session:
             raise SessionError("--compare-fail-accuracy needs a run to compare against: add --benchmark-compare "
                                "(the latest saved run) or --benchmark-compare=0001.")
         self.comparing = comparing
+        #: this machine: CPU, instruction-set features, capability class (benchmarks.machine)
+        self.machine = machine.identify()
+        self.cpu_class = self.machine["capability_class"]
         self.data_root = env("zoo_data_root")
         self.download = bool(given.get("zoo_download"))
         self.say = say or _stderr
@@ -197,9 +200,9 @@ class Session:
             return {}
         return peakmem.measure(variant, runtime, x, threads, self.cache, say=lambda m: self.say("  " + m))
 
-    def unsupported(self, model: str, method: str) -> str | None:
-        """The thresholds file's reason for not running ``method`` on ``model``, or None."""
-        return self.thresholds.unsupported(model, method, self.profile.name)
+    def unsupported(self, model: str, method: str, runtime: str = "eager") -> str | None:
+        """The thresholds file's reason for not running ``method`` on ``model`` on ``runtime``, or None."""
+        return self.thresholds.unsupported(model, method, self.profile.name, runtime, self.cpu_class)
 
     def status_record(self, model: str, method: str, status: str, *, batch_size: int, threads: int,
                       runtime: str = "eager", seed: int = 0) -> Record:
@@ -239,36 +242,44 @@ class Session:
                    latency_rounds=stats.rounds if stats else None,
                    reference_latency_median_ms=ms(timing.reference_median) if paired else None,
                    reference_latency_rounds=len(timing.reference_samples) if paired else None,
-                   reference_spread=timing.drift if paired else None,
-                   reference_spreads=[d for d in timing.drifts if d is not None] if timing else [],
-                   timing_attempts=timing.attempts if timing else 0,
+                   reference_noise=timing.reference_noise if paired else None,
+                   timing_seconds=timing.seconds if timing else None,
                    size_ratio=m["size_mib"] / o_size if o_size else None)
-        r.speedup = speedup(r.reference_latency_median_ms, r.latency_median_ms)
+        if timing is not None and timing.samples:
+            r.latency_low_ms, r.latency_high_ms = (ms(v) for v in timing.median_interval)
+        if paired:  # the centre of the per-round ratios, with its interval
+            r.speedup, r.speedup_low, r.speedup_high = timing.speedup, timing.speedup_low, timing.speedup_high
+            r.speedup_half_width, r.speedup_method = timing.half_width, METHOD
+        else:
+            r.speedup = speedup(r.reference_latency_median_ms, r.latency_median_ms)
         if m.get("predictions") is not None:  # the interval, and the paired test against the original
             stats_.annotate(r, m["predictions"], original.metrics.get("predictions"), trained.data.report.labels.tolist())
         return self.gate(r)
 
     def gate(self, r: Record) -> Record:
-        """Judge the record's accuracy, size and speed gates (``thresholds``); fills ``gate_failures`` and
-        ``inconclusive``: a speed gate missed on a timing whose reference drifted more than
-        ``max_drift`` is inconclusive, not failed."""
+        """Judge the record's accuracy, size and speed gates (``thresholds`` for this machine's class); fills
+        ``gate_failures``, ``inconclusive`` (a speed gate whose interval straddles it with the estimate
+        on the wrong side) and ``flags`` (slower than what it replaces)."""
         where = f"{r.model} / {r.method} @ {setting_text((r.batch_size, r.threads, r.runtime))}"
-        gates = self.thresholds.gates(r.model, r.method, self.profile.name, r.runtime or "eager")
+        gates = self.thresholds.gates(r.model, r.method, self.profile.name, r.runtime or "eager", self.cpu_class)
         problems = accuracy_failures(r.model, r.method, r.accuracy, r.original_accuracy, gates, r.delta_p_value)
         if r.method != "original":
             problems += size_failures(where, r.size_ratio, gates)
-        speed = speed_failures(where, r.speedup, gates)
-        unsteady = r.reference_spread is not None and r.reference_spread > self.max_drift
-        inconclusive = []
-        if speed and unsteady:
-            moved = ", ".join(f"{d:.0%}" for d in r.reference_spreads)
-            inconclusive = [f"inconclusive: the machine was too busy to measure ({msg}; the original's own timing "
-                            f"moved by {moved} within the test in {r.timing_attempts} timings, each more than "
-                            f"{self.max_drift:.0%})" for msg in speed]
-        else:
-            problems += speed
-        r.gate_failures, r.inconclusive = problems, inconclusive
+        speed, inconclusive = speed_verdicts(where, r.speedup, gates, r.speedup_low, r.speedup_high)
+        r.flags = slowdown_flags(r, self._parent_record(r), self.cpu_class)
+        if r.flags and gates.get("fail_if_slower"):
+            problems += [f"{where}: {flag} (fail_if_slower is set for class {self.cpu_class})" for flag in r.flags]
+        r.gate_failures, r.inconclusive = problems + speed, inconclusive
         return r
+
+    def _parent_record(self, r: Record) -> Record | None:
+        """The record of a composition's pruned parent in the same setting, when this session has it."""
+        spec = compression.get_method(r.method)
+        if not spec.steps:
+            return None
+        parent = "+".join(s.id for s in spec.steps[:-1])
+        return next((p for p in self.records if p.model == r.model and p.method == parent and p.runtime == r.runtime
+                     and p.batch_size == r.batch_size and p.threads == r.threads and p.seed == r.seed), None)
 
     def add(self, record: Record) -> None:
         self.records.append(record)
@@ -283,7 +294,7 @@ class Session:
         """What pytest-benchmark saves about the run beside its machine's."""
         return {"profile": self.profile.name, "threads": self.thread_counts, **self.versions,
                 "quantized_engine": torch.backends.quantized.engine, "batch_sizes": self.batch_sizes,
-                "heap": self.heap}
+                "heap": self.heap, "machine": self.machine}
 
     def finish(self, compared: Mapping | None = None) -> Outcome:
         """Sort, derive ratios, note drift, compare, plot, write the files; see :func:`benchmarks.session_end.finish`."""

@@ -4,14 +4,14 @@ every gate.
 Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]`` on eager,
 ``test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>]`` on another runtime, ``-seed<k>`` after
 the runtime for the seeds after the first): saved runs are matched on them. On a runtime other than eager, the original timed beside each variant is the same
-runtime's float original, and accuracy comes from running the runtime's artifact. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test also
-times the original in blocks between its own rounds, with pytest-benchmark's timer on both sides, and
-times the pair again (a bounded number of times) while the original's blocks show that the machine's
-speed moved. Its first timing runs through ``benchmark.pedantic``, so pytest-benchmark keeps (and
-saves) the statistics of the timing that was accepted. The session builds the record and judges the
-gates (:meth:`benchmarks.session.Session.record`); they are all asserted here, so the test that fails
-is the one whose variant missed its gate, whichever tests were selected. A speed gate missed on a
-timing that never settled is reported as inconclusive instead of failed.
+runtime's float original, and accuracy comes from running the runtime's artifact. The timing protocol is :func:`benchmarks.timing.measure`: each compressed variant's test times the
+variant and the original alternately, round by round, with pytest-benchmark's timer on both sides,
+until the speedup's 95% interval is narrow enough or the test's budget is spent; pytest-benchmark
+keeps (and saves) the variant's per-round times as its statistics. The session builds the record and
+judges the gates on the interval (:meth:`benchmarks.session.Session.record`); they are all asserted
+here, so the test that fails is the one whose variant missed its gate, whichever tests were selected.
+A speed gate whose interval straddles it, with the estimate on the wrong side, is reported as
+inconclusive instead of failed.
 
 A model or method that cannot be built or run (FX cannot trace the model, Torch-Pruning cannot group a
 layer) fails its own test with ``failed: <first line of the error>`` in its row, and the rest of the
@@ -33,18 +33,15 @@ from compression_bench.benchmarks.session import RECORD_KEY, SessionError, Varia
 
 
 def _time(benchmark, infer, reference, bench) -> timing.Timing:
-    """:func:`timing.measure` with pytest-benchmark's timer, its first timing through ``benchmark.pedantic``."""
-    def first(rounds, setup):
-        benchmark.pedantic(infer, setup=setup, warmup_rounds=bench.warmup, rounds=rounds, iterations=1)
-        return benchmark.stats.stats.data
-
+    """:func:`timing.measure` with pytest-benchmark's timer; pytest-benchmark keeps (and saves) the
+    variant's per-call times of the paired rounds as its statistics."""
     result = timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
-                            max_drift=bench.max_drift, clock=benchmark._timer, first=first)
-    if result.attempts > 1:  # report (and save) the accepted retiming's rounds, not the first ones
-        stats = Stats()
-        for s in result.samples:
-            stats.update(s)
-        benchmark.stats.stats = stats
+                            precision=bench.precision, clock=benchmark._timer)
+    benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
+    stats = Stats()
+    for s in result.samples:
+        stats.update(s)
+    benchmark.stats.stats = stats
     return result
 
 
@@ -71,7 +68,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
         _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
                                            runtime=runtime, seed=zoo_seed))
 
-    reason = bench.unsupported(model_name, method_id)
+    reason = bench.unsupported(model_name, method_id, runtime)
     if reason:  # declared in the thresholds file: not run, not a failure
         not_run(f"n/a: {reason}")
         pytest.skip(f"n/a: {reason}")

@@ -36,6 +36,10 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         for line in drift:
             yield "  " + line, None
         yield "", None
+    noise = report.noise_line(records)
+    if noise:
+        yield noise, None
+        yield "", None
     yield f"recommendations (within {recommend.points(within)} of the original's accuracy):", None
     for line in report.render_recommendations(shown, within=within, method_order=method_order):
         yield "  " + line, None
@@ -53,6 +57,12 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         yield "gates failed (each in its own test)", "section"
         for msg in failed:
             yield msg, "red"
+    flagged = [f"{r['model']} / {r['method']}: {flag}" for r in records for flag in r.get("flags") or []]
+    if flagged:
+        yield "slower than what they replace (⚠ in the Speedup column; a failure only where fail_if_slower is set)", \
+            "section-warn"
+        for msg in flagged:
+            yield msg, "yellow"
     skipped = [f"{r['model']} / {r['method']}" + ("" if (r.get("runtime") or "eager") == "eager" else f" on {r['runtime']}")
                + f": {r['status']}" for r in records if str(r.get("status") or "").startswith("n/a")]
     if skipped:

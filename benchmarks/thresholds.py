@@ -11,10 +11,19 @@ Layout of the file (every table optional; later layers override earlier ones)::
     [runtimes.<runtime>.defaults]               # the same three layers, for one runtime only
     [runtimes.<runtime>.methods.<method>]       # (also inside a profile: [profiles.<p>.runtimes.<r>...])
     [runtimes.<runtime>.models.<model>.methods.<method>]
+    [classes.<class>.defaults]                  # the same layers, for one CPU capability class only
+    [classes.<class>.methods.<method>]          # (benchmarks/machine.py: x86-avx2, x86-avx512-vnni, ...)
+    [classes.<class>.runtimes.<runtime>...]     # and one runtime on that class
+
+Layers apply in this order, later ones overriding: the file's own, its runtime's, the machine's class,
+the class's runtime, the profile's, the profile's runtime. What INT8 or pruning buys depends on the
+CPU's instruction set (INT8 runs 4-5x faster than float with VNNI, 1.2-1.5x without), so speed floors
+that hold on one class only belong under ``[classes.<class>]``.
 
 On a runtime other than eager, ``min_speedup`` comes only from that runtime's layers (a speedup is
 against the same runtime's float original, and what INT8 gains depends on the runtime); every other
-gate applies on every runtime, and the runtime's layers override it.
+gate applies on every runtime, and the runtime's layers override it. ``min_speedup = false`` in any
+layer switches the floor off, whatever the runtime.
 
 Keys (all optional):
     min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
@@ -25,6 +34,10 @@ Keys (all optional):
     max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
                        (a masked dense model runs at the dense model's speed)
     max_size_ratio     variant size / original size (serialized state_dict bytes)
+    fail_if_slower     true or false: whether a variant whose speedup interval lies wholly below 1.0x
+                       (slower than the float original it replaces), or a composition slower than
+                       its pruned parent, fails the run. Such a variant is flagged in its row and
+                       listed at the session end either way.
     unsupported        a reason (text): the method is not run on this model and its row reads
                        ``n/a: <reason>``, without failing the run (a method that fails without it
                        reads ``failed: <error>`` and fails its test)
@@ -54,6 +67,7 @@ from pathlib import Path
 from typing import Iterable
 
 from compression_bench import compression
+from compression_bench.benchmarks import machine
 from compression_bench.benchmarks.stats import significance_text
 
 DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
@@ -66,6 +80,7 @@ KEYS = {
     "max_speedup": (0.0, 1000.0),
     "max_size_ratio": (0.0, 1000.0),
 }
+FLAGS = ("fail_if_slower",)  # keys that take true or false
 
 
 class ThresholdsError(ValueError):
@@ -107,9 +122,14 @@ class Thresholds:
         if not isinstance(table, dict):
             self._fail(where, "expected a table of thresholds")
         for key, value in table.items():
-            if key not in KEYS and key != "unsupported":
-                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}, unsupported")
+            if key not in KEYS and key != "unsupported" and key not in FLAGS:
+                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}, "
+                                             f"{', '.join(FLAGS)}, unsupported")
             if value is False:
+                continue
+            if key in FLAGS:
+                if value is not True:
+                    self._fail(f"{where}.{key}", f"expected true or false, got {value!r}")
                 continue
             if key == "unsupported":
                 if not isinstance(value, str) or not value.strip():
@@ -150,7 +170,7 @@ class Thresholds:
                     if not isinstance(sub, dict) or set(sub) - {"methods"}:
                         self._fail(f"{here}.{model}", "expected only a [..methods.<method>] table")
                     self._check_methods(f"{here}.{model}.methods", sub.get("methods", {}), methods)
-            elif key == "profiles" and not where:
+            elif key in ("profiles", "classes") and not where:
                 continue
             elif key == "runtimes" and "runtimes." not in where:
                 if not isinstance(value, dict):
@@ -162,7 +182,8 @@ class Thresholds:
                         self._fail(f"{here}.{runtime}", "expected a table")
                     self._check_layer(f"{here}.{runtime}.", sub, models, methods)
             else:
-                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles, runtimes")
+                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles, classes, "
+                                 "runtimes")
 
     def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
         self._check_layer("", self.data, models, methods)
@@ -174,21 +195,33 @@ class Thresholds:
             if not isinstance(layer, dict):
                 self._fail(f"profiles.{prof}", "expected a table")
             self._check_layer(f"profiles.{prof}.", layer, models, methods)
+        if not isinstance(self.data.get("classes", {}), dict):
+            self._fail("classes", "expected a table of CPU capability classes, such as [classes.x86-avx2.methods.static_int8]")
+        for cls, layer in self.data.get("classes", {}).items():
+            if cls not in machine.CLASSES:
+                self._fail(f"classes.{cls}", f"unknown capability class; valid classes are {', '.join(machine.CLASSES)}")
+            if not isinstance(layer, dict):
+                self._fail(f"classes.{cls}", "expected a table")
+            self._check_layer(f"classes.{cls}.", layer, models, methods)
 
     # ------------------------------------------------------------------ lookup
-    def gates(self, model: str, method: str, profile: str, runtime: str = "eager") -> dict[str, float]:
-        """The thresholds that apply to ``method`` on ``model`` under ``profile``, on ``runtime``."""
+    def gates(self, model: str, method: str, profile: str, runtime: str = "eager",
+              cpu_class: str | None = None) -> dict[str, float]:
+        """The thresholds that apply to ``method`` on ``model`` under ``profile``, on ``runtime``, on a
+        machine of capability class ``cpu_class`` (None: no class layer applies)."""
         out: dict[str, float] = {}
         prof = self.data.get("profiles", {}).get(profile, {})
-        layers = [(self.data, False), (prof, False)]
-        if runtime != "eager":
-            layers = [(self.data, False), (self.data.get("runtimes", {}).get(runtime, {}), True),
-                      (prof, False), (prof.get("runtimes", {}).get(runtime, {}), True)]
+        cls = self.data.get("classes", {}).get(cpu_class, {}) if cpu_class else {}
+        layers = []
+        for base in (self.data, cls, prof):
+            layers.append((base, runtime == "eager"))
+            if runtime != "eager":
+                layers.append((base.get("runtimes", {}).get(runtime, {}), True))
         for layer, own in layers:
             got = dict(layer.get("defaults", {}))
             got.update(_method_gates(layer.get("methods", {}), method))
             got.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
-            if runtime != "eager" and not own:  # the general speedup floors are eager's
+            if not own and got.get("min_speedup") is not False:  # the general speedup floors are eager's
                 got.pop("min_speedup", None)
             out.update(got)
         out = {k: v for k, v in out.items() if v is not False}
@@ -196,9 +229,10 @@ class Thresholds:
             out = {k: v for k, v in out.items() if k == "min_accuracy"}
         return out
 
-    def unsupported(self, model: str, method: str, profile: str) -> str | None:
+    def unsupported(self, model: str, method: str, profile: str, runtime: str = "eager",
+                    cpu_class: str | None = None) -> str | None:
         """The reason the file gives for not running ``method`` on ``model`` (``unsupported``), or None."""
-        return self.gates(model, method, profile).get("unsupported") or None
+        return self.gates(model, method, profile, runtime, cpu_class).get("unsupported") or None
 
 
 ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
@@ -244,6 +278,8 @@ def _combined(parts: list[dict]) -> dict:
     speedups = [p["min_speedup"] for p in parts if "min_speedup" in p]
     if speedups:
         out["min_speedup"] = max(speedups)
+    if all(p.get("fail_if_slower") for p in parts):  # slower is a fault only where every step must gain
+        out["fail_if_slower"] = True
     for ceiling in ("max_speedup", "max_latency_ratio"):
         if all(ceiling in p for p in parts):
             out[ceiling] = math.prod(p[ceiling] for p in parts)
@@ -267,18 +303,88 @@ def accuracy_failures(model: str, method: str, accuracy: float, original_accurac
     return msgs
 
 
-def speed_failures(where: str, speedup: float | None, gates: dict[str, float]) -> list[str]:
-    """Speed gates (skipped when latency was not measured); ``where`` names model, method and setting."""
-    msgs = []
-    if speedup is not None:
-        if "min_speedup" in gates and speedup < gates["min_speedup"]:
-            msgs.append(f"{where}: speedup {speedup:.2f}x over the original, required at least {gates['min_speedup']:.2f}x")
-        if "max_speedup" in gates and speedup > gates["max_speedup"]:
-            msgs.append(f"{where}: speedup {speedup:.2f}x over the original, more than the plausible "
-                        f"{gates['max_speedup']:.2f}x (a timing artifact?)")
-        if "max_latency_ratio" in gates and 1.0 / speedup > gates["max_latency_ratio"]:
-            msgs.append(f"{where}: latency {1.0 / speedup:.2f}x the original's, allowed at most {gates['max_latency_ratio']:.2f}x")
-    return msgs
+def speed_verdicts(where: str, speedup: float | None, gates: dict[str, float], low: float | None = None,
+                   high: float | None = None) -> tuple[list[str], list[str]]:
+    """Speed gates judged on the speedup's 95% interval ``low``-``high`` (the estimate alone when there
+    is none): (failures, inconclusive). A floor fails only when the whole interval is below it, a
+    ceiling only when the whole interval is above it; an estimate on the wrong side of a gate whose
+    interval straddles it is inconclusive. Nothing when latency was not measured."""
+    fails: list[str] = []
+    unsure: list[str] = []
+    if speedup is None:
+        return fails, unsure
+    lo = speedup if low is None else low
+    hi = speedup if high is None else high
+    ci = "" if low is None or high is None else f" (95% interval {low:.2f}-{high:.2f}x)"
+
+    def floor(value: float, text: str) -> None:
+        if hi < value:
+            fails.append(f"{where}: {text}")
+        elif speedup < value:
+            unsure.append(f"inconclusive: {where}: {text}; the interval reaches the floor, time again on a quieter "
+                          f"machine")
+
+    if "min_speedup" in gates:
+        floor(gates["min_speedup"], f"speedup {speedup:.2f}x{ci} over the original, required at least "
+                                    f"{gates['min_speedup']:.2f}x")
+    if "max_latency_ratio" in gates:
+        floor(1.0 / gates["max_latency_ratio"], f"latency {1.0 / speedup:.2f}x the original's{ci}, allowed at most "
+                                                f"{gates['max_latency_ratio']:.2f}x")
+    if "max_speedup" in gates:
+        text = (f"speedup {speedup:.2f}x{ci} over the original, more than the plausible {gates['max_speedup']:.2f}x "
+                f"(a timing artifact?)")
+        if lo > gates["max_speedup"]:
+            fails.append(f"{where}: {text}")
+        elif speedup > gates["max_speedup"]:
+            unsure.append(f"inconclusive: {where}: {text}; the interval reaches the ceiling")
+    return fails, unsure
+
+
+def speed_purpose(method: str) -> bool:
+    """Whether ``method`` exists to run faster: static or QAT INT8, structured pruning, a composition.
+    Not unstructured pruning (masked weights run on dense kernels) nor dynamic INT8 (on convolutional
+    models it quantizes the classifier only: a size method here)."""
+    spec = compression.get_method(method)
+    if spec.steps:
+        return True
+    return (spec.quantized and spec.kind in ("static", "qat")) or "structured" in spec.kind
+
+
+def _upper(r) -> float | None:
+    return r.speedup_high if r.speedup_high is not None else r.speedup
+
+
+def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
+    """Why a speed-purpose record (a :class:`benchmarks.schema.Record`) is slower than what it replaces:
+    its float original (the upper end of its speedup interval below 1.0x), or, for a composition, its
+    pruned ``parent`` record (the upper end of its interval below the parent's lower end). Each flag
+    names the likely cause. Empty when neither holds."""
+    from compression_bench.benchmarks import machine
+    if r.method == "original" or r.speedup is None or not speed_purpose(r.method):
+        return []
+    spec = compression.get_method(r.method)
+    int8 = spec.quantized
+    flags = []
+    up = _upper(r)
+    ci = "" if r.speedup_low is None else f" ({r.speedup_low:.2f}-{r.speedup_high:.2f})"
+    if up is not None and up < 1.0:
+        if int8:
+            cause = (machine.int8_note(cpu_class) or f"on {r.runtime}, this model's INT8 kernels (quantize/dequantize "
+                     f"steps, depthwise convolutions) do not beat its float kernels on {cpu_class}")
+        else:
+            cause = ("pruned channel counts that are not multiples of the kernels' block (8 on AVX2, 16 on AVX-512) "
+                     "miss the fast convolution path; prune with round_to (e.g. structured_50:round_to=8)"
+                     if (spec.steps[0] if spec.steps else spec).options.get("round_to", 1) <= 1 else
+                     f"{r.runtime} runs this pruned shape no faster than the original")
+        flags.append(f"slower than its float original on {r.runtime}: {r.speedup:.2f}x{ci}; likely cause: {cause}")
+    if parent is not None and parent.speedup is not None and r.speedup is not None:
+        parent_low = parent.speedup_low if parent.speedup_low is not None else parent.speedup
+        if up is not None and up < parent_low:
+            cause = machine.int8_note(cpu_class) if int8 else None
+            flags.append(f"slower than its parent {parent.method} on {r.runtime}: {r.speedup:.2f}x{ci} against "
+                         f"{parent.speedup:.2f}x; likely cause: "
+                         + (cause or "the last step's kernels are slower than the parent's on this shape"))
+    return flags
 
 
 def size_failures(where: str, size_ratio: float | None, gates: dict[str, float]) -> list[str]:

@@ -1,29 +1,36 @@
-"""Paired latency: the original timed in short blocks between a variant's timed rounds. No pytest.
+"""Paired latency: a variant and its original timed alternately, round by round, and the speedup as the
+centre of the per-round ratios with a 95% bootstrap interval. No pytest.
 
-Why: on a shared machine the speed of the whole machine wanders. Measured here (2-core VM, one
-thread, warm cache): the same 40 tests run twice, one after the other, gave medians up to 13%
-apart, a whole model's tests at a time (slower in the first half of one run and in the second
-half of the other), while the spread inside each test stayed at 1-5%. With two threads
-EfficientNet also switched between a 60 ms and an 85 ms mode for seconds at a time. A speedup
-computed from two medians taken at different moments carries that wander. Timing the original
-in blocks interleaved with the variant's rounds puts both under the same conditions, so their
-ratio does not drift with the machine even when the absolute figures do.
+Why: on a shared machine the speed of the whole machine wanders, by 10-20% between processes a
+minute apart and for seconds at a time within one (measured on the 2-core VMs this suite runs on,
+figures in the README's methodology note). A ratio of two medians taken at different moments carries
+that wander. Here every *round* times both sides back to back, in the order reference-variant on
+even rounds and variant-reference on odd ones (A B B A ...), so both sides of each round's ratio come
+from the same fraction of a second and a steady drift cancels over two rounds. Each side of a round
+is a *block* of one or more calls sized to :data:`BLOCK_S` (a 2 ms model is called 10 times a block,
+a 150 ms model once), and its per-call time is the block's time over its calls.
 
-:class:`Interleaver` is a ``setup`` hook for ``benchmark.pedantic``: pytest-benchmark calls it
-before every warm-up and timed round and does not time it. Before every ``block_size``-th timed
-round it calls the reference once untimed (to warm its caches), times it ``per_block`` times,
-then calls the variant once untimed, so that the variant's next timed round starts warm again.
-Both sides are timed with the same clock: in the suite, pytest-benchmark's timer
-(``--benchmark-timer``), so changing that option cannot skew a ratio.
+**The estimate** is the geometric centre of the per-round ratios: the 10%-trimmed mean of their
+logarithms, exponentiated (:func:`centre`). The trimmed mean keeps a round that another process
+interrupted (one ratio off by 30% or more) from moving the figure, which the plain mean does not, and
+is steadier than the median, which uses one or two rounds out of many.
 
-The reference's blocks also show whether the machine's speed moved during the test: the original
-never changes, so when its block medians differ by more than :data:`MAX_DRIFT` the machine
-was busy with something else, and :func:`paired` is repeated (at most :data:`MAX_ATTEMPTS` times
-in all) before a speed gate is judged on it.
+**The interval** is a percentile bootstrap of that estimator over rounds (:func:`interval`), a moving
+block bootstrap when neighbouring rounds are correlated (their lag-1 autocorrelation is significant),
+so that slow noise is not counted as independent evidence. It covers the noise within the test; a
+change of the whole process (heap layout, another process for the whole test) is not in it.
 
-:func:`measure` is that whole protocol (round counts from the time budget, the paired timing, the
-retries) as one plain function; the pytest suite runs the same function, handing it
-``benchmark.pedantic`` for the first timing so that pytest-benchmark records its statistics.
+**Stopping**: after :data:`MIN_ROUNDS` rounds, timing stops as soon as the interval's half-width is at
+most ``precision`` (2% by default), or when the time budget ``target_s`` is spent, or after
+:data:`MAX_ROUNDS` rounds. The half-width during timing comes from the normal approximation (cheap);
+the reported interval from the bootstrap at the end.
+
+:func:`measure` is the whole protocol as one plain function; the pytest suite runs it with
+pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times as its statistics.
+
+    from compression_bench.benchmarks.timing import measure
+    t = measure(lambda: int8(x), lambda: fp32(x))
+    print(t.speedup, t.speedup_low, t.speedup_high, t.rounds)
 """
 from __future__ import annotations
 
@@ -31,160 +38,141 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Sequence
 
-from compression_bench.benchmarks.schema import speedup as _speedup
+import numpy as np
 
 MIN_ROUNDS = 10
-MAX_ROUNDS = 300
-BLOCKS = 8  # reference blocks per test: enough to follow a change of machine speed within a test
-#: Largest (max - min) / median of the reference's block medians for which a test's timing is trusted
-#: (``--max-timing-drift``). In quiet one-thread runs here the blocks of one test agreed within a few
-#: percent (figures in the README).
-MAX_DRIFT = 0.20
-MAX_ATTEMPTS = 3  # timings of one test in all, the first included, before its speed gates are inconclusive
+MAX_ROUNDS = 400
+BLOCK_S = 0.02        # seconds of calls per side of a round ("tens of milliseconds")
+PRECISION = 0.02      # stop when the speedup's 95% half-width is at most this (relative)
+TRIM = 0.1            # fraction of ratios trimmed from each end by the estimator
+BOOTSTRAP = 2000      # bootstrap resamples
+Z95 = 1.959963984540054
+METHOD = "10%-trimmed geometric mean of per-round ratios (A B B A), 95% percentile bootstrap over rounds"
 
+
+# ---------------------------------------------------------------- statistics of per-round ratios
+
+def centre(log_ratios: Sequence[float], trim: float = TRIM) -> float:
+    """The trimmed mean of ``log_ratios`` (``trim`` of the values cut from each end), exponentiated."""
+    xs = np.sort(np.asarray(log_ratios, dtype=float))
+    k = int(math.floor(trim * len(xs)))
+    return float(math.exp(xs[k:len(xs) - k].mean()))
+
+
+def lag1(xs: Sequence[float]) -> float:
+    """Lag-1 autocorrelation of ``xs`` (0 for fewer than 3 values or no spread)."""
+    a = np.asarray(xs, dtype=float)
+    if len(a) < 3:
+        return 0.0
+    a = a - a.mean()
+    den = float((a * a).sum())
+    return float((a[1:] * a[:-1]).sum() / den) if den > 0 else 0.0
+
+
+def block_length(xs: Sequence[float]) -> int:
+    """1 when neighbouring values are uncorrelated (lag-1 autocorrelation within 2/sqrt(n) of 0), else
+    n^(1/3) rounded up: the moving block bootstrap's block."""
+    n = len(xs)
+    return 1 if n < 4 or lag1(xs) <= 2.0 / math.sqrt(n) else max(2, math.ceil(n ** (1 / 3)))
+
+
+def _resample_indices(n: int, block: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """``b`` rows of ``n`` indices drawn by the moving block bootstrap (plain bootstrap for block 1)."""
+    if block <= 1:
+        return rng.integers(0, n, size=(b, n))
+    starts = rng.integers(0, n - block + 1, size=(b, math.ceil(n / block)))
+    return (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(b, -1)[:, :n]
+
+
+def interval(log_ratios: Sequence[float], *, trim: float = TRIM, resamples: int = BOOTSTRAP,
+             seed: int = 0) -> tuple[float, float, int]:
+    """The 95% percentile-bootstrap interval of :func:`centre` over ``log_ratios`` (as ratios), and the
+    block length used. Deterministic for given values (``seed``)."""
+    xs = np.asarray(log_ratios, dtype=float)
+    n = len(xs)
+    if n < 2:
+        c = centre(xs, trim) if n else float("nan")
+        return c, c, 1
+    block = block_length(xs)
+    idx = _resample_indices(n, block, resamples, np.random.default_rng(seed))
+    samples = np.sort(xs[idx], axis=1)
+    k = int(math.floor(trim * n))
+    means = samples[:, k:n - k].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(math.exp(lo)), float(math.exp(hi)), block
+
+
+def normal_half_width(log_ratios: Sequence[float]) -> float:
+    """The relative half-width of a 95% interval of the geometric mean by the normal approximation,
+    widened for positive lag-1 autocorrelation: what the stopping rule checks after each round."""
+    n = len(log_ratios)
+    if n < 2:
+        return float("inf")
+    sd = statistics.stdev(log_ratios)
+    rho = max(0.0, min(0.9, lag1(log_ratios)))
+    return math.expm1(Z95 * sd / math.sqrt(n) * math.sqrt((1 + rho) / (1 - rho)))
+
+
+def median_interval(values: Sequence[float], *, resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of the median of ``values`` (rounds resampled in blocks as
+    :func:`interval` does)."""
+    xs = np.asarray(values, dtype=float)
+    n = len(xs)
+    if n < 2:
+        return (float(xs[0]), float(xs[0])) if n else (float("nan"), float("nan"))
+    idx = _resample_indices(n, block_length(np.log(xs)), resamples, np.random.default_rng(seed))
+    meds = np.median(xs[idx], axis=1)
+    lo, hi = np.quantile(meds, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def half_width(low: float | None, high: float | None) -> float | None:
+    """The relative half-width of an interval of a ratio: sqrt(high / low) - 1."""
+    if not low or not high or low <= 0:
+        return None
+    return math.sqrt(high / low) - 1.0
+
+
+# ---------------------------------------------------------------- the protocol
 
 def time_once(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds taken by one call of ``fn`` after one untimed call (one-time allocations, packing)."""
     fn()
     t0 = clock()
     fn()
-    return max(clock() - t0, 1e-6)
+    return max(clock() - t0, 1e-9)
 
 
-def rounds_for(seconds_per_call: float, budget_s: float, lo: int = MIN_ROUNDS, hi: int = MAX_ROUNDS) -> int:
-    """How many timed rounds fill ``budget_s``, kept between ``lo`` and ``hi``."""
-    return int(min(hi, max(lo, math.ceil(budget_s / max(seconds_per_call, 1e-9)))))
+def calls_per_block(seconds_per_call: float, block_s: float = BLOCK_S) -> int:
+    """How many calls make a block of about ``block_s`` seconds (at least one)."""
+    return max(1, min(1000, round(block_s / max(seconds_per_call, 1e-9))))
 
 
-class Interleaver:
-    """Times ``reference`` in blocks spread over the timed rounds of ``variant`` (see the module doc).
-
-    ``warmup_rounds`` and ``rounds`` must be those given to ``benchmark.pedantic``; about
-    ``reference_rounds`` reference timings are taken in all, in at most ``blocks`` blocks.
-    """
-
-    def __init__(self, reference: Callable[[], object], variant: Callable[[], object], *, warmup_rounds: int,
-                 rounds: int, reference_rounds: int, blocks: int = BLOCKS,
-                 clock: Callable[[], float] = time.perf_counter):
-        if rounds < 1 or reference_rounds < 1 or blocks < 1 or warmup_rounds < 0:
-            raise ValueError("rounds, reference_rounds and blocks must be positive, warmup_rounds not negative")
-        self.reference, self.variant, self.clock = reference, variant, clock
-        self.warmup_rounds = warmup_rounds
-        self.block_size = math.ceil(rounds / min(blocks, rounds))
-        self.blocks = math.ceil(rounds / self.block_size)
-        self.per_block = math.ceil(reference_rounds / self.blocks)
-        self.samples: list[float] = []
-        self.block_medians: list[float] = []
-        self._calls = 0
-
-    def __call__(self) -> None:
-        call, self._calls = self._calls, self._calls + 1
-        timed_round = call - self.warmup_rounds
-        if timed_round < 0 or timed_round % self.block_size:
-            return None
-        self.reference()
-        block = []
-        for _ in range(self.per_block):
-            t0 = self.clock()
-            self.reference()
-            block.append(self.clock() - t0)
-        self.samples += block
-        self.block_medians.append(statistics.median(block))
-        self.variant()
-        return None  # pedantic calls the target with its own (empty) arguments
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.samples) if self.samples else None
-
-    @property
-    def steadiness(self) -> float | None:
-        """How far the reference's block medians spread, (max - min) / median: the machine's speed change."""
-        return spread(self.block_medians)
-
-
-class Paired:
-    """One paired timing: the variant's round times, and the reference timed beside them."""
-
-    def __init__(self, variant_samples: list[float], pairing: Interleaver, max_drift: float = MAX_DRIFT):
-        self.samples = list(variant_samples)
-        self.pairing = pairing
-        self.max_drift = max_drift
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def reference_median(self) -> float | None:
-        return self.pairing.median
-
-    @property
-    def speedup(self) -> float | None:
-        return _speedup(self.pairing.median, self.median) if self.samples else None
-
-    @property
-    def steadiness(self) -> float | None:
-        return self.pairing.steadiness
-
-    @property
-    def steady(self) -> bool:
-        s = self.steadiness
-        return s is None or s <= self.max_drift
-
-
-def paired(reference: Callable[[], object], variant: Callable[[], object], *, warmup_rounds: int, rounds: int,
-           reference_rounds: int, clock: Callable[[], float] = time.perf_counter,
-           max_drift: float = MAX_DRIFT) -> Paired:
-    """The suite's timing protocol without pytest: ``warmup_rounds`` untimed calls of ``variant``, then
-    ``rounds`` timed ones, with ``reference`` timed in blocks between them (see the module doc).
-
-    ``Paired.speedup`` is the reference's median over the variant's. What pytest-benchmark's
-    ``pedantic`` does with an :class:`Interleaver` as its ``setup``, as a plain loop."""
-    pairing = Interleaver(reference, variant, warmup_rounds=warmup_rounds, rounds=rounds,
-                          reference_rounds=reference_rounds, clock=clock)
-    return Paired(run_rounds(variant, pairing, warmup_rounds, rounds, clock), pairing, max_drift)
-
-
-def run_rounds(fn: Callable[[], object], setup: Optional[Callable[[], object]], warmup_rounds: int, rounds: int,
-               clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """``warmup_rounds`` untimed calls of ``fn``, then ``rounds`` timed ones, ``setup`` (untimed) before
-    each: what ``benchmark.pedantic(fn, setup=setup, ...)`` does. Returns the timed rounds in seconds."""
-    samples = []
-    for i in range(warmup_rounds + rounds):
-        if setup is not None:
-            setup()
-        t0 = clock()
+def _block(fn: Callable[[], object], calls: int, clock: Callable[[], float]) -> float:
+    t0 = clock()
+    for _ in range(calls):
         fn()
-        if i >= warmup_rounds:
-            samples.append(clock() - t0)
-    return samples
-
-
-#: How the first timing of :func:`measure` runs: given the number of timed rounds and the setup hook
-#: (an :class:`Interleaver`, or None without a reference), run them and return their seconds.
-FirstTiming = Callable[[int, Optional[Interleaver]], list]
+    return (clock() - t0) / calls
 
 
 @dataclass
 class Timing:
-    """The accepted timing of one variant (seconds): its timed rounds, the reference's rounds timed
-    between them (empty without a reference), and the reference's drift in each timing taken, the
-    accepted one last (None where nothing was paired)."""
+    """The timing of one variant (seconds per call): one sample per round, the reference's samples of
+    the same rounds (empty without a reference), and the speedup's estimate and 95% interval."""
     samples: list[float]
     reference_samples: list[float] = field(default_factory=list)
-    drifts: list[Optional[float]] = field(default_factory=lambda: [None])
-    max_drift: float = MAX_DRIFT
+    calls: tuple[int, int] = (1, 1)          # calls per block: variant, reference
+    seconds: float = 0.0                     # wall time of the timed rounds
+    precision: float = PRECISION
+
+    def __post_init__(self):
+        self._ci = None
 
     @property
     def rounds(self) -> int:
         return len(self.samples)
-
-    @property
-    def attempts(self) -> int:
-        return len(self.drifts)
 
     @property
     def median(self) -> float:
@@ -202,53 +190,95 @@ class Timing:
         return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
 
     @property
+    def median_interval(self) -> tuple[float, float]:
+        return median_interval(self.samples)
+
+    @property
     def reference_median(self) -> float | None:
         return statistics.median(self.reference_samples) if self.reference_samples else None
 
     @property
+    def log_ratios(self) -> list[float]:
+        return [math.log(r / v) for r, v in zip(self.reference_samples, self.samples)]
+
+    def _interval(self) -> tuple[float, float, int]:
+        if self._ci is None:
+            self._ci = interval(self.log_ratios)
+        return self._ci
+
+    @property
     def speedup(self) -> float | None:
-        """The reference's median over the variant's: see :func:`benchmarks.schema.speedup`."""
-        return _speedup(self.reference_median, self.median)
+        """The reference's per-call time over the variant's: the centre of the per-round ratios."""
+        return centre(self.log_ratios) if self.reference_samples else None
 
     @property
-    def drift(self) -> float | None:
-        return self.drifts[-1] if self.drifts else None
+    def speedup_low(self) -> float | None:
+        return self._interval()[0] if self.reference_samples else None
 
     @property
-    def steady(self) -> bool:
-        """Whether the accepted timing's speed gates can be judged (the reference did not drift too far)."""
-        return self.drift is None or self.drift <= self.max_drift
+    def speedup_high(self) -> float | None:
+        return self._interval()[1] if self.reference_samples else None
+
+    @property
+    def bootstrap_block(self) -> int | None:
+        return self._interval()[2] if self.reference_samples else None
+
+    @property
+    def half_width(self) -> float | None:
+        return half_width(self.speedup_low, self.speedup_high)
+
+    @property
+    def reference_noise(self) -> float | None:
+        """Round-to-round variation of the reference's per-call time: the standard deviation of its
+        logarithm (0.03: about 3%), the machine's noise as this test saw it."""
+        if len(self.reference_samples) < 2:
+            return None
+        return statistics.stdev(math.log(s) for s in self.reference_samples)
 
 
 def measure(variant: Callable[[], object], reference: Callable[[], object] | None = None, *, warmup: int = 3,
-            target_s: float = 2.0, max_drift: float = MAX_DRIFT, clock: Callable[[], float] = time.perf_counter,
-            first: FirstTiming | None = None) -> Timing:
-    """Time ``variant`` (a call without arguments), paired with ``reference`` when one is given: the
-    suite's protocol without pytest.
-
-    Round counts fill ``target_s`` seconds (split between the two sides when paired; see
-    :func:`rounds_for`). Unpaired, one timing. Paired, the reference is timed in blocks between the
-    variant's rounds (:class:`Interleaver`); while its blocks drift by more than ``max_drift`` the
-    pair is timed again with :func:`paired`, at most :data:`MAX_ATTEMPTS` times in all, and the last
-    timing is returned (``Timing.steady`` says whether it settled). ``first`` runs the first timing
-    (default :func:`run_rounds`); the pytest suite passes one that runs ``benchmark.pedantic``."""
-    if first is None:
-        def first(rounds: int, setup: Optional[Interleaver]) -> list:
-            return run_rounds(variant, setup, warmup, rounds, clock)
+            target_s: float = 2.0, precision: float = PRECISION, min_rounds: int = MIN_ROUNDS,
+            max_rounds: int = MAX_ROUNDS, block_s: float = BLOCK_S,
+            clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Time ``variant`` (a call without arguments), paired round by round with ``reference`` when one
+    is given (see the module doc): ``warmup`` untimed calls of each, then rounds until the speedup's
+    half-width is at most ``precision`` (after ``min_rounds``), ``target_s`` seconds of rounds are spent,
+    or ``max_rounds`` are done. Unpaired, rounds of the variant alone until ``target_s`` (at least
+    ``min_rounds``)."""
+    t_var = time_once(variant, clock)
+    k_var = calls_per_block(t_var, block_s)
     if reference is None:
-        rounds = rounds_for(time_once(variant, clock), target_s)
-        return Timing(list(first(rounds, None)), [], [None], max_drift)
-    rounds = rounds_for(time_once(variant, clock), target_s / 2)
-    ref_rounds = rounds_for(time_once(reference, clock), target_s / 2)
-    pairing = Interleaver(reference, variant, warmup_rounds=warmup, rounds=rounds, reference_rounds=ref_rounds,
-                          clock=clock)
-    result = Paired(first(rounds, pairing), pairing, max_drift)
-    drifts = [result.steadiness]
-    while not result.steady and len(drifts) < MAX_ATTEMPTS:
-        result = paired(reference, variant, warmup_rounds=warmup, rounds=rounds, reference_rounds=ref_rounds,
-                        clock=clock, max_drift=max_drift)
-        drifts.append(result.steadiness)
-    return Timing(result.samples, list(result.pairing.samples), drifts, max_drift)
+        for _ in range(warmup):
+            variant()
+        samples: list[float] = []
+        start = clock()
+        while len(samples) < max_rounds and (len(samples) < min_rounds or clock() - start < target_s):
+            samples.append(_block(variant, k_var, clock))
+        return Timing(samples, [], (k_var, 0), clock() - start, precision)
+    t_ref = time_once(reference, clock)
+    k_ref = calls_per_block(t_ref, block_s)
+    for _ in range(warmup):
+        reference()
+        variant()
+    var_s: list[float] = []
+    ref_s: list[float] = []
+    logs: list[float] = []
+    start = clock()
+    while len(var_s) < max_rounds:
+        if len(var_s) % 2 == 0:
+            r = _block(reference, k_ref, clock)
+            v = _block(variant, k_var, clock)
+        else:
+            v = _block(variant, k_var, clock)
+            r = _block(reference, k_ref, clock)
+        var_s.append(max(v, 1e-12))
+        ref_s.append(max(r, 1e-12))
+        logs.append(math.log(ref_s[-1] / var_s[-1]))
+        n = len(var_s)
+        # stop on an even count, so that each order (A B, B A) has as many rounds as the other
+        if n >= min_rounds and n % 2 == 0 and (normal_half_width(logs) <= precision or clock() - start >= target_s):
+            break
+    return Timing(var_s, ref_s, (k_var, k_ref), clock() - start, precision)
 
 
 def spread(values: list[float]) -> float | None:

@@ -26,7 +26,7 @@ MODEL = "EnhancedLeNet5"
 SMALL = ["--zoo-models", MODEL, "--compression-methods", "original,static_int8"]
 
 
-def _suite(tmp_path: Path, *args, env=None, timeout=900) -> subprocess.CompletedProcess:
+def _suite(tmp_path: Path, *args, env=None, timeout=2700) -> subprocess.CompletedProcess:
     env = dict(env or {})
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), ZOO_CACHE=str(tmp_path / "cache"))
     full_env.update(env)
@@ -74,7 +74,7 @@ BAD_INPUT = [
     ("target-zero", ["--latency-target-s=0"], {}, "--latency-target-s takes seconds above 0 and at most 60"),
     ("target-negative", ["--latency-target-s=-5"], {}, "--latency-target-s takes seconds above 0"),
     ("target-inf", ["--latency-target-s=inf"], {}, "--latency-target-s takes seconds above 0"),
-    ("drift-negative", ["--max-timing-drift=-0.1"], {}, "--max-timing-drift takes a fraction from 0 to 10"),
+    ("precision-negative", ["--speedup-precision=-0.1"], {}, "--speedup-precision takes a fraction from 0 to 10"),
     ("within-negative", ["--recommend-within=-1"], {}, "--recommend-within takes a number of points from 0 to 100"),
     ("thresholds-profiles-not-a-table", ["--thresholds={tmp}/profiles5.toml"], {},
      "profiles: expected a table of profiles"),

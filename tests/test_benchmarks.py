@@ -15,7 +15,7 @@ from compression_bench import compression
 from compression_bench import zoo
 from compression_bench.benchmarks import report, timing
 from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
-                                   speed_failures)
+                                                     speed_verdicts)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS, METHODS, PROFILES = zoo.list_models(), compression.list_methods(), zoo.PROFILES
@@ -31,12 +31,45 @@ def _load(tmp_path, text: str) -> Thresholds:
 
 def test_shipped_thresholds_are_valid_and_layered():
     t = Thresholds.load(None, models=MODELS, methods=METHODS, profiles=PROFILES)
-    assert t.gates("ResNet50Custom", "static_int8", "default")["min_speedup"] == 2.5
-    assert t.gates("SimpleCNN_6x2", "static_int8", "default")["min_speedup"] == 1.5
+    # INT8 floors by CPU class: what an AVX2 CPU without VNNI reaches by default, more where VNNI makes INT8 fast
+    assert t.gates("ResNet50Custom", "static_int8", "default", cpu_class="x86-avx2")["min_speedup"] == 1.3
+    assert t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class="x86-avx2")["min_speedup"] == 1.1
+    assert t.gates("ResNet50Custom", "static_int8", "default", cpu_class="x86-avx512-vnni")["min_speedup"] == 2.5
+    assert t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class="x86-avx512-vnni")["min_speedup"] == 1.5
+    assert "min_speedup" not in t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class="arm64-dotprod")
+    # slower INT8 is a fault where VNNI makes it fast, only flagged where it does not; aligned pruning everywhere
+    assert t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class="x86-avx512-vnni")["fail_if_slower"]
+    assert "fail_if_slower" not in t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class="x86-avx2")
+    assert t.gates("ResNet50Custom", "structured_30", "default", "onnxruntime", cpu_class="x86-avx2")["fail_if_slower"]
     assert t.gates("EfficientNetB0Custom", "original", "default") == {"min_accuracy": 95.0}
-    smoke = t.gates("ResNet50Custom", "static_int8", "smoke")
-    assert "min_speedup" not in smoke and "max_accuracy_drop" not in smoke
-    assert smoke["max_size_ratio"] == 0.3  # sizes are real even on the smoke profile
+    for runtime in ("eager", "onnxruntime", "inductor"):  # smoke switches speed floors off on every runtime
+        smoke = t.gates("ResNet50Custom", "static_int8", "smoke", runtime, cpu_class="x86-avx512-vnni")
+        assert "min_speedup" not in smoke and "max_accuracy_drop" not in smoke, runtime
+        assert smoke["max_size_ratio"] == (0.3 if runtime == "eager" else 0.35 if runtime == "onnxruntime" else 0.4)
+
+
+def test_class_tables_apply_only_on_their_class_and_runtime(tmp_path):
+    t = _load(tmp_path, """
+        [methods.static_int8]
+        min_speedup = 1.1
+        [classes.x86-avx512-vnni.methods.static_int8]
+        min_speedup = 2.0
+        [classes.x86-avx512-vnni.runtimes.onnxruntime.methods.static_int8]
+        min_speedup = 1.8
+        [classes.x86-avx2.runtimes.onnxruntime.methods.static_int8]
+        unsupported = "no fast INT8 convolutions in MLAS without VNNI"
+    """)
+    assert t.gates("ResNet50Custom", "static_int8", "default") == {"min_speedup": 1.1}
+    assert t.gates("ResNet50Custom", "static_int8", "default", cpu_class="x86-avx2") == {"min_speedup": 1.1}
+    assert t.gates("ResNet50Custom", "static_int8", "default", cpu_class="x86-avx512-vnni") == {"min_speedup": 2.0}
+    assert t.gates("ResNet50Custom", "static_int8", "default", "onnxruntime", "x86-avx512-vnni") == {"min_speedup": 1.8}
+    assert t.gates("ResNet50Custom", "static_int8", "default", "inductor", "x86-avx512-vnni") == {}
+    assert t.unsupported("ResNet50Custom", "static_int8", "default", "onnxruntime", "x86-avx2").startswith("no fast")
+    assert t.unsupported("ResNet50Custom", "static_int8", "default", "eager", "x86-avx2") is None
+    with pytest.raises(ThresholdsError, match="classes.x86-avx3: unknown capability class; valid classes are x86-amx"):
+        _load(tmp_path, "[classes.x86-avx3.methods.static_int8]\nmin_speedup = 2\n")
+    with pytest.raises(ThresholdsError, match="fail_if_slower: expected true or false"):
+        _load(tmp_path, "[methods.static_int8]\nfail_if_slower = 1\n")
 
 
 def test_thresholds_layers_override_in_order(tmp_path):
@@ -85,26 +118,47 @@ def test_gate_messages_name_model_method_measured_and_required():
     assert "ResNet50Custom / structured_70" in msg and "17.50 points" in msg and "8.00" in msg
     assert accuracy_failures("ResNet50Custom", "structured_70", 90.0, 97.5, {"max_accuracy_drop": 8.0}) == []
     gates = {"min_speedup": 2.5, "max_size_ratio": 0.3}
-    (msg,) = speed_failures("ResNet50Custom / static_int8", 1.8, gates)
+    (msg,), _ = speed_verdicts("ResNet50Custom / static_int8", 1.8, gates)
     assert msg.startswith("ResNet50Custom / static_int8: ") and "1.80x" in msg and "2.50x" in msg
     (msg,) = size_failures("ResNet50Custom / static_int8", 0.4, gates)
     assert "0.400x" in msg and "0.300x" in msg
-    assert speed_failures("X", 2.6, gates) == [] and size_failures("X", 0.29, gates) == []
-    (msg,) = speed_failures("X / unstructured_70", 17.0, {"max_speedup": 1.15})
+    assert speed_verdicts("X", 2.6, gates) == ([], []) and size_failures("X", 0.29, gates) == []
+    (msg,), _ = speed_verdicts("X / unstructured_70", 17.0, {"max_speedup": 1.15})
     assert "timing artifact" in msg
-    (msg,) = speed_failures("X / unstructured_70", 0.8, {"max_latency_ratio": 1.15})
+    (msg,), _ = speed_verdicts("X / unstructured_70", 0.8, {"max_latency_ratio": 1.15})
     assert "latency 1.25x the original's" in msg
     # no latency measured (--benchmark-disable, xdist): speed gates are not judged
-    assert speed_failures("X", None, gates) == []
+    assert speed_verdicts("X", None, gates) == ([], [])
+
+
+@pytest.mark.parametrize("estimate, low, high, verdict", [
+    (2.6, 2.55, 2.65, "pass"),          # wholly above the floor
+    (2.55, 2.40, 2.70, "pass"),         # straddles, estimate on the right side: passes
+    (2.45, 2.30, 2.60, "inconclusive"),  # straddles, estimate on the wrong side
+    (2.30, 2.20, 2.45, "fail"),         # wholly below
+])
+def test_a_speed_floor_is_judged_on_the_interval(estimate, low, high, verdict):
+    fails, unsure = speed_verdicts("X / static_int8", estimate, {"min_speedup": 2.5}, low, high)
+    assert (len(fails), len(unsure)) == {"pass": (0, 0), "fail": (1, 0), "inconclusive": (0, 1)}[verdict]
+    if fails or unsure:
+        assert f"95% interval {low:.2f}-{high:.2f}x" in (fails + unsure)[0]
+
+
+def test_a_ceiling_is_judged_on_the_interval():
+    gates = {"max_speedup": 1.15}
+    assert speed_verdicts("X", 1.2, gates, 1.18, 1.22)[0]             # wholly above: a timing artifact
+    fails, unsure = speed_verdicts("X", 1.16, gates, 1.10, 1.22)     # straddles, estimate above: inconclusive
+    assert fails == [] and len(unsure) == 1 and "reaches the ceiling" in unsure[0]
+    assert speed_verdicts("X", 1.10, gates, 1.05, 1.20) == ([], [])   # estimate under the ceiling
 
 
 # ---------------------------------------------------------------- paired timing
 
 class _Machine:
-    """A fake clock whose speed drifts: a call of nominal cost c takes c * (1 + now / ramp)."""
+    """A fake clock whose speed changes: a call of nominal cost c takes c * speed(now)."""
 
-    def __init__(self, ramp: float = 0.0):
-        self.now, self.ramp, self.log = 0.0, ramp, []
+    def __init__(self, speed=lambda now: 1.0):
+        self.now, self.speed, self.log = 0.0, speed, []
 
     def clock(self) -> float:
         return self.now
@@ -112,90 +166,93 @@ class _Machine:
     def model(self, name: str, cost: float):
         def call():
             self.log.append(name)
-            self.now += cost * (1 + (self.now / self.ramp if self.ramp else 0.0))
+            self.now += cost * self.speed(self.now)
         return call
 
 
-def _pedantic(target, setup, warmup_rounds, rounds, clock):
-    """What benchmark.pedantic does with a setup hook: setup before every warm-up and timed round."""
-    durations = []
-    for _ in range(warmup_rounds):
-        setup()
-        target()
-    for _ in range(rounds):
-        setup()
-        t0 = clock()
-        target()
-        durations.append(clock() - t0)
-    return durations
-
-
-def test_interleaver_times_the_reference_in_blocks_between_warm_variant_rounds():
+def test_rounds_alternate_the_order_of_the_two_sides_and_size_their_blocks():
     m = _Machine()
-    ref, var = m.model("R", 4.0), m.model("V", 1.0)
-    il = timing.Interleaver(ref, var, warmup_rounds=2, rounds=20, reference_rounds=10, blocks=4, clock=m.clock)
-    _pedantic(var, il, 2, 20, m.clock)
-    assert (il.block_size, il.blocks, il.per_block) == (5, 4, 3)
-    assert il.block_medians == [4.0] * 4 and il.steadiness == 0.0
-    assert len(il.samples) == 12 and il.median == 4.0
-    # warm-ups untouched; each block: reference warm-up, 3 timed, one untimed variant call; then 5 timed rounds
-    block = ["R"] * 4 + ["V"] + ["V"] * 5
-    assert "".join(m.log) == "VV" + "".join(block) * 4
+    t = timing.measure(m.model("V", 0.004), m.model("R", 0.02), warmup=1, target_s=10.0, clock=m.clock)
+    # time_once: 2 calls each; warm-up: R V; then blocks of 5 variant calls (20 ms) and 1 reference call
+    assert "".join(m.log[:6]) == "VVRRRV"
+    rounds = "".join(m.log[6:])
+    assert rounds.startswith("R" + "V" * 5 + "V" * 5 + "R" + "R" + "V" * 5)  # A B, B A, A B ...
+    assert t.calls == (5, 1) and t.rounds == timing.MIN_ROUNDS  # no noise: stops at the floor of rounds
+    assert t.speedup == pytest.approx(5.0) and t.speedup_low == pytest.approx(5.0) and t.half_width == pytest.approx(0)
 
 
-def test_paired_speedup_survives_a_drifting_machine_where_separate_medians_do_not():
-    # the machine slows down steadily until it runs at half speed; the variant is truly 4x faster
-    m = _Machine(ramp=400.0)
-    ref, var = m.model("R", 4.0), m.model("V", 1.0)
-    alone = _pedantic(ref, lambda: None, 0, 25, m.clock)  # the original's own test, earlier in the run
-    il = timing.Interleaver(ref, var, warmup_rounds=3, rounds=100, reference_rounds=25, clock=m.clock)
-    var_rounds = _pedantic(var, il, 3, 100, m.clock)
-    var_median = sorted(var_rounds)[50]
-    paired = il.median / var_median
-    unpaired = sorted(alone)[12] / var_median
-    assert abs(paired / 4.0 - 1) < 0.05, paired
-    assert unpaired < 0.85 * 4.0, unpaired  # what the old protocol reported: drift mistaken for slowness
+def _old_protocol(m, reference, variant, rounds=100, blocks=8, per_block=4):
+    """The protocol this suite used before: the reference timed in 8 blocks between the variant's rounds,
+    the speedup the ratio of the two medians (kept here as the case the new one must beat)."""
+    var, ref = [], []
+    for i in range(rounds):
+        if i % (rounds // blocks) == 0:
+            for _ in range(per_block):
+                t0 = m.clock()
+                reference()
+                ref.append(m.clock() - t0)
+        t0 = m.clock()
+        variant()
+        var.append(m.clock() - t0)
+    return sorted(ref)[len(ref) // 2] / sorted(var)[len(var) // 2]
 
 
-def test_the_plain_paired_function_follows_the_same_schedule_as_pedantic():
-    m1, m2 = _Machine(), _Machine()
-    il = timing.Interleaver(m1.model("R", 4.0), m1.model("V", 1.0), warmup_rounds=2, rounds=20, reference_rounds=10,
-                            clock=m1.clock)
-    by_pedantic = _pedantic(m1.model("V", 1.0), il, 2, 20, m1.clock)
-    p = timing.paired(m2.model("R", 4.0), m2.model("V", 1.0), warmup_rounds=2, rounds=20, reference_rounds=10,
-                      clock=m2.clock)
-    assert m1.log == m2.log and p.samples == by_pedantic and p.speedup == 4.0 and p.steady
+def test_a_machine_whose_speed_changes_by_20_percent_every_second_leaves_the_paired_speedup_within_2_percent():
+    """Each second the machine runs at full speed or 20% slower (another process takes the cores),
+    in 20 random patterns; the variant is truly 4x faster. Round-by-round pairing finds 4x within 2% in
+    every pattern; the old ratio of two medians, the original timed in 8 blocks between the variant's
+    rounds, is off by 20% where its blocks fall mostly in slow seconds (2 of these 20 patterns)."""
+    import random
+    new, old = [], []
+    for seed in range(20):
+        rng = random.Random(seed)
+        levels = [rng.choice([1.0, 1.2]) for _ in range(1000)]
+
+        def speed(now):
+            return levels[int(now)]
+        m = _Machine(speed)
+        t = timing.measure(m.model("V", 0.013), m.model("R", 0.052), warmup=2, target_s=20.0, clock=m.clock)
+        new.append(t.speedup)
+        assert t.speedup_low <= 4.0 * 1.02 and t.speedup_high >= 4.0 * 0.98
+        m = _Machine(speed)
+        old.append(_old_protocol(m, m.model("R", 0.052), m.model("V", 0.013)))
+    assert all(abs(x / 4.0 - 1) < 0.02 for x in new), new
+    assert sum(abs(x / 4.0 - 1) > 0.1 for x in old) >= 2, old
 
 
-class _Switching(_Machine):
-    """A machine that runs ``factor`` times slower between two moments (another process took the cores)."""
-
-    def __init__(self, start: float, stop: float, factor: float):
-        super().__init__()
-        self.start, self.stop, self.factor = start, stop, factor
-
-    def model(self, name: str, cost: float):
-        def call():
-            self.log.append(name)
-            self.now += cost * (self.factor if self.start <= self.now < self.stop else 1.0)
-        return call
+def test_timing_stops_when_the_interval_is_narrow_or_the_budget_is_spent():
+    import random
+    rng = random.Random(1)
+    quiet = _Machine(lambda now: 1.0 + rng.gauss(0, 0.01))
+    t = timing.measure(quiet.model("V", 0.01), quiet.model("R", 0.03), warmup=1, target_s=100.0, clock=quiet.clock)
+    assert t.rounds < 40 and t.half_width <= 0.02 and t.speedup_low < 3.0 < t.speedup_high
+    noisy = _Machine(lambda now: 1.0 + abs(rng.gauss(0, 0.5)))
+    t = timing.measure(noisy.model("V", 0.01), noisy.model("R", 0.03), warmup=1, target_s=2.0, clock=noisy.clock)
+    assert 1.9 <= t.seconds <= 2.5 and t.half_width > 0.02 and t.speedup_low < 3.0 < t.speedup_high
 
 
-def test_a_machine_that_changes_speed_within_a_test_is_unsteady_and_a_calm_one_is_not():
-    c = _Machine(ramp=2000.0)  # a slow drift of a few percent over the test: steady
-    calm = timing.paired(c.model("R", 4.0), c.model("V", 1.0), warmup_rounds=1, rounds=40, reference_rounds=16,
-                         clock=c.clock)
-    assert calm.steady and 0 < calm.steadiness < 0.1
-    m = _Switching(start=40.0, stop=90.0, factor=3.0)  # busy for part of the test only
-    busy = timing.paired(m.model("R", 4.0), m.model("V", 1.0), warmup_rounds=1, rounds=40, reference_rounds=16,
-                         clock=m.clock)
-    assert busy.steadiness > timing.MAX_DRIFT and not busy.steady
-    assert max(busy.pairing.block_medians) == 12.0 and min(busy.pairing.block_medians) == 4.0
+def test_the_interval_uses_blocks_of_rounds_when_neighbouring_rounds_are_correlated():
+    import random
+    rng = random.Random(0)
+    iid = [rng.gauss(0, 0.05) for _ in range(200)]
+    assert timing.block_length(iid) == 1
+    walk, x = [], 0.0
+    for _ in range(200):  # slow noise: each round's ratio close to the last one's
+        x = 0.9 * x + rng.gauss(0, 0.05)
+        walk.append(x)
+    assert timing.block_length(walk) == 6  # ceil(200 ** (1/3))
+    lo_iid, hi_iid, _ = timing.interval(iid)
+    lo_w, hi_w, block = timing.interval(walk)
+    assert block == 6 and (hi_w / lo_w) > (hi_iid / lo_iid)  # correlated rounds are less evidence: wider
 
 
-@pytest.mark.parametrize("seconds, budget, rounds", [(0.001, 1.0, 300), (0.05, 1.0, 20), (2.0, 1.0, 10)])
-def test_round_counts_fill_the_budget_within_bounds(seconds, budget, rounds):
-    assert timing.rounds_for(seconds, budget) == rounds
+def test_the_estimate_is_not_moved_by_a_few_interrupted_rounds():
+    import math
+    logs = [math.log(4.0)] * 36 + [math.log(4.0 * 1.5)] * 2 + [math.log(4.0 / 1.5)] * 2
+    assert timing.centre(logs) == pytest.approx(4.0)
+    logs = [math.log(4.0)] * 38 + [math.log(8.0)] * 2  # two of 40 rounds whose reference side was interrupted
+    assert timing.centre(logs) == pytest.approx(4.0)
+    assert math.exp(sum(logs) / len(logs)) > 4.1  # the plain geometric mean moves
 
 
 def test_drift_of_the_original_is_reported_and_small_drift_is_not():
@@ -249,7 +306,7 @@ def _suite(tmp_path, *args, cache=None):
     return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
                            "--zoo-profile", "smoke", "--report-dir", str(tmp_path / "report"),
                            "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
 
 
 def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path):
@@ -285,7 +342,9 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
         for method in METHODS[1:]:  # each variant's test timed the original beside it: a paired speedup
             x = by[(model, method)]
             assert x["reference_latency_rounds"] >= 10 and x["reference_latency_median_ms"] > 0
-            assert 1 <= x["timing_attempts"] <= timing.MAX_ATTEMPTS and x["threads"] == 1
+            assert x["speedup_low"] <= x["speedup"] <= x["speedup_high"] and x["threads"] == 1
+            assert x["speedup_method"] == timing.METHOD and x["speedup_half_width"] >= 0
+            assert x["latency_low_ms"] <= x["latency_median_ms"] <= x["latency_high_ms"]
     # timing stability, per model: the original's own test and one paired timing per variant
     assert r.stdout.count(f"the original timed {len(METHODS)} times") == len(MODELS)
     report_md = (tmp_path / "report" / "report.md").read_text()
@@ -296,6 +355,11 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     saved = json.loads(bench_json.read_text())
     assert saved["machine_info"]["compression_bench"]["profile"] == "smoke"
     assert saved["machine_info"]["compression_bench"]["threads"] == [1]
+    # the machine that measured it: instruction set and capability class, in the saved run and the header
+    machine = saved["machine_info"]["compression_bench"]["machine"]
+    assert machine["capability_class"] in machine["key"] and "torch_capability" in machine
+    assert f"compression-bench machine key: {machine['key']}" in r.stdout
+    assert f"- **Capability class**: {machine['capability_class']}" in report_md
     # timed on a steady heap (benchmarks/heap.py), recorded with the run
     heap = "glibc malloc" if platform.libc_ver()[0] == "glibc" else "allocator defaults"
     assert saved["machine_info"]["compression_bench"]["heap"].startswith(heap)
@@ -347,30 +411,18 @@ def test_a_selection_without_the_original_still_applies_size_and_speed_gates(tmp
     assert rec["reference_latency_median_ms"] > 0 and rec["speedup"] > 0  # the original was timed beside it
 
 
-def test_speed_gates_on_an_unsteady_machine_are_inconclusive_not_failed(tmp_path):
-    # --max-timing-drift 0: any movement of the original's blocks counts as a busy machine, so the test retimes
-    # MAX_ATTEMPTS times, then reports its impossible speed gate as inconclusive (exit 6), not as a failure
-    t = _strict(tmp_path, "[profiles.smoke.methods.static_int8]\nmin_speedup = 1000\n")
-    args = ["--benchmark-only", "--zoo-models", "EnhancedLeNet5", "--compression-methods", "original,static_int8",
-            "--thresholds", str(t), "--max-timing-drift", "0"]
-    r = _suite(tmp_path, *args)
-    assert r.returncode == 6, r.stdout[-3000:]
-    assert "2 passed" in r.stdout and "speed gates inconclusive" in r.stdout
-    assert "inconclusive: the machine was too busy to measure" in r.stdout and "required at least 1000.00x" in r.stdout
-    rec = json.loads((tmp_path / "report" / "results.json").read_text())["results"][1]
-    assert rec["timing_attempts"] == timing.MAX_ATTEMPTS and rec["inconclusive"] and not rec["gate_failures"]
-    # a real failure beside it wins: exit 1
-    t.write_text(t.read_text() + "max_size_ratio = 0.01\n")
-    r = _suite(tmp_path, *args)
-    assert r.returncode == 1 and "1 failed, 1 passed" in r.stdout
-
-
-def test_a_real_int8_variant_is_faster_than_its_original_with_the_suites_own_protocol(tmp_path):
+def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_own_protocol(tmp_path):
     """The guard against timing the wrong object: EnhancedLeNet5's static INT8 variant, timed with
-    timing.paired at one thread, batch 64, is at least 1.5x faster than its float original (5.4-7.1x
-    measured here)."""
+    timing.measure at one thread, batch 64, against its float original, meets the default profile's
+    floor for this machine's capability class (1.1x where INT8 has no VNNI: 1.20x measured on an AVX2
+    CPU; 1.5x with AVX-512 VNNI: 5.4-7.1x measured). Judged as the suite judges it, on the interval."""
     import torch
-    from compression_bench.benchmarks import pipeline
+    from compression_bench.benchmarks import machine, pipeline
+    cls = machine.identify()["capability_class"]
+    floor = Thresholds.load(None, models=MODELS, methods=METHODS, profiles=PROFILES).gates(
+        "EnhancedLeNet5", "static_int8", "default", cpu_class=cls).get("min_speedup")
+    if not floor:
+        pytest.skip(f"no static INT8 speed floor for class {cls}")
     cache = zoo.ArtifactCache(tmp_path / "cache")
     tm = zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
     int8 = pipeline.get_variant(tm, "static_int8", cache).model
@@ -384,10 +436,12 @@ def test_a_real_int8_variant_is_faster_than_its_original_with_the_suites_own_pro
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        p = timing.paired(runner(tm.model), runner(int8), warmup_rounds=3, rounds=30, reference_rounds=30)
+        t = timing.measure(runner(int8), runner(tm.model), warmup=3, target_s=5.0)
     finally:
         torch.set_num_threads(before)
-    assert p.speedup >= 1.5, p.speedup
+    fails, _ = speed_verdicts(f"EnhancedLeNet5 / static_int8 on {cls}", t.speedup, {"min_speedup": floor},
+                              t.speedup_low, t.speedup_high)
+    assert not fails, fails
 
 
 @pytest.mark.parametrize("args, message", [

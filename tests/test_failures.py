@@ -49,7 +49,7 @@ def _run(tmp_path, *extra):
     env["ZOO_CACHE"] = str(tmp_path / "cache")
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--zoo-profile", "smoke",
            "--zoo-models", "Branchy", "--compression-methods", METHODS, "--benchmark-disable", "--float-baselines", "none", "--peak-memory", "off", "--report-dir", str(tmp_path / "reports"), *extra]
-    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=2700)
     rows = json.loads((tmp_path / "reports" / "results.json").read_text())["results"]
     return r, {row["method"]: row for row in rows}
 

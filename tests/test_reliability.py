@@ -70,12 +70,12 @@ def _suite(tmp_path: Path, *args) -> subprocess.CompletedProcess:
     """The benchmark suite in a subprocess, as tests/test_benchmarks.py::_suite runs it."""
     env = _env(ZOO_CACHE=str(tmp_path / "cache"))
     return subprocess.run(_suite_cmd(tmp_path, args), cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=2700)
 
 
 def _zoo_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=900)
 
 
 def _nothing_trained(cache: Path) -> bool:
@@ -324,7 +324,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 def test_a_run_killed_mid_build_leaves_no_entry_and_no_blocking_lock(tmp_path, reference, where):
     cache_dir = tmp_path / "cache"
     r = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, where, str(cache_dir), MODEL], cwd=ROOT, env=_env(),
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == -signal.SIGKILL, r.stdout + r.stderr
     assert "epoch 1/2" in r.stdout and "FINISHED" not in r.stdout
     assert ("epoch 2/2" in r.stdout) == (where == "saving")
@@ -363,7 +363,7 @@ def test_two_sessions_on_one_cache_build_each_artifact_once_and_agree(tmp_path):
     procs = [subprocess.Popen(_suite_cmd(tmp_path, args, report=f"report{i}"), cwd=ROOT,
                               env=_env(ZOO_CACHE=str(cache)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for i in range(2)]
-    outs = [p.communicate(timeout=900)[0] for p in procs]
+    outs = [p.communicate(timeout=2700)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
         assert f"{len(methods)} passed" in out
@@ -423,7 +423,7 @@ def test_compare_refuses_a_corrupt_or_foreign_run_with_one_sentence(tmp_path, ki
         bad.write_text(json.dumps({"benchmarks": [["test_variant[M-original-bs64]", 0.01]]}))
     for a, b in ((good, bad), (bad, good)):
         r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
-                           env=_env(), capture_output=True, text=True, timeout=120)
+                           env=_env(), capture_output=True, text=True, timeout=360)
         assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         assert r.stderr.startswith(f"compression-bench compare: error: {bad} ") and message in r.stderr
@@ -441,7 +441,7 @@ def test_same_profile_twice_from_empty_caches_gives_identical_figures(tmp_path):
     procs = [subprocess.Popen(_suite_cmd(tmp_path, args, report=f"report{i}"), cwd=ROOT,
                               env=_env(ZOO_CACHE=str(tmp_path / f"cache{i}")), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outs = [p.communicate(timeout=1800)[0] for p in procs]
+    outs = [p.communicate(timeout=3600)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-3000:]
     for i in range(2):  # each session built everything itself

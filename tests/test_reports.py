@@ -302,10 +302,10 @@ def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
     bad = _write(tmp_path / "bad.json", b"\xff\xfe garbage".decode("latin-1"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(bad)], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=180)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "is not a JSON file" in r.stderr
     r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(tmp_path / "missing.json")],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "no saved run" in r.stderr
 
 
@@ -356,6 +356,6 @@ def test_compare_fail_accuracy_needs_a_compared_run(tmp_path):
     env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile",
                         "smoke", "--benchmark-only", "--compare-fail-accuracy", "0.5"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode != 0 and "--compare-fail-accuracy needs a run to compare against" in r.stderr
     assert not (tmp_path / "cache" / "trained").exists()

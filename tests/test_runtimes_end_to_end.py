@@ -22,7 +22,7 @@ def _suite(tmp_path: Path, *args, cache: Path | None = None) -> tuple[subprocess
     r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile", "smoke",
                         "--zoo-models", MODEL, "--compression-methods", METHODS, "--report-dir", str(report),
                         "--latency-target-s", "0.1", "--latency-warmup", "1", "--float-baselines", "none", *args],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
     rows = json.loads((report / "results.json").read_text())["results"] if (report / "results.json").exists() else []
     return r, rows
 
@@ -86,7 +86,7 @@ def test_without_torch_ao_fx_quantization_eager_int8_rows_are_n_a_and_onnxruntim
                         "--zoo-models", MODEL, "--compression-methods", "original,static_int8",
                         "--runtimes", "eager,onnxruntime", "--float-baselines", "none", "--peak-memory", "off",
                         "--benchmark-disable",
-                        "--report-dir", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                        "--report-dir", str(report)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rows = {(x["runtime"], x["method"]): x for x in json.loads((report / "results.json").read_text())["results"]}
     assert rows["eager", "static_int8"]["status"] == "n/a: torch.ao.quantization's FX API is not in this torch"

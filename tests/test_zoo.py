@@ -241,7 +241,7 @@ def test_two_processes_train_the_same_model_once(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                               text=True, env=env) for _ in range(2)]
-    results = [p.communicate(timeout=300)[0].split("RESULT")[-1].split() for p in procs]
+    results = [p.communicate(timeout=900)[0].split("RESULT")[-1].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(r[0] for r in results) == ["cache", "trained"]  # one trained, one waited and loaded
     assert results[0][1] == results[1][1]
@@ -253,7 +253,7 @@ def test_two_processes_train_the_same_model_once(tmp_path):
 
 def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=300)
+                          cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=900)
 
 
 def test_cli_list_shows_models_datasets_and_params():
