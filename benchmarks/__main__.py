@@ -3,7 +3,8 @@
 A and B are saved runs: paths to pytest-benchmark JSON files (``--benchmark-save``,
 ``--benchmark-autosave``, ``--benchmark-json``) or to the suite's ``results.json``, or
 pytest-benchmark run ids such as ``0001`` looked up in ``.benchmarks/`` (or ``--storage DIR``).
-Exit status: 0 when compared, 2 when a run cannot be read or compared (one-sentence error).
+Exit status: 0 when compared, 1 when ``--compare-fail-speedup`` found a significant speedup drop, 2 when
+a run cannot be read or compared (one-sentence error).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from compression_bench.benchmarks import compare
+from compression_bench.benchmarks import compare, options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", metavar="OUT", help="also write the comparison as Markdown to this file")
     c.add_argument("--storage", metavar="DIR", default=compare.DEFAULT_STORAGE,
                    help=f"pytest-benchmark storage folder for run ids (default: {compare.DEFAULT_STORAGE})")
+    c.add_argument("--compare-fail-speedup", metavar="DROP", default=None,
+                   help="exit 1 when a variant's speedup fell from A to B significantly (its 95%% interval "
+                        "excludes no change) and by more than DROP, e.g. 10%% or 0.1")
     return p
 
 
@@ -38,6 +42,8 @@ def _compare(args) -> int:
     a, b = runs
     if a.name == b.name:  # two runs saved under the same name in different folders
         a.name, b.name = f"A:{a.name}", f"B:{b.name}"
+    drop = None if args.compare_fail_speedup is None else options.drop_fraction(args.compare_fail_speedup,
+                                                                                  "--compare-fail-speedup")
     c = compare.compare_runs(a, b)
     print(compare.render_text(a, b, c))
     if args.markdown:
@@ -48,6 +54,13 @@ def _compare(args) -> int:
         except OSError as err:
             raise compare.CompareError(f"cannot write {out} ({err.strerror or err}).") from None
         print(f"\nmarkdown: {out}")
+    if drop is not None:
+        failed = compare.speedup_regressions(c, drop)
+        for line in failed:
+            print(line)
+        if failed:
+            return 1
+        print(f"no speedup fell significantly by more than {drop:.0%}")
     return 0
 
 
@@ -55,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _compare(args)
-    except compare.CompareError as err:
+    except (compare.CompareError, options.OptionError) as err:
         print(f"compression-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -25,14 +25,71 @@ from compression_bench.benchmarks.saved import (DEFAULT_STORAGE, NUMERIC, REQUIR
 
 __all__ = ["DEFAULT_STORAGE", "NUMERIC", "REQUIRED", "CompareError", "Run", "load_run", "record_from_benchmark",
            "records_from_run", "resolve", "run_from_data", "SAME", "HEADERS", "Pair", "Comparison", "row",
-           "compare_records", "compare_runs", "accuracy_regressions", "session_comparison", "render_markdown",
-           "render_text"]
+           "compare_records", "compare_runs", "accuracy_regressions", "speedup_regressions", "session_comparison",
+           "render_markdown", "render_text", "Change", "change", "SPEEDUP_NOISE", "LATENCY_NOISE"]
 
 SAME = 0.005  # accuracy changes below this many points print as 0.00
+#: Changes smaller than these are never called significant, however narrow their interval: what two runs
+#: of the same code moved by on the 2-core VMs this suite was built on (README, "Comparing runs"). A
+#: speedup is paired within its test, so it carries little of the machine's drift between processes;
+#: a latency median carries all of it (the whole machine ran a few percent slower in one of two runs).
+SPEEDUP_NOISE = 0.03
+LATENCY_NOISE = 0.10
+Z95 = 1.959963984540054
 
 HEADERS = ["Method", "Accuracy A → B (%)", "Δ acc (pts)", "Size A → B (MiB)", "Size B/A",
-           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A", "Speedup A → B",
-           "p99 A → B (ms)", "Peak mem A → B (MiB)"]
+           "Params A → B (M)", "Params B/A", "Latency A → B (ms)", "Latency B/A [95% CI]", "Speedup A → B",
+           "Speedup B/A [95% CI]", "p99 A → B (ms)", "Peak mem A → B (MiB)"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a figure moved from run A to run B: the ratio B/A, its 95% interval (None where a side has
+    no interval), and whether it is a significant change: the interval excludes 1 and the change is
+    larger than the noise floor."""
+    ratio: float
+    low: float | None
+    high: float | None
+    noise: float
+
+    @property
+    def significant(self) -> bool:
+        if self.low is None or self.high is None:
+            return False
+        return (self.high < 1.0 or self.low > 1.0) and abs(self.ratio - 1.0) > self.noise
+
+    def text(self) -> str:
+        """``0.88x (0.85-0.91) ▼``: ▼/▲ mark a significant fall/rise, ≈ a change within noise; no mark
+        without an interval (a run saved before speedups had one)."""
+        if self.low is None or self.high is None:
+            return f"{self.ratio:.2f}x"
+        ci = f" ({self.low:.2f}-{self.high:.2f})"
+        mark = (" ▼" if self.ratio < 1 else " ▲") if self.significant else " ≈"
+        return f"{self.ratio:.2f}x{ci}{mark}"
+
+
+def _log_se(r: Mapping, key: str, low: str, high: str) -> float | None:
+    """The standard error of log(``key``) from its 95% interval ``low``-``high`` (None without one)."""
+    v, lo, hi = _num(r.get(key)), _num(r.get(low)), _num(r.get(high))
+    if v is None or lo is None or hi is None or lo <= 0 or hi < lo:
+        return None
+    import math
+    return (math.log(hi) - math.log(lo)) / (2 * Z95)
+
+
+def change(old: Mapping, new: Mapping, key: str, low: str, high: str, noise: float) -> Change | None:
+    """The :class:`Change` of ``key`` from ``old`` to ``new``, its interval combining both sides'
+    (in logarithms, as independent)."""
+    import math
+    a, b = _num(old.get(key)), _num(new.get(key))
+    if not a or not b or a <= 0 or b <= 0:
+        return None
+    ratio = b / a
+    se_a, se_b = _log_se(old, key, low, high), _log_se(new, key, low, high)
+    if se_a is None or se_b is None:
+        return Change(ratio, None, None, noise)
+    half = Z95 * math.hypot(se_a, se_b)
+    return Change(ratio, ratio * math.exp(-half), ratio * math.exp(half), noise)
 
 
 def _key(r: Mapping, by_name: bool):
@@ -81,6 +138,16 @@ class Pair:
             return None
         return _ratio(self.new.get(key), self.old.get(key))
 
+    def speedup_change(self, noise: float = SPEEDUP_NOISE) -> Change | None:
+        if self.old is None or self.new is None or self.method == "original":
+            return None
+        return change(self.old, self.new, "speedup", "speedup_low", "speedup_high", noise)
+
+    def latency_change(self, noise: float = LATENCY_NOISE) -> Change | None:
+        if self.old is None or self.new is None:
+            return None
+        return change(self.old, self.new, "latency_median_ms", "latency_low_ms", "latency_high_ms", noise)
+
 
 @dataclass
 class Comparison:
@@ -117,6 +184,15 @@ class Comparison:
             text += (f"; largest drop: {w.where}, {float(w.old['accuracy']):.2f}% "
                      f"→ {float(w.new['accuracy']):.2f}% ({w.accuracy_delta:+.2f} pts)")
         lines.append(text + ".")
+        moved = [(p, p.speedup_change()) for p in self.pairs]
+        moved = [(p, c) for p, c in moved if c is not None]
+        if moved:
+            sig = [(p, c) for p, c in moved if c.significant]
+            text = (f"speedup changed significantly (95% interval of B/A excludes 1.00x and the change exceeds the "
+                    f"{SPEEDUP_NOISE:.0%} noise floor) in {len(sig)} of {len(moved)} matched variants")
+            if sig:
+                text += ": " + "; ".join(f"{p.where} {c.text()}" for p, c in sig)
+            lines.append(text + ".")
         only_a = [p for p in self.pairs if p.new is None]
         only_b = [p for p in self.pairs if p.old is None]
         if only_a:
@@ -137,6 +213,10 @@ def _x(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f}x"
 
 
+def _change_text(c: Change | None) -> str:
+    return "–" if c is None else c.text()
+
+
 def row(p: Pair) -> list[str]:
     o, n = p.old or {}, p.new or {}
     d = p.accuracy_delta
@@ -149,7 +229,8 @@ def row(p: Pair) -> list[str]:
             _pair_text(o.get("size_mib"), n.get("size_mib"), ".2f"), _x(p.ratio("size_mib")),
             _pair_text(o.get("params"), n.get("params"), ".3f", 1e6), _x(p.ratio("params")),
             _pair_text(o.get("latency_median_ms"), n.get("latency_median_ms"), ".2f"),
-            _x(p.ratio("latency_median_ms")), _pair_text(o.get("speedup"), n.get("speedup"), ".2f"),
+            _change_text(p.latency_change()), _pair_text(o.get("speedup"), n.get("speedup"), ".2f"),
+            _change_text(p.speedup_change()),
             _pair_text(o.get("latency_p99_ms"), n.get("latency_p99_ms"), ".2f"),
             _pair_text(o.get("peak_increase_mib"), n.get("peak_increase_mib"), ".1f")]
 
@@ -191,6 +272,20 @@ def accuracy_regressions(comparison: Comparison, max_drop: float) -> list[str]:
     return out
 
 
+def speedup_regressions(comparison: Comparison, max_drop: float, noise: float = SPEEDUP_NOISE) -> list[str]:
+    """One message per variant whose speedup fell significantly (:class:`Change`) and by more than
+    ``max_drop`` (a fraction: 0.1 for 10%) from A to B (``--compare-fail-speedup``). A run saved without
+    speedup intervals cannot show significance: its drops are not failures."""
+    out = []
+    for p in comparison.pairs:
+        c = p.speedup_change(noise)
+        if c is not None and c.significant and c.ratio < 1.0 - max_drop:
+            out.append(f"{p.where}: speedup fell from {float(p.old['speedup']):.2f}x in {comparison.a} to "
+                       f"{float(p.new['speedup']):.2f}x, B/A {c.text()}, a significant drop of more than "
+                       f"{max_drop:.0%} (--compare-fail-speedup)")
+    return out
+
+
 def session_comparison(compared_mapping: Mapping | None, records: Sequence[dict], *,
                        current: str = "this run") -> Comparison | None:
     """The comparison of this session's records against the run pytest-benchmark loaded for
@@ -219,7 +314,9 @@ def render_markdown(a: Run, b: Run, c: Comparison) -> str:
              "Accuracy changes are in points (B − A); size, params and latency as ratios B/A "
              "(below 1.00x: smaller or faster in B). Latency is the median per batch; speedup is the "
              "variant's against the original timed in the same test, which drifts less between runs "
-             "than latency does.", "",
+             f"than latency does. ▼/▲ mark a significant change: its 95% interval excludes 1.00x and it "
+             f"exceeds the noise floor ({SPEEDUP_NOISE:.0%} for speedups, {LATENCY_NOISE:.0%} for latency); "
+             "≈ marks a change within noise.", "",
              c.render(heading="##"), ""]
     lines += [f"- {s}" for s in c.summary()]
     return "\n".join(lines) + "\n"

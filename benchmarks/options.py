@@ -81,6 +81,9 @@ OPTIONS = (
                                    "both; part of the test id (default: 1, the most repeatable)"),
     Option("--recommend-within", 1.0, "report.md recommends the smallest and the fastest variant whose accuracy is "
                                       "within this many points of the original's (default: 1.0)", float, "POINTS"),
+    Option("--compare-fail-speedup", None, "with --benchmark-compare: fail when any variant's speedup fell "
+                                           "significantly (the 95% interval of the change excludes none) and by "
+                                           "more than this, e.g. 10% or 0.1", None, "DROP"),
     Option("--compare-fail-accuracy", None, "with --benchmark-compare: fail when any variant's accuracy dropped by "
                                             "more than this many points against the compared run", float, "POINTS"),
 )
@@ -222,6 +225,20 @@ def fraction(value: float, option: str) -> float:
     if not (math.isfinite(value) and 0 <= value <= 10):
         raise OptionError(f"{option} takes a fraction from 0 to 10, such as 0.2 for 20%; got {value}")
     return value
+
+
+def drop_fraction(value, option: str) -> float | None:
+    """``10%`` or ``0.1`` -> 0.1: a relative drop between 0 and 1 (exclusive of 1)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        got = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        got = float("nan")
+    if not (math.isfinite(got) and 0 <= got < 1):
+        raise OptionError(f"{option} takes a relative drop such as 10% or 0.1 (from 0 up to 100%); got {value!r}")
+    return got
 
 
 def points(value: float | None, option: str, example: str) -> float | None:

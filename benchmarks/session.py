@@ -97,6 +97,13 @@ class Session:
         except (zoo.UnknownProfileError, options.OptionError, ThresholdsError, zoo.CacheError, ValueError,
                 runtimes.RuntimeUnavailableError) as err:
             raise SessionError(str(err)) from None
+        try:
+            self.compare_fail_speedup = options.drop_fraction(get("compare_fail_speedup"), "--compare-fail-speedup")
+        except options.OptionError as err:
+            raise SessionError(str(err)) from None
+        if self.compare_fail_speedup is not None and not comparing:
+            raise SessionError("--compare-fail-speedup needs a run to compare against: add --benchmark-compare "
+                               "(the latest saved run) or --benchmark-compare=0001.")
         if self.compare_fail is not None and not comparing:
             raise SessionError("--compare-fail-accuracy needs a run to compare against: add --benchmark-compare "
                                "(the latest saved run) or --benchmark-compare=0001.")

@@ -46,12 +46,18 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
     else:
         if comparison is None:
             problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
+    speed = getattr(session, "compare_fail_speedup", None)
     if problem:
         notices.append(problem)
         if session.compare_fail is not None:
             out.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
-    elif session.compare_fail is not None:
+        if speed is not None:
+            out.regressions.append(f"--compare-fail-speedup could not be checked: {problem}")
+        return comparison
+    if session.compare_fail is not None:
         out.regressions += compare.accuracy_regressions(comparison, session.compare_fail)
+    if speed is not None:
+        out.regressions += compare.speedup_regressions(comparison, speed)
     return comparison
 
 def finish(session, compared: Mapping | None = None) -> Outcome:

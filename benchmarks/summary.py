@@ -75,6 +75,6 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         for msg in inconclusive:
             yield msg, "yellow"
     if regressions:
-        yield "accuracy dropped against the compared run", "section"
+        yield "regressions against the compared run", "section"
         for msg in regressions:
             yield msg, "red"
