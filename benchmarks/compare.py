@@ -257,7 +257,19 @@ def compare_runs(a: Run, b: Run) -> Comparison:
     if a.profile and b.profile and a.profile != b.profile:
         c.notes.append(f"warning: A was run on profile {a.profile} and B on profile {b.profile}, "
                        f"so their figures are not comparable.")
+    if a.machine and b.machine and a.machine != b.machine:
+        c.notes.append(machine_note(a.machine, b.machine))
     return c
+
+
+def machine_note(a: str, b: str) -> str:
+    """What a comparison across two machines (keys ``a`` and ``b``) must say."""
+    ca, cb = a.rsplit("-", 1)[0], b.rsplit("-", 1)[0]
+    what = (f"another capability class ({ca} → {cb}): INT8 and pruning gains differ between classes, so speed "
+            f"changes are the machines', not the code's" if ca != cb else
+            "the same capability class but another CPU model or library versions: speed changes may be the "
+            "machines'")
+    return f"warning: A and B ran on different machines ({a} → {b}), {what}."
 
 
 def accuracy_regressions(comparison: Comparison, max_drop: float) -> list[str]:
@@ -286,8 +298,16 @@ def speedup_regressions(comparison: Comparison, max_drop: float, noise: float = 
     return out
 
 
+def _saved_machine(path: str) -> str | None:
+    """The machine key a saved pytest-benchmark run recorded, if any."""
+    try:
+        return load_run(path).machine
+    except CompareError:
+        return None
+
+
 def session_comparison(compared_mapping: Mapping | None, records: Sequence[dict], *,
-                       current: str = "this run") -> Comparison | None:
+                       current: str = "this run", machine_key: str | None = None) -> Comparison | None:
     """The comparison of this session's records against the run pytest-benchmark loaded for
     ``--benchmark-compare`` (``BenchmarkSession.compared_mapping``: ``{path: {fullname: bench}}``).
     None when nothing was loaded; the newest file when a glob matched several."""
@@ -300,6 +320,9 @@ def session_comparison(compared_mapping: Mapping | None, records: Sequence[dict]
     if len(compared_mapping) > 1:
         c.notes.append(f"--benchmark-compare matched {len(compared_mapping)} saved runs; accuracy and size are "
                        f"compared against the newest, {Path(source).stem}.")
+    old_machine = _saved_machine(source)
+    if machine_key and old_machine and machine_key != old_machine:
+        c.notes.append(machine_note(old_machine, machine_key))
     profiles = {r.get("profile") for r in old} - {None}
     now = {r.get("profile") for r in records} - {None}
     if profiles and now and profiles != now:

@@ -91,11 +91,13 @@ class Run:
     profile: str | None = None
     saved: str | None = None
     commit: str | None = None
+    machine: str | None = None   # the machine key (benchmarks.machine), None for runs saved before it
 
     def describe(self) -> str:
         bits = [f"saved {self.saved}" if self.saved else None,
                 f"profile {self.profile}" if self.profile else None,
-                f"commit {self.commit}" if self.commit else None]
+                f"commit {self.commit}" if self.commit else None,
+                f"machine {self.machine}" if self.machine else None]
         bits = [b for b in bits if b]
         return f"{self.name} ({self.path}" + (f"; {', '.join(bits)})" if bits else ")")
 
@@ -110,12 +112,13 @@ def run_from_data(data, path: str, name: str | None = None) -> Run:
         cid = str(commit.get("id") or "")[:7] or None
         if cid and commit.get("dirty"):
             cid += " (uncommitted changes)"
+        machine = bench_info.get("machine") if isinstance(bench_info.get("machine"), Mapping) else {}
         return Run(name, path, records, profile=bench_info.get("profile") or records[0].get("profile"),
-                   saved=data.get("datetime"), commit=cid)
+                   saved=data.get("datetime"), commit=cid, machine=machine.get("key"))
     header = data.get("header") if isinstance(data.get("header"), Mapping) else {}
     low = {str(k).lower(): v for k, v in header.items()}
     return Run(name, path, records, profile=low.get("profile") or records[0].get("profile"),
-               saved=low.get("date"), commit=low.get("git commit"))
+               saved=low.get("date"), commit=low.get("git commit"), machine=low.get("machine key"))
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:

@@ -40,7 +40,8 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
     ``compared_mapping``); problems become notices, and regressions when they must fail the run."""
     problem, comparison = None, None
     try:
-        comparison = compare.session_comparison(compared, rows)
+        comparison = compare.session_comparison(compared, rows,
+                                                machine_key=(getattr(session, "machine", None) or {}).get("key"))
     except compare.CompareError as err:
         problem = f"accuracy and size not compared: {err}"
     else:

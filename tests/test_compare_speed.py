@@ -78,3 +78,22 @@ def test_the_allowed_drop_reads_as_a_percentage_or_a_fraction(text, value):
 def test_a_bad_allowed_drop_names_the_option(text):
     with pytest.raises(OptionError, match="--compare-fail-speedup takes a relative drop such as 10%"):
         drop_fraction(text, "--compare-fail-speedup")
+
+
+def test_runs_from_machines_of_another_class_are_compared_with_a_warning(tmp_path):
+    import json
+    from compression_bench.benchmarks.__main__ import main as cli
+
+    def saved(name, key):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"format": 1, "header": {"Profile": "default", "Machine key": key},
+                                    "results": [_run(1)]}))
+        return str(path)
+    a, b = saved("a", "x86-avx512-vnni-72f1cb45"), saved("b", "x86-avx2-0badc0de")
+    c = compare.compare_runs(compare.load_run(a), compare.load_run(b))
+    (note,) = c.notes
+    assert "different machines (x86-avx512-vnni-72f1cb45 → x86-avx2-0badc0de)" in note
+    assert "another capability class (x86-avx512-vnni → x86-avx2)" in note
+    same = compare.compare_runs(compare.load_run(a), compare.load_run(saved("c", "x86-avx512-vnni-72f1cb45")))
+    assert same.notes == []
+    assert cli(["compare", a, b, "--compare-fail-speedup", "10%"]) == 0  # the same figures: nothing fell
