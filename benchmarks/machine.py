@@ -151,6 +151,26 @@ def _sysctl_flags() -> set[str]:
     return flags
 
 
+#: torch.cpu.get_capabilities() names (cpuinfo's, read from CPUID) -> the /proc/cpuinfo names used here
+_TORCH_NAMES = {"avx2": "avx2", "fma3": "fma", "avx512_f": "avx512f", "avx512_bw": "avx512bw", "avx512_vl": "avx512vl",
+                "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni", "avx512_bf16": "avx512_bf16",
+                "amx_tile": "amx_tile", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16"}
+
+
+def _cpuid_flags() -> set[str] | None:
+    """x86 features as CPUID reports them to this process (torch's cpuinfo), or None where torch cannot
+    say. Preferred to /proc/cpuinfo, which shows the host's flags under an emulator (qemu) and does
+    not exist off Linux."""
+    try:
+        import torch
+        caps = torch.cpu.get_capabilities()
+    except (AttributeError, RuntimeError):
+        return None
+    if not isinstance(caps, dict) or "avx2" not in caps:
+        return None
+    return {ours for theirs, ours in _TORCH_NAMES.items() if caps.get(theirs)}
+
+
 def runtime_versions() -> dict[str, str]:
     from compression_bench.zoo.keys import package_versions
     return package_versions("torch", "torchvision", "torchao", "onnxruntime", "torch-pruning")
@@ -166,9 +186,12 @@ def identify() -> dict:
     kernels). Cached per process."""
     import torch
     model, vendor, flags = cpu_flags(_read_cpuinfo())
-    if not flags and platform.system() == "Darwin":
-        flags = _sysctl_flags()
     arch = platform.machine()
+    cpuid = _cpuid_flags() if arch.lower() in ("x86_64", "amd64") else None
+    if cpuid is not None:
+        flags = cpuid | (flags - set(_TORCH_NAMES.values()))
+    elif not flags and platform.system() == "Darwin":
+        flags = _sysctl_flags()
     hardware = capability_class(arch, flags)
     cap, said = env_cap()
     cls = capped(hardware, cap)
