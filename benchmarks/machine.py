@@ -166,7 +166,7 @@ def _cpuid_flags() -> set[str] | None:
         caps = torch.cpu.get_capabilities()
     except (AttributeError, RuntimeError):
         return None
-    if not isinstance(caps, dict) or "avx2" not in caps:
+    if not hasattr(caps, "get") or "avx2" not in caps:  # a read-only mapping
         return None
     return {ours for theirs, ours in _TORCH_NAMES.items() if caps.get(theirs)}
 

@@ -87,3 +87,13 @@ def test_int8_notes_name_the_missing_instructions_only_where_they_are_missing():
 def test_onnx_runtime_int8_weights_use_7_bits_where_16_bit_pair_sums_would_saturate(cls, fmt):
     got, why = int8_format(cls)
     assert got == fmt and cls in why
+
+
+def test_x86_features_come_from_cpuid_through_torch_where_it_can_say():
+    import platform
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("x86 only")
+    flags = machine._cpuid_flags()
+    assert flags is not None
+    assert set(machine.identify()["features"]) & set(machine._TORCH_NAMES.values()) == \
+        flags & set(machine.FEATURES)
