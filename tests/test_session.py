@@ -83,8 +83,8 @@ def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
                  _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1, timing=t)
     assert (r.latency_median_ms, r.reference_latency_median_ms) == (2.0, 8.0)
     # the speedup is the centre of the per-round ratios (4, 4, 3), not the ratio of the medians (8 / 2)
-    assert r.speedup == pytest.approx((4 * 4 * 3) ** (1 / 3)) and r.speedup_low == pytest.approx(3.0)
-    assert r.speedup_high == pytest.approx(4.0) and r.speedup_method == timing.METHOD
+    assert r.speedup == pytest.approx((4 * 4 * 3) ** (1 / 3)) and r.speedup_method == timing.METHOD
+    assert r.speedup_low < 3.0 and r.speedup_high > 4.0  # three rounds say little: wider than their range
     assert r.latency_low_ms == pytest.approx(2.0) and r.latency_high_ms == pytest.approx(3.0)
     assert (r.size_ratio, r.timing_seconds) == (0.25, 0.032)
     assert (r.latency_rounds, r.reference_latency_rounds, r.runtime, r.macs) == (3, 3, "eager", 100)
