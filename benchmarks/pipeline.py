@@ -143,7 +143,7 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
         "density_weighted_macs": int(dw),
         # the fraction of channels structured pruning really removed (rounding to round_to removes more)
         "channels_pruned": (channels_pruned(trained.model, float_graph)
-                            if "structured" in " ".join(spec.kinds) else None),
+                            if any(k == "structured" or k.startswith("structured_") for k in spec.kinds) else None),
     }
 
 

@@ -347,7 +347,13 @@ def speed_purpose(method: str) -> bool:
     spec = compression.get_method(method)
     if spec.steps:
         return True
-    return (spec.quantized and spec.kind in ("static", "qat")) or "structured" in spec.kind
+    return (spec.quantized and spec.kind in ("static", "qat")) or structured(spec.kind)
+
+
+def structured(kind: str) -> bool:
+    """Whether a method kind removes whole channels: ``structured``, ``structured_random`` (not
+    ``unstructured``)."""
+    return kind == "structured" or kind.startswith("structured_")
 
 
 def _upper(r) -> float | None:

@@ -146,6 +146,8 @@ def test_a_speed_variant_slower_than_what_it_replaces_is_flagged_with_its_cause_
     noisy = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=8.2, ref=8.0, speedup_low=0.95,
                        speedup_high=1.02))
     assert noisy.flags == []  # the interval reaches 1.0x: not shown to be slower
+    masked = s.gate(rec("EnhancedLeNet5", "unstructured_50", size=4.0, **slow))
+    assert masked.flags == []  # masked weights run on dense kernels: not a method for speed
     # a composition slower than its pruned parent, timed earlier in the session
     s.add(fine)
     comp = s.gate(rec("EnhancedLeNet5", "structured_50+static_int8", size=1.0, lat=5.0, ref=8.0, speedup_low=1.5,
