@@ -45,6 +45,7 @@ def test_shipped_thresholds_are_valid_and_layered():
     for runtime in ("eager", "onnxruntime", "inductor"):  # smoke switches speed floors off on every runtime
         smoke = t.gates("ResNet50Custom", "static_int8", "smoke", runtime, cpu_class="x86-avx512-vnni")
         assert "min_speedup" not in smoke and "max_accuracy_drop" not in smoke, runtime
+        assert "fail_if_slower" not in t.gates("ResNet50Custom", "structured_30", "smoke", runtime)  # flagged only
         assert smoke["max_size_ratio"] == (0.3 if runtime == "eager" else 0.35 if runtime == "onnxruntime" else 0.4)
 
 
