@@ -26,7 +26,7 @@ import torch.nn as nn
 from compression_bench import compression
 from compression_bench import zoo
 from compression_bench.compression import CompressionContext, MethodSpec
-from compression_bench.compression.pruning import channels_pruned
+from compression_bench.compression.pruning import channels_pruned, is_structured
 from compression_bench.zoo import ArtifactCache, TrainedModel
 from compression_bench.zoo.keys import code_fingerprint, content_digest, package_versions
 
@@ -143,7 +143,7 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
         "density_weighted_macs": int(dw),
         # the fraction of channels structured pruning really removed (rounding to round_to removes more)
         "channels_pruned": (channels_pruned(trained.model, float_graph)
-                            if any(k == "structured" or k.startswith("structured_") for k in spec.kinds) else None),
+                            if any(map(is_structured, spec.kinds)) else None),
     }
 
 

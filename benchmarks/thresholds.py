@@ -68,6 +68,7 @@ from typing import Iterable
 
 from compression_bench import compression
 from compression_bench.benchmarks import machine
+from compression_bench.compression.pruning import is_structured
 from compression_bench.benchmarks.stats import significance_text
 
 DEFAULT_PATH = Path(__file__).with_name("thresholds.toml")
@@ -347,13 +348,7 @@ def speed_purpose(method: str) -> bool:
     spec = compression.get_method(method)
     if spec.steps:
         return True
-    return (spec.quantized and spec.kind in ("static", "qat")) or structured(spec.kind)
-
-
-def structured(kind: str) -> bool:
-    """Whether a method kind removes whole channels: ``structured``, ``structured_random`` (not
-    ``unstructured``)."""
-    return kind == "structured" or kind.startswith("structured_")
+    return (spec.quantized and spec.kind in ("static", "qat")) or is_structured(spec.kind)
 
 
 def _upper(r) -> float | None:

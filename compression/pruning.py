@@ -98,6 +98,12 @@ def make_permanent(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------- structured
+def is_structured(kind: str) -> bool:
+    """Whether a method kind removes whole channels: ``structured``, ``structured_random`` (not
+    ``unstructured``)."""
+    return kind == "structured" or kind.startswith("structured_")
+
+
 #: default multiple of kept channels per layer (see the module doc and the README's measurement)
 ROUND_TO = 8
 
