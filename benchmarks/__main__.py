@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from compression_bench.benchmarks import compare, options
+from compression_bench.benchmarks import compare, options, saved
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("a", metavar="A", help="the older run: a saved-run JSON file or a run id such as 0001")
     c.add_argument("b", metavar="B", help="the newer run: a saved-run JSON file or a run id such as 0002")
     c.add_argument("--markdown", metavar="OUT", help="also write the comparison as Markdown to this file")
-    c.add_argument("--storage", metavar="DIR", default=compare.DEFAULT_STORAGE,
-                   help=f"pytest-benchmark storage folder for run ids (default: {compare.DEFAULT_STORAGE})")
+    c.add_argument("--storage", metavar="DIR", default=saved.DEFAULT_STORAGE,
+                   help=f"pytest-benchmark storage folder for run ids (default: {saved.DEFAULT_STORAGE})")
     c.add_argument("--compare-fail-speedup", metavar="DROP", default=None,
                    help="exit 1 when a variant's speedup fell from A to B significantly (its 95%% interval "
                         "excludes no change) and by more than DROP, e.g. 10%% or 0.1")
@@ -37,8 +37,8 @@ def _compare(args) -> int:
     storage = args.storage[len("file://"):] if args.storage.startswith("file://") else args.storage
     runs = []
     for ref in (args.a, args.b):
-        path = compare.resolve(ref, storage)
-        runs.append(compare.load_run(path))
+        path = saved.resolve(ref, storage)
+        runs.append(saved.load_run(path))
     a, b = runs
     if a.name == b.name:  # two runs saved under the same name in different folders
         a.name, b.name = f"A:{a.name}", f"B:{b.name}"
@@ -52,7 +52,7 @@ def _compare(args) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(compare.render_markdown(a, b, c), encoding="utf-8")
         except OSError as err:
-            raise compare.CompareError(f"cannot write {out} ({err.strerror or err}).") from None
+            raise saved.CompareError(f"cannot write {out} ({err.strerror or err}).") from None
         print(f"\nmarkdown: {out}")
     if drop is not None:
         failed = compare.speedup_regressions(c, drop)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _compare(args)
-    except (compare.CompareError, options.OptionError) as err:
+    except (saved.CompareError, options.OptionError) as err:
         print(f"compression-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
 

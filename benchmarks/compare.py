@@ -1,9 +1,11 @@
 """Comparing two runs metric by metric: accuracy, size, params and latency. No pytest, no torch.
 
 Runs are loaded by :mod:`benchmarks.saved` (pytest-benchmark saved runs or the suite's
-``results.json``; its loading functions are importable from here too). Variants are matched by
-benchmark name (the test id, ``test_variant[<model>-<method>-bs<batch>-t<threads>]``) when both
-sides have names, else by (model, method, batch size, threads), which is what the test id is made of.
+``results.json``). Variants are matched by
+benchmark name (the test id: ``test_variant[<model>-<method>-bs<batch>-t<threads>]`` on eager, with
+``-<runtime>`` after the method on another runtime and ``-seed<k>`` after that for seed k > 0) when
+both sides have names, else by (model, method, batch size, threads, runtime, seed), which is what the
+test id is made of.
 
 pytest-benchmark compares timings only; this module is what compares accuracy and size, both for
 ``compression-bench compare A B`` and for the session-end tables of a run started with
@@ -20,11 +22,9 @@ from tabulate import tabulate
 from compression_bench.benchmarks.records import groups as _groups
 from compression_bench.benchmarks.records import number as _num
 from compression_bench.benchmarks.records import measured, setting_of, setting_text
-from compression_bench.benchmarks.saved import (DEFAULT_STORAGE, NUMERIC, REQUIRED, CompareError, Run, load_run,
-                                                record_from_benchmark, records_from_run, resolve, run_from_data)
+from compression_bench.benchmarks.saved import CompareError, Run, load_run, record_from_benchmark
 
-__all__ = ["DEFAULT_STORAGE", "NUMERIC", "REQUIRED", "CompareError", "Run", "load_run", "record_from_benchmark",
-           "records_from_run", "resolve", "run_from_data", "SAME", "HEADERS", "Pair", "Comparison", "row",
+__all__ = ["SAME", "HEADERS", "Pair", "Comparison", "row",
            "compare_records", "compare_runs", "accuracy_regressions", "speedup_regressions", "session_comparison",
            "render_markdown", "render_text", "Change", "change", "SPEEDUP_NOISE", "LATENCY_NOISE"]
 

@@ -73,15 +73,22 @@ def code_fingerprint_() -> str:
     return code_fingerprint(sys.modules[__name__])
 
 
+def _versions(runtime) -> dict[str, str]:
+    """What the peak depends on besides the variant: torch (every child imports it, and it runs the
+    eager and Inductor variants) and the runtime's own versions (ONNX Runtime's allocator, torchao's
+    kernels, the INT8 format), so a library upgrade measures anew."""
+    from compression_bench.zoo.keys import package_versions
+    return {**package_versions("torch"), **runtime.versions()}
+
+
 def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
     """``{"peak_mib", "peak_increase_mib"}`` of ``variant`` (a ``pipeline.Variant`` on eager, a
     ``runtime_variants.RuntimeVariant`` elsewhere) run by ``runtime`` on batch ``x``, from the cache or
     measured in a child process; empty when the child could not measure it."""
-    from compression_bench.zoo.keys import package_versions
     eager = runtime.name == "eager"
     digest = variant.digest if eager else hashlib.sha256(variant.artifact).hexdigest()[:20]
     parts = {"kind": "peak-memory", "runtime": runtime.name, "variant": digest, "batch": list(x.shape),
-             "threads": threads, "code": code_fingerprint_(), "versions": package_versions("torch")}
+             "threads": threads, "code": code_fingerprint_(), "versions": _versions(runtime)}
     name = f"{variant.trained.name}-{variant.method.id}-{runtime.name}-bs{x.shape[0]}-t{threads}"
 
     def build() -> dict:

@@ -7,8 +7,7 @@ distinctly, tells methods apart by colour (family: quantization / unstructured /
 marker, labels every point with its method id and draws the Pareto front (maximize accuracy,
 minimize latency or size).
 
-matplotlib is optional: without it :func:`make_plots` returns a notice instead of failing. Figures
-are drawn on an explicit Agg canvas (no pyplot), so the caller's matplotlib backend and global
+Figures are drawn on an explicit Agg canvas (no pyplot), so the caller's matplotlib backend and global
 state are left alone and nothing needs a display.
 """
 from __future__ import annotations
@@ -26,7 +25,6 @@ COLOURS = {"original": "black", "quantization": "tab:blue", "unstructured": "tab
            "structured": "tab:green", "other": "tab:gray"}
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
 
-NO_MATPLOTLIB = "plots skipped: matplotlib is not installed (pip install matplotlib)"
 NO_LATENCY = "latency plots skipped: latency was not measured in this run (--benchmark-disable or xdist)"
 
 
@@ -209,12 +207,6 @@ def make_plots(records: Sequence[dict], out_dir: str | Path, *, within: float | 
                method_order: Sequence[str] = ()) -> PlotResult:
     """Write the trade-off plots for ``records`` into ``out_dir``; never raises for plotting problems."""
     result = PlotResult()
-    try:
-        import matplotlib  # noqa: F401
-        from matplotlib.figure import Figure  # noqa: F401
-    except ImportError:
-        result.notices.append(NO_MATPLOTLIB)
-        return result
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)

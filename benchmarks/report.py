@@ -1,8 +1,8 @@
 """Session-end tables and result files. Plain functions over records (dicts), no pytest.
 
-A record is one (model, method, batch size, threads) measurement, the dict form of
+A record is one (model, method, batch size, threads, runtime, seed) measurement, the dict form of
 :class:`benchmarks.schema.Record`; the table's columns and the files' fields come from the schema.
-Records are grouped by model and *setting* (batch size and threads), one table per group
+Records are grouped by model and *setting* (batch size, threads and runtime), one table per group
 (:func:`benchmarks.records.groups`).
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A benchmark session without pytest: checked options, trained models and variants, records, and the
 session end (ratios, drift, comparison, plots, files, exit status). The pytest plugin
-(``benchmarks/conftest.py``) is a thin layer over this class.
+(:mod:`compression_bench.benchmarks.plugin`, loaded by ``benchmarks/conftest.py``) is a thin layer
+over this class.
 
     from compression_bench.benchmarks.session import Session
     s = Session({"zoo_profile": "smoke", "zoo_models": "EnhancedLeNet5", "report_dir": "reports"})

@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from compression_bench.benchmarks import compare, plots, report, summary
+from compression_bench.benchmarks import compare, plots, report, saved, summary
 from compression_bench.benchmarks.records import across_seeds, add_ratios
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -42,7 +42,7 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
     try:
         comparison = compare.session_comparison(compared, rows,
                                                 machine_key=(getattr(session, "machine", None) or {}).get("key"))
-    except compare.CompareError as err:
+    except saved.CompareError as err:
         problem = f"accuracy and size not compared: {err}"
     else:
         if comparison is None:

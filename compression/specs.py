@@ -156,10 +156,6 @@ class MethodSpec:
             return FineTune(sum(s.budget(profile).epochs for s in self.steps), 1.0)
         return self.finetune[profile]
 
-    @property
-    def needs_finetune(self) -> bool:
-        return any(self.budget(p).epochs > 0 for p in PROFILES)
-
     def settings(self, profile: str) -> dict:
         """Everything that determines the variant built under ``profile``, as plain JSON-able
         values (for cache keys and saved results)."""

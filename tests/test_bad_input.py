@@ -28,10 +28,10 @@ SMALL = ["--zoo-models", MODEL, "--compression-methods", "original,static_int8"]
 
 def _suite(tmp_path: Path, *args, env=None, timeout=2700) -> subprocess.CompletedProcess:
     env = dict(env or {})
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), ZOO_CACHE=str(tmp_path / "cache"))
+    full_env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"))
     full_env.update(env)
     profile = [] if "ZOO_PROFILE" in env else ["--zoo-profile", "smoke"]  # the variable counts only without it
-    cmd = [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", *profile,
+    cmd = [sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", *profile,
            "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args]
     if not any(a.startswith("--report-dir") for a in args):
         cmd += ["--report-dir", str(tmp_path / "report")]
@@ -260,7 +260,7 @@ def test_a_session_waiting_for_another_ones_build_says_so_on_the_terminal(tmp_pa
     parts = zoo.cache_parts(MODEL, zoo.get_profile("smoke"))
     path = cache.path("trained", MODEL, zoo.hash_parts(parts))
     path.parent.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", f"from filelock import FileLock; import time; "
+    holder = subprocess.Popen([sys.executable, "-P", "-c", f"from filelock import FileLock; import time; "
                                f"l = FileLock({str(path) + '.lock'!r}); l.acquire(); print('held', flush=True); "
                                f"time.sleep(25)"], stdout=subprocess.PIPE, text=True)
     try:

@@ -303,8 +303,8 @@ def test_tables_sort_by_accuracy_bold_original_and_show_ratios(tmp_path):
 # ---------------------------------------------------------------- the suite, end to end
 
 def _suite(tmp_path, *args, cache=None):
-    env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
+    env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"))
+    return subprocess.run([sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
                            "--zoo-profile", "smoke", "--report-dir", str(tmp_path / "report"),
                            "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)

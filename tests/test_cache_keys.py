@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -69,6 +70,43 @@ def test_code_fingerprints_ignore_prose_and_see_behaviour(tmp_path):
     assert code_fingerprint(zoo.training) != code_fingerprint(zoo.data)
 
 
+BUILDER = """
+import torch.nn as nn
+{helpers}
+
+def f():
+    return nn.Sequential(*block(1, 8), nn.Flatten(), nn.LazyLinear(10))
+"""
+
+
+def _architecture_key(folder, helpers: str) -> str:
+    """The fingerprint of a builder in module ``tiny`` of its own folder (same module name each time)."""
+    folder.mkdir()
+    builder = _function(folder, "tiny", BUILDER.format(helpers=helpers))
+    return zoo.ModelInfo(name="Tiny", builder=builder, input_shape=(1, 8, 8), num_classes=10,
+                         full_dataset="digits", description="a test model").fingerprint
+
+
+def test_editing_a_helper_the_builder_calls_changes_the_models_key(tmp_path, monkeypatch):
+    """The key of a trained model covers the helpers its builder calls, in its module or another, so
+    an edited helper retrains instead of reusing stale weights (or failing on a shape change)."""
+    helper = "def block(c_in, c_out):\n    return [nn.Conv2d(c_in, c_out, 3), nn.ReLU()]\n"
+    base = _architecture_key(tmp_path / "1", helper)
+    assert _architecture_key(tmp_path / "2", "# a comment\n" + helper) == base  # prose is not behaviour
+    assert _architecture_key(tmp_path / "3", helper.replace("nn.ReLU()", "nn.GELU()")) != base
+    assert _architecture_key(tmp_path / "4", helper.replace(", 3)", ", 5)")) != base
+    # the helper in a module of its own (same name, two versions), imported by the builder's module
+    keys = []
+    for version, text in enumerate([helper, helper.replace("nn.ReLU()", "nn.GELU()"), "# moved\n" + helper]):
+        lib = tmp_path / f"lib{version}"
+        lib.mkdir()
+        (lib / "blocks.py").write_text("import torch.nn as nn\n" + text)
+        monkeypatch.syspath_prepend(str(lib))
+        monkeypatch.delitem(sys.modules, "blocks", raising=False)
+        keys.append(_architecture_key(tmp_path / f"b{version}", "from blocks import block"))
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+
+
 def test_new_measurement_code_re_measures_without_rebuilding(tmp_path, monkeypatch):
     cache = ArtifactCache(tmp_path)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
@@ -100,3 +138,29 @@ def test_every_fine_tune_runs_on_the_training_device(tmp_path, monkeypatch):
         v = pipeline.get_variant(tm, method, cache)
         assert not v.from_cache and seen[before:] == ["cuda:7"], (method, seen)
         assert all(p.device.type == "cpu" for p in v.model.parameters())  # back on the CPU for timing
+
+
+@pytest.mark.parametrize("runtime, package", [("onnxruntime", "onnxruntime"), ("inductor", "torchao"),
+                                              ("eager", "torch")])
+def test_a_runtime_library_upgrade_measures_peak_memory_anew(monkeypatch, runtime, package):
+    """The peak-memory entry of a variant depends on the runtime that runs it: its key holds that
+    runtime's library versions, not torch's alone."""
+    import torch
+    from compression_bench.benchmarks import peakmem
+    from compression_bench.benchmarks.runtimes import get_runtime
+
+    seen = []
+
+    class Cache:
+        def get_or_build(self, kind, name, parts, build):
+            seen.append(hash_parts(parts))
+            return {"figures": {}}, True
+
+    variant = types.SimpleNamespace(artifact=b"artifact", digest="d" * 20, model=None,
+                                    trained=types.SimpleNamespace(name="M"), method=types.SimpleNamespace(id="m"))
+    rt = get_runtime(runtime)
+    peakmem.measure(variant, rt, torch.zeros(2, 1, 8, 8), 1, Cache())
+    real = zoo.keys.package_version
+    monkeypatch.setattr(zoo.keys, "package_version", lambda name: "99.0" if name == package else real(name))
+    peakmem.measure(variant, rt, torch.zeros(2, 1, 8, 8), 1, Cache())
+    assert seen[0] != seen[1]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from compression_bench.benchmarks import compare, timing
+from compression_bench.benchmarks import compare, saved, timing
 from compression_bench.benchmarks.options import OptionError, drop_fraction
 
 
@@ -84,16 +84,16 @@ def test_runs_from_machines_of_another_class_are_compared_with_a_warning(tmp_pat
     import json
     from compression_bench.benchmarks.__main__ import main as cli
 
-    def saved(name, key):
+    def saved_run(name, key):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"format": 1, "header": {"Profile": "default", "Machine key": key},
                                     "results": [_run(1)]}))
         return str(path)
-    a, b = saved("a", "x86-avx512-vnni-72f1cb45"), saved("b", "x86-avx2-0badc0de")
-    c = compare.compare_runs(compare.load_run(a), compare.load_run(b))
+    a, b = saved_run("a", "x86-avx512-vnni-72f1cb45"), saved_run("b", "x86-avx2-0badc0de")
+    c = compare.compare_runs(saved.load_run(a), saved.load_run(b))
     (note,) = c.notes
     assert "different machines (x86-avx512-vnni-72f1cb45 → x86-avx2-0badc0de)" in note
     assert "another capability class (x86-avx512-vnni → x86-avx2)" in note
-    same = compare.compare_runs(compare.load_run(a), compare.load_run(saved("c", "x86-avx512-vnni-72f1cb45")))
+    same = compare.compare_runs(saved.load_run(a), saved.load_run(saved_run("c", "x86-avx512-vnni-72f1cb45")))
     assert same.notes == []
     assert cli(["compare", a, b, "--compare-fail-speedup", "10%"]) == 0  # the same figures: nothing fell

@@ -47,7 +47,7 @@ def _run(tmp_path, *extra):
     (tmp_path / "test_bench.py").write_text("from compression_bench.benchmarks.suite import test_variant  # noqa: F401\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ZOO_"))}
     env["ZOO_CACHE"] = str(tmp_path / "cache")
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--zoo-profile", "smoke",
+    cmd = [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", "-q", "--zoo-profile", "smoke",
            "--zoo-models", "Branchy", "--compression-methods", METHODS, "--benchmark-disable", "--float-baselines", "none", "--peak-memory", "off", "--report-dir", str(tmp_path / "reports"), *extra]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=2700)
     rows = json.loads((tmp_path / "reports" / "results.json").read_text())["results"]

@@ -32,7 +32,7 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's ma
 def _faults(mode: str, **env) -> tuple[str, float]:
     # small fixed thresholds: every 6 MiB tensor gets a fresh mmap, as in the slow processes the module describes
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072", **env)
-    r = subprocess.run([sys.executable, "-c", CHILD, mode], env=env, capture_output=True, text=True, timeout=360)
+    r = subprocess.run([sys.executable, "-P", "-c", CHILD, mode], env=env, capture_output=True, text=True, timeout=360)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()
     return lines[0], float(lines[-1])

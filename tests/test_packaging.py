@@ -42,6 +42,22 @@ def test_requires_python_has_no_upper_cap():
 def test_importing_the_suite_leaves_the_name_compression_to_the_standard_library():
     code = ("import sys, compression_bench.compression, compression_bench.zoo, compression_bench.benchmarks.pipeline; "
             "m = sys.modules.get('compression'); print(getattr(m, '__file__', None) or 'not imported')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", check=True)
     # on 3.14 the standard library's own may be imported by something; never our folder
     assert str(ROOT) not in out.stdout and out.stdout.strip(), out.stdout
+
+
+def test_the_tests_child_processes_do_not_put_the_source_folders_on_the_import_path():
+    """A child Python started from the repository root with the working directory or the root on
+    its path sees the source folder ``compression/`` as the top-level ``compression`` and hides
+    Python 3.14's own: the tests start children with ``-P`` and no ``PYTHONPATH`` of the root."""
+    code = ("import importlib.util; s = importlib.util.find_spec('compression'); "
+            "print(s.origin if s and s.origin else 'none')")
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert not out.stdout.strip().startswith(str(ROOT)), out.stdout
+    bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert bare.stdout.strip().startswith(str(ROOT / "compression"))  # what -P prevents
+    for test in sorted(set((ROOT / "tests").glob("test_*.py")) - {Path(__file__).resolve()}):
+        text = test.read_text(encoding="utf-8")
+        for launch in ('[sys.executable, "-m"', '[sys.executable, "-c"', "PYTHONPATH=str(ROOT)"):
+            assert launch not in text, f"{test.name} starts a child with the source folders on its path: {launch}"

@@ -57,11 +57,11 @@ SMALL = ["--zoo-models", MODEL, "--compression-methods", "original,dynamic_int8"
 
 
 def _env(**extra) -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+    return dict(os.environ, **extra)
 
 
 def _suite_cmd(tmp_path: Path, args, report: str = "report") -> list[str]:
-    return [sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
+    return [sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider",
             "--zoo-profile", "smoke", "--report-dir", str(tmp_path / report),
             "--latency-target-s", "0.05", "--latency-warmup", "1", "--float-baselines", "none", "--peak-memory", "off", *args]
 
@@ -74,7 +74,7 @@ def _suite(tmp_path: Path, *args) -> subprocess.CompletedProcess:
 
 
 def _zoo_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
+    return subprocess.run([sys.executable, "-P", "-m", "compression_bench.zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
                           text=True, timeout=900)
 
 
@@ -323,7 +323,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("where", ["training", "saving"])
 def test_a_run_killed_mid_build_leaves_no_entry_and_no_blocking_lock(tmp_path, reference, where):
     cache_dir = tmp_path / "cache"
-    r = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, where, str(cache_dir), MODEL], cwd=ROOT, env=_env(),
+    r = subprocess.run([sys.executable, "-P", "-c", _KILL_SCRIPT, where, str(cache_dir), MODEL], cwd=ROOT, env=_env(),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == -signal.SIGKILL, r.stdout + r.stderr
     assert "epoch 1/2" in r.stdout and "FINISHED" not in r.stdout
@@ -422,7 +422,7 @@ def test_compare_refuses_a_corrupt_or_foreign_run_with_one_sentence(tmp_path, ki
     else:
         bad.write_text(json.dumps({"benchmarks": [["test_variant[M-original-bs64]", 0.01]]}))
     for a, b in ((good, bad), (bad, good)):
-        r = subprocess.run([sys.executable, "-m", "compression_bench.benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
+        r = subprocess.run([sys.executable, "-P", "-m", "compression_bench.benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
                            env=_env(), capture_output=True, text=True, timeout=360)
         assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -161,3 +161,17 @@ def test_registration_and_versions():
     assert set(RT.versions()) == {"onnxruntime", "onnx", "onnxscript", "int8_format"}
     assert RT.versions()["int8_format"] == RT.format()[0]
     assert all(v != "none" for v in RT.versions().values())
+
+
+def test_an_int8_kind_it_has_no_recipe_for_reads_na_not_failed():
+    """A quantization method added later (here a made-up weight-only kind) is ``n/a`` on ONNX
+    Runtime with a reason, as on Inductor, instead of passing ``unsupported`` and then raising in
+    ``build`` (which the session reports as a failed variant)."""
+    new_kind = compression.MethodSpec(id="weightonly_int8", family="quantization", kind="weightonly",
+                                      level=None, label="Weight-only INT8", compression="INT8 weights")
+    reason = RT.unsupported(new_kind)
+    assert reason and "weightonly" in reason
+    assert RT.unsupported(compression.get_method("static_int8")) is None
+    assert RT.unsupported(compression.get_method("dynamic_int8")) is None
+    assert "QAT" in RT.unsupported(compression.get_method("qat_int8"))
+    assert get_runtime("inductor").unsupported(new_kind)

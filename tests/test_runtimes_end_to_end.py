@@ -17,9 +17,9 @@ METHODS = "original,static_int8,structured_50"
 
 
 def _suite(tmp_path: Path, *args, cache: Path | None = None) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    env = dict(os.environ, ZOO_CACHE=str(cache or tmp_path / "cache"))
     report = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile", "smoke",
+    r = subprocess.run([sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile", "smoke",
                         "--zoo-models", MODEL, "--compression-methods", METHODS, "--report-dir", str(report),
                         "--latency-target-s", "0.1", "--latency-warmup", "1", "--float-baselines", "none", *args],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
@@ -80,9 +80,9 @@ def test_without_torch_ao_fx_quantization_eager_int8_rows_are_n_a_and_onnxruntim
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(HIDE_FX)
-    env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"), PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]))
+    env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(site))
     report = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile", "smoke",
+    r = subprocess.run([sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile", "smoke",
                         "--zoo-models", MODEL, "--compression-methods", "original,static_int8",
                         "--runtimes", "eager,onnxruntime", "--float-baselines", "none", "--peak-memory", "off",
                         "--benchmark-disable",

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from compression_bench.benchmarks import compare, options, schema, timing
+from compression_bench.benchmarks import saved as saved_runs
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.schema import Record
 from compression_bench.benchmarks.session import Session, SessionError
@@ -199,7 +200,7 @@ def test_extra_info_comes_from_the_schema_and_leaves_latency_to_pytest_benchmark
     assert {"speedup", "reference_latency_median_ms", "runtime", "original_accuracy"} <= set(info)
     # what is saved is enough to compare: the latency comes back from pytest-benchmark's stats
     saved = {"name": r.name, "extra_info": json.loads(json.dumps(info)), "stats": {"median": 0.002}}
-    back = compare.record_from_benchmark(saved, "run.json")
+    back = saved_runs.record_from_benchmark(saved, "run.json")
     assert back["latency_median_ms"] == 2.0 and back["speedup"] == 4.0 and back["name"] == r.name
 
 
@@ -216,8 +217,8 @@ def test_a_record_from_an_older_version_reads_with_defaults_for_newer_fields():
 
 
 def test_required_and_numeric_sets_are_the_schemas():
-    assert set(compare.REQUIRED) == {"model", "method", "accuracy", "size_mib", "params"}
-    assert set(compare.NUMERIC) == {"accuracy", "size_mib", "params"}
+    assert set(saved_runs.REQUIRED) == {"model", "method", "accuracy", "size_mib", "params"}
+    assert set(saved_runs.NUMERIC) == {"accuracy", "size_mib", "params"}
     assert [h for _, c in schema.COLUMNS for h in [c.header]] == schema.HEADERS and "Speedup [95% CI]" in schema.HEADERS
     assert schema.speedup(8.0, 2.0) == 4.0 and schema.speedup(None, 2.0) is None and schema.speedup(8.0, 0) is None
 

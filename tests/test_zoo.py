@@ -27,9 +27,12 @@ REPORT_PARAMS_M = {"SimpleCNN_6x2": 5.94, "EnhancedLeNet5": 1.11,
 
 def test_our_compression_package_is_imported():
     # Python 3.14 ships a standard-library package named `compression`; ours must win.
+    # Wherever it is installed (editable from the source folder, or a wheel in site-packages).
+    import importlib.util
     from compression_bench import compression
-    assert Path(compression.__file__).resolve().parent == ROOT / "compression"
-    assert hasattr(compression, "list_methods")
+    assert compression.__name__ == "compression_bench.compression" and hasattr(compression, "list_methods")
+    stdlib = importlib.util.find_spec("compression")  # None before 3.14
+    assert stdlib is None or Path(stdlib.origin).parent != Path(compression.__file__).parent
 
 
 def test_registry_lists_the_four_founding_models():
@@ -234,12 +237,13 @@ def test_unwritable_cache_fails_with_the_fix(tmp_path):
 
 def test_two_processes_train_the_same_model_once(tmp_path):
     script = textwrap.dedent("""
-        import sys, zoo
+        import sys
+        from compression_bench import zoo
         tm = zoo.get_trained("EnhancedLeNet5", "smoke", cache=sys.argv[1], progress=None)
         print("RESULT", "cache" if tm.from_cache else "trained", tm.accuracy)
     """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-P", "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
                               text=True, env=env) for _ in range(2)]
     results = [p.communicate(timeout=900)[0].split("RESULT")[-1].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
@@ -252,7 +256,7 @@ def test_two_processes_train_the_same_model_once(tmp_path):
 # ---------------------------------------------------------------- CLI
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "compression_bench.zoo", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-P", "-m", "compression_bench.zoo", *args], capture_output=True, text=True,
                           cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=900)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import sys
 import textwrap
 from importlib import metadata
 
@@ -40,6 +41,74 @@ def code_fingerprint(*objects) -> str:
         source = inspect.getsource(obj)
         tree = _strip_docstrings(ast.parse(textwrap.dedent(source)))
         h.update(ast.dump(tree, annotate_fields=False, include_attributes=False).encode())
+    return h.hexdigest()[:16]
+
+
+#: top-level packages whose code a key covers by their version (package_versions), not their source
+VERSIONED_PACKAGES = frozenset({"torch", "torchvision", "torchao", "torch_pruning", "numpy", "scipy", "sklearn",
+                                "onnx", "onnxruntime", "onnxscript"})
+
+
+def _own_code(obj) -> bool:
+    """Whether ``obj`` is a function or class whose code no library version stands for (the user's
+    own or a third party's that no key lists); the standard library counts as versioned by Python."""
+    if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        return False
+    root = (getattr(obj, "__module__", None) or "builtins").split(".")[0]
+    return root not in VERSIONED_PACKAGES and root not in sys.stdlib_module_names
+
+
+def _named(obj) -> list:
+    """The functions and classes that ``obj``'s code names (``helper``, ``blocks.make``), resolved in
+    its module's namespace and its closure; decorators are left out (they wrap, not build)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    namespace = dict(vars(sys.modules[obj.__module__])) if obj.__module__ in sys.modules else {}
+    if inspect.isfunction(obj):
+        namespace.update(obj.__globals__)
+        namespace.update(inspect.getclosurevars(obj).nonlocals)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.decorator_list = []
+    found = list(obj.__bases__) if inspect.isclass(obj) else []
+    for node in ast.walk(tree):
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.insert(0, node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name) or node.id not in namespace:
+            continue
+        value = namespace[node.id]
+        for attr in chain:
+            if not (inspect.ismodule(value) or inspect.isclass(value)):
+                break
+            value = getattr(value, attr, None)
+        found.append(value)
+    return found
+
+
+def closure_fingerprint(obj) -> str:
+    """:func:`code_fingerprint` of ``obj`` and of every function and class its code reaches by name
+    (a builder's helpers, a model's blocks, in its module or another), so that editing a helper
+    changes the key of what the builder builds. Library code counts by version, not here; code whose
+    source cannot be read counts by its qualified name."""
+    reached: dict[str, object] = {}
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        name = f"{getattr(item, '__module__', '?')}.{getattr(item, '__qualname__', repr(item))}"
+        if name in reached:
+            continue
+        reached[name] = item
+        todo.extend(x for x in _named(item) if _own_code(x))
+    h = hashlib.sha256()
+    for name in sorted(reached):
+        try:
+            h.update(f"{name}:{code_fingerprint(reached[name])};".encode())
+        except (OSError, TypeError):
+            h.update(f"{name}:?;".encode())
     return h.hexdigest()[:16]
 
 

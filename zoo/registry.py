@@ -12,8 +12,6 @@ dataset (then every profile uses it, see :meth:`Profile.dataset_for`)::
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import os
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +19,7 @@ from typing import Callable, Mapping, Union
 
 import torch.nn as nn
 
+from .keys import closure_fingerprint
 from .training import Recipe
 
 RecipeSpec = Union[Recipe, Mapping[str, Recipe], None]
@@ -44,8 +43,10 @@ class ModelInfo:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the builder's source: changes whenever the architecture code changes."""
-        return hashlib.sha256(inspect.getsource(self.builder).encode()).hexdigest()[:16]
+        """Fingerprint of the builder's code and of the helpers and classes it reaches by name
+        (:func:`~compression_bench.zoo.keys.closure_fingerprint`): changes whenever the architecture
+        code changes, in the builder or in a helper it calls."""
+        return closure_fingerprint(self.builder)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}

@@ -17,7 +17,7 @@ import torch.nn as nn
 from . import data as _data_module, splits as _splits_module, streaming as _streaming_module
 from . import training as _training_module
 from .cache import ArtifactCache
-from .keys import code_fingerprint, content_digest, package_versions
+from .keys import closure_fingerprint, code_fingerprint, content_digest, package_versions
 from .data import DataBundle, DataError, DatasetInfo, get_dataset_info
 from .profiles import Profile, get_profile
 from .registry import ModelInfo, build, get_model_info
@@ -111,10 +111,10 @@ def cache_parts(name: str, prof: Profile, data: DataBundle | None = None, seed: 
 
 
 def _loader_fingerprint(loader) -> str:
-    """The code of a dataset's loader (a registered one can live outside this package); a
-    callable whose source cannot be read counts by its qualified name."""
+    """The code of a dataset's loader and of the helpers it calls (a registered one can live outside
+    this package); a callable whose source cannot be read counts by its qualified name."""
     try:
-        return code_fingerprint(loader)
+        return closure_fingerprint(loader)
     except (OSError, TypeError):
         return f"{getattr(loader, '__module__', '?')}.{getattr(loader, '__qualname__', type(loader).__qualname__)}"
 
