@@ -38,7 +38,6 @@ import functools
 import hashlib
 import os
 import platform
-import re
 from pathlib import Path
 
 CLASSES = ("x86-amx", "x86-avx512-vnni", "x86-avx2-vnni", "x86-avx512", "x86-avx2", "x86-baseline",

@@ -19,7 +19,6 @@ import functools
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -30,7 +29,7 @@ from compression_bench.benchmarks import machine, options, peakmem, pipeline, ru
 from compression_bench.benchmarks import stats as stats_
 from compression_bench.benchmarks.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 from compression_bench.benchmarks.session_end import Outcome
-from compression_bench.benchmarks.records import add_ratios, setting_text
+from compression_bench.benchmarks.records import setting_text
 from compression_bench.benchmarks.schema import METRICS, Record, speedup
 from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                                      slowdown_flags, speed_verdicts)

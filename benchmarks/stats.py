@@ -16,9 +16,10 @@ Plain functions over plain Python sequences (no pytest, no torch), so that they 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
+
+from scipy import stats as scipy_stats
 
 #: a change whose McNemar p-value is below this is called significant
 ALPHA = 0.05
@@ -26,25 +27,23 @@ Z95 = 1.959963984540054  # the standard normal quantile of 0.975: a two-sided 95
 
 
 def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval of ``correct / n``, in percent (95% by default); (0, 100) for n = 0."""
+    """The Wilson score interval of ``correct / n``, in percent (95% by default); (0, 100) for n = 0.
+    scipy's ``binomtest(...).proportion_ci(method="wilson")`` computes it."""
     if n <= 0:
         return 0.0, 100.0
-    p = correct / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+    ci = scipy_stats.binomtest(correct, n).proportion_ci(confidence_level=2 * scipy_stats.norm.cdf(z) - 1,
+                                                          method="wilson")
+    return 100.0 * max(0.0, ci.low), 100.0 * min(1.0, ci.high)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant images (see the module text)."""
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant images (see the module text):
+    the exact binomial test of ``b`` successes in ``b + c`` trials at one half (scipy's ``binomtest``)."""
     if b < 0 or c < 0:
         raise ValueError(f"discordant counts cannot be negative, got b={b}, c={c}")
-    n = b + c
-    if n == 0:
+    if b + c == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    return min(1.0, float(scipy_stats.binomtest(b, b + c, 0.5).pvalue))
 
 
 @dataclass(frozen=True)

@@ -481,4 +481,4 @@ def test_several_seeds_train_each_model_again_and_the_table_shows_mean_and_sprea
     # what every seed shares keeps its form in the averaged title: 100 images and batch 64, not 100.0 and 64.0
     assert "### EnhancedLeNet5 — digits test split (100 images), profile smoke, latency at batch 64, 1 thread" in r.stdout
     mean = sum(o["accuracy"] for o in originals) / 2
-    assert f"| **Original**" in r.stdout and f"{mean:.2f} ± " in r.stdout
+    assert "| **Original**" in r.stdout and f"{mean:.2f} ± " in r.stdout

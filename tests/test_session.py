@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from compression_bench.benchmarks import compare, options, schema, timing
+from compression_bench.benchmarks import options, schema, timing
 from compression_bench.benchmarks import saved as saved_runs
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.schema import Record
