@@ -1,13 +1,87 @@
-"""Shared by the tests: subprocesses of the suite must not think they run under xdist.
+"""Shared by the tests: tiers, the in-process suite runner, and a clean environment for children.
+
+Tiers. ``pytest tests/`` runs the fast tier: unit and in-process integration tests. Tests marked
+``e2e`` (the suite end to end in a child process), ``timing`` (real speedups, page faults: they depend
+on the machine's speed) and ``slow`` (real architectures and compilers, minutes) are left out unless a
+``-m`` expression is given, e.g. ``pytest tests/ -m "e2e or timing or slow" -n 2`` (CI runs both).
 
 pytest-xdist marks its workers with ``PYTEST_XDIST_*`` variables; a ``pytest benchmarks/`` started
 from a test inherits them, and pytest-benchmark then disables timing. Removing them per test lets
 ``pytest tests/ -n 2`` run the end-to-end tests as a serial run does.
 """
+from __future__ import annotations
+
+import types
+
 import pytest
+
+SLOW_TIERS = ("e2e", "timing", "slow")
+ZOO_VARIABLES = ("ZOO_PROFILE", "ZOO_CACHE", "ZOO_DATA_ROOT", "ZOO_TRAIN_DEVICE", "ZOO_TRAIN_THREADS",
+                 "ZOO_SEEDS", "ZOO_STEADY_HEAP")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.option.markexpr:  # an explicit -m chooses the tier
+        return
+    fast, left_out = [], []
+    for item in items:
+        (left_out if any(item.get_closest_marker(m) for m in SLOW_TIERS) else fast).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = fast
+
+
+def pytest_report_header(config):
+    if not config.option.markexpr:
+        return ("fast tier: tests marked e2e, timing or slow are left out; "
+                "run them with -m 'e2e or timing or slow'")
 
 
 @pytest.fixture(autouse=True)
 def _no_xdist_marks_for_subprocesses(monkeypatch):
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def _whole_package() -> None:
+    """Every module of the project imported, before any ``pytester`` fixture starts: pytester removes
+    the modules imported during a test when it ends, and a registry entry whose class's module was
+    removed (or a module imported twice, registering twice) breaks later tests."""
+    import importlib
+    import pkgutil
+
+    import compression_bench.benchmarks
+    import compression_bench.compression
+    import compression_bench.zoo
+    for package in (compression_bench.zoo, compression_bench.compression, compression_bench.benchmarks):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if not info.name.rsplit(".", 1)[-1].startswith(("test_", "conftest")):
+                importlib.import_module(info.name)
+
+
+@pytest.fixture
+def suite_inprocess(_whole_package, pytester, monkeypatch, tmp_path):
+    """``run(*args, env={})``: the benchmark suite's pytest plugin run in this process (pytester) on
+    the smoke profile with a cache of the test's own, as a ``subprocess.CompletedProcess``-like result
+    (``returncode``, ``stdout``, ``stderr``). For runs that stop in ``pytest_configure`` (bad input,
+    missing data), before anything is collected: milliseconds instead of a child that imports torch.
+    One child per exit status (tests marked ``e2e``) proves the same wiring from the command line."""
+
+    def run(*args, env=None):
+        env = {"ZOO_CACHE": str(tmp_path / "cache"), **(env or {})}
+        for name in ZOO_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        profile = () if "ZOO_PROFILE" in env or any(str(a).startswith("--zoo-profile") for a in args) \
+            else ("--zoo-profile", "smoke")
+        report = () if any(str(a).startswith("--report-dir") for a in args) \
+            else ("--report-dir", str(tmp_path / "report"))
+        # -p, not a conftest: loaded whatever paths the arguments name (a conftest is found from them)
+        r = pytester.runpytest_inprocess("-p", "compression_bench.benchmarks.plugin", "-p", "no:cacheprovider", *profile, *report, "--latency-target-s", "0.05",
+                                         "--latency-warmup", "1", "--float-baselines", "none",
+                                         "--peak-memory", "off", *map(str, args))
+        return types.SimpleNamespace(returncode=int(r.ret), stdout="\n".join(r.outlines),
+                                     stderr="\n".join(r.errlines))
+    return run

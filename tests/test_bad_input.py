@@ -95,8 +95,7 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("args, env, message", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
-def test_bad_input_stops_the_run_before_anything_trains(tmp_path, args, env, message):
+def _bad_input_case(tmp_path, args, env, message):
     import torch
     if "cuda" in message and torch.cuda.is_available():
         pytest.skip("this machine has a CUDA GPU")
@@ -109,8 +108,22 @@ def test_bad_input_stops_the_run_before_anything_trains(tmp_path, args, env, mes
     extra = [] if any(a.startswith(("--zoo-models", "--compression-methods")) for a in args) else SMALL
     if any(a.startswith("--zoo-models") for a in args):
         extra = ["--compression-methods", "original"]
-    r = _suite(tmp_path, *extra, *args, env=env)
-    _stopped_early(r, message.replace("{tmp}", str(tmp_path)), tmp_path)
+    return [*extra, *args], message.replace("{tmp}", str(tmp_path))
+
+
+@pytest.mark.parametrize("args, env, message", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_stops_the_run_before_anything_trains(tmp_path, suite_inprocess, args, env, message):
+    args, message = _bad_input_case(tmp_path, args, env, message)
+    _stopped_early(suite_inprocess(*args, env=env), message, tmp_path)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ["models-twice", "device-from-env"])
+def test_bad_input_stops_the_command_line_run_with_exit_status_4(tmp_path, case):
+    """The same checks from the command line, in a child: the ERROR sentence and exit status 4."""
+    _, args, env, message = next(c for c in BAD_INPUT if c[0] == case)
+    args, message = _bad_input_case(tmp_path, args, env, message)
+    _stopped_early(_suite(tmp_path, *args, env=env), message, tmp_path)
 
 
 # =============================================================================== faults
@@ -211,6 +224,7 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(mnt)], check=False)
 
 
+@pytest.mark.e2e
 def test_a_full_disk_under_the_cache_stops_with_one_sentence_and_leaves_nothing_half_written(tmp_path, tiny_disk):
     r = _suite(tmp_path, *SMALL, "--benchmark-disable", env={"ZOO_CACHE": str(tiny_disk / "cache")})
     assert r.returncode == 7, r.stdout[-3000:] + r.stderr[-2000:]
@@ -220,6 +234,7 @@ def test_a_full_disk_under_the_cache_stops_with_one_sentence_and_leaves_nothing_
     assert not list((tiny_disk / "cache").rglob("*.pt")) and not list((tiny_disk / "cache").rglob("*.tmp"))
 
 
+@pytest.mark.e2e
 def test_a_full_disk_under_the_report_still_prints_the_tables_and_keeps_the_old_files(tmp_path, tiny_disk):
     reports = tiny_disk / "reports"
     reports.mkdir()
@@ -255,6 +270,7 @@ def test_write_results_names_every_file_it_could_not_write(tmp_path, monkeypatch
     assert not (tmp_path / "results.json").exists()
 
 
+@pytest.mark.e2e
 def test_a_session_waiting_for_another_ones_build_says_so_on_the_terminal(tmp_path):
     cache = ArtifactCache(tmp_path / "cache")
     parts = zoo.cache_parts(MODEL, zoo.get_profile("smoke"))

@@ -310,6 +310,7 @@ def _suite(tmp_path, *args, cache=None):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=2700)
 
 
+@pytest.mark.e2e
 def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path):
     bench_json = tmp_path / "bench.json"
     r = _suite(tmp_path, "--benchmark-only", f"--benchmark-json={bench_json}")
@@ -386,6 +387,7 @@ def _strict(tmp_path, text: str) -> Path:
     return t
 
 
+@pytest.mark.e2e
 def test_impossible_thresholds_fail_the_test_of_the_variant_that_misses_them(tmp_path):
     t = _strict(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\nmax_accuracy_drop = -0.0\n"
                           "[profiles.smoke.methods.original]\nmin_accuracy = 100\n")
@@ -400,6 +402,7 @@ def test_impossible_thresholds_fail_the_test_of_the_variant_that_misses_them(tmp
     assert "EnhancedLeNet5 / static_int8 @ batch 64, 1 thread: size 0.2" in r.stdout and "at most 0.010x" in r.stdout
 
 
+@pytest.mark.e2e
 def test_a_selection_without_the_original_still_applies_size_and_speed_gates(tmp_path):
     t = _strict(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\n")
     r = _suite(tmp_path, "--benchmark-only", "--zoo-models", "EnhancedLeNet5",
@@ -412,6 +415,7 @@ def test_a_selection_without_the_original_still_applies_size_and_speed_gates(tmp
     assert rec["reference_latency_median_ms"] > 0 and rec["speedup"] > 0  # the original was timed beside it
 
 
+@pytest.mark.timing
 def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_own_protocol(tmp_path):
     """The guard against timing the wrong object: EnhancedLeNet5's static INT8 variant, timed with
     timing.measure at one thread, batch 64, against its float original, meets the default profile's
@@ -451,12 +455,13 @@ def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_ow
     (["--latency-batch-size", "0"], "--latency-batch-size takes integers from 1 to 1024"),
     (["--zoo-profile", "fast"], "unknown profile 'fast'"),
 ])
-def test_bad_options_fail_before_anything_trains(tmp_path, args, message):
-    r = _suite(tmp_path, "--benchmark-only", *args)
-    assert r.returncode != 0 and message in r.stderr
+def test_bad_options_fail_before_anything_trains(tmp_path, suite_inprocess, args, message):
+    r = suite_inprocess("--benchmark-only", *args)
+    assert r.returncode == 4 and message in r.stderr
     assert not (tmp_path / "cache" / "trained").exists()
 
 
+@pytest.mark.e2e
 def test_several_seeds_train_each_model_again_and_the_table_shows_mean_and_spread(tmp_path):
     r = _suite(tmp_path, "--benchmark-only", "--zoo-models", "EnhancedLeNet5", "--compression-methods",
                "original,static_int8", "--zoo-seeds", "2", f"--benchmark-json={tmp_path / 'bench.json'}")

@@ -14,6 +14,8 @@ import pytest
 
 from compression_bench import compression
 
+pytestmark = pytest.mark.e2e  # a child process end to end (tests/conftest.py: tiers)
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mobilenet_v3_small"
 
 

@@ -11,6 +11,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # a child process end to end (tests/conftest.py: tiers)
+
 CONFTEST = textwrap.dedent('''
     import torch
     from torch import nn

@@ -38,6 +38,7 @@ def _faults(mode: str, **env) -> tuple[str, float]:
     return lines[0], float(lines[-1])
 
 
+@pytest.mark.timing
 @glibc
 def test_a_steady_heap_maps_a_repeated_large_allocation_once():
     _, plain = _faults("plain")
@@ -46,6 +47,7 @@ def test_a_steady_heap_maps_a_repeated_large_allocation_once():
     assert steady < 10 and said == "glibc malloc: mmap threshold 32 MiB, trim threshold 1024 MiB"
 
 
+@pytest.mark.timing
 @glibc
 def test_zoo_steady_heap_0_leaves_the_allocator_alone():
     said, faults = _faults("steady", ZOO_STEADY_HEAP="0")

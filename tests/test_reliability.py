@@ -26,6 +26,7 @@ Every run here uses a temporary cache. Cases covered by other files and not repe
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -36,6 +37,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import types
 import warnings
 from pathlib import Path
 
@@ -73,9 +75,26 @@ def _suite(tmp_path: Path, *args) -> subprocess.CompletedProcess:
                           timeout=2700)
 
 
-def _zoo_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-P", "-m", "compression_bench.zoo", *args], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=900)
+def _zoo_cli(*args) -> types.SimpleNamespace:
+    """``compression-zoo`` run in this process (its ``main``), as a CompletedProcess-like result; the
+    console script's own wiring is run in a child by tests/test_zoo.py (e2e)."""
+    from compression_bench.zoo.__main__ import main
+    return _in_process(main, args)
+
+
+def _bench_cli(*args) -> types.SimpleNamespace:
+    from compression_bench.benchmarks.__main__ import main
+    return _in_process(main, args)
+
+
+def _in_process(main, args) -> types.SimpleNamespace:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's errors
+            code = exit_.code
+    return types.SimpleNamespace(returncode=code or 0, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def _nothing_trained(cache: Path) -> bool:
@@ -135,10 +154,10 @@ def _evil(marker: Path):
      "'pytest benchmarks/ -n auto --benchmark-disable', then time serially"),
 ], ids=["empty-models", "empty-methods", "batch-abc", "batch-negative", "unwritable-cache",
         "benchmark-only-xdist"])
-def test_bad_options_stop_the_suite_early_with_one_sentence(tmp_path, args, message):
+def test_bad_options_stop_the_suite_early_with_one_sentence(tmp_path, suite_inprocess, args, message):
     (tmp_path / "a-file").write_text("a regular file: nothing can be created below it")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    r = _suite(tmp_path, *SMALL, *args)
+    r = suite_inprocess(*SMALL, *args)
     _assert_stopped_early(r, message, tmp_path / "cache")
 
 
@@ -150,10 +169,10 @@ def test_bad_options_stop_the_suite_early_with_one_sentence(tmp_path, args, mess
      "profiles.smoke.methods.original.min_accuracy: expected a number, got str 'high'"),
     ("[methods.static_int8]\nmax_size_ratio = -0.5", "methods.static_int8.max_size_ratio: -0.5 is out of range"),
 ], ids=["not-toml", "unknown-method", "unknown-model", "wrong-type", "out-of-range"])
-def test_bad_thresholds_file_stops_the_suite_early(tmp_path, text, message):
+def test_bad_thresholds_file_stops_the_suite_early(tmp_path, suite_inprocess, text, message):
     path = tmp_path / "thresholds.toml"
     path.write_text(text)
-    r = _suite(tmp_path, *SMALL, "--thresholds", str(path))
+    r = suite_inprocess(*SMALL, "--thresholds", str(path))
     _assert_stopped_early(r, f"thresholds file {str(path)!r}", tmp_path / "cache")
     assert message in r.stderr
 
@@ -170,13 +189,13 @@ CIFAR_WHERE = ("CIFAR10 not found under {root!r}: put the extracted python versi
     # MNIST is there, CIFAR-10 is not: the run must stop before EnhancedLeNet5 trains, not after
     ("EnhancedLeNet5,EfficientNetB0Custom", "mnist-only", CIFAR_WHERE),
 ], ids=["mnist-empty-root", "mnist-no-root", "cifar10-empty-root", "cifar10-missing-mnist-present"])
-def test_missing_data_stops_the_suite_before_anything_trains(tmp_path, models, root, message):
+def test_missing_data_stops_the_suite_before_anything_trains(tmp_path, suite_inprocess, models, root, message):
     data = tmp_path / "data"
     if root != "missing":
         data.mkdir()
     if root == "mnist-only":
         _write_tiny_mnist(data)
-    r = _suite(tmp_path, "--zoo-profile", "full", "--zoo-data-root", str(data), "--zoo-models", models,
+    r = suite_inprocess("--zoo-profile", "full", "--zoo-data-root", str(data), "--zoo-models", models,
                "--compression-methods", "original", "--benchmark-disable")
     _assert_stopped_early(r, message.format(root=str(data)), tmp_path / "cache")
     assert r.returncode == pytest.ExitCode.USAGE_ERROR
@@ -320,6 +339,7 @@ _KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("where", ["training", "saving"])
 def test_a_run_killed_mid_build_leaves_no_entry_and_no_blocking_lock(tmp_path, reference, where):
     cache_dir = tmp_path / "cache"
@@ -356,6 +376,7 @@ def _results(report_dir: Path) -> dict:
     return {(r["model"], r["method"], r["batch_size"]): {k: r.get(k) for k in COMPARED} for r in rows}
 
 
+@pytest.mark.e2e
 def test_two_sessions_on_one_cache_build_each_artifact_once_and_agree(tmp_path):
     cache = tmp_path / "cache"
     methods = ["original", "dynamic_int8", "static_int8"]
@@ -422,8 +443,7 @@ def test_compare_refuses_a_corrupt_or_foreign_run_with_one_sentence(tmp_path, ki
     else:
         bad.write_text(json.dumps({"benchmarks": [["test_variant[M-original-bs64]", 0.01]]}))
     for a, b in ((good, bad), (bad, good)):
-        r = subprocess.run([sys.executable, "-P", "-m", "compression_bench.benchmarks", "compare", str(a), str(b)], cwd=tmp_path,
-                           env=_env(), capture_output=True, text=True, timeout=360)
+        r = _bench_cli("compare", str(a), str(b))  # in this process; its console-script wiring: test_reports.py (e2e)
         assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         assert r.stderr.startswith(f"compression-bench compare: error: {bad} ") and message in r.stderr
@@ -432,6 +452,7 @@ def test_compare_refuses_a_corrupt_or_foreign_run_with_one_sentence(tmp_path, ki
 
 # =============================================================================== determinism
 
+@pytest.mark.e2e
 def test_same_profile_twice_from_empty_caches_gives_identical_figures(tmp_path):
     """Two models, every method: two sessions at once (one thread each), each on an empty cache of
     its own, give the same accuracy, parameter counts, sparsity, sizes and MACs for every variant."""

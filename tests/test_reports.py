@@ -293,6 +293,7 @@ def test_unreadable_runs_exit_2_with_one_sentence(tmp_path, capsys, content, mes
     assert len(err.splitlines()) == 1 and err.endswith(".") and err.count(". ") == 0
 
 
+@pytest.mark.e2e
 def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
     a, _ = _runs(tmp_path)
     bad = _write(tmp_path / "bad.json", b"\xff\xfe garbage".decode("latin-1"))
@@ -348,10 +349,8 @@ def test_session_comparison_reads_what_pytest_benchmark_loaded():
         compare.session_comparison(legacy, now)
 
 
-def test_compare_fail_accuracy_needs_a_compared_run(tmp_path):
-    env = dict(os.environ, ZOO_CACHE=str(tmp_path / "cache"))
-    r = subprocess.run([sys.executable, "-P", "-m", "pytest", "benchmarks/", "-p", "no:cacheprovider", "--zoo-profile",
-                        "smoke", "--benchmark-only", "--compare-fail-accuracy", "0.5"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode != 0 and "--compare-fail-accuracy needs a run to compare against" in r.stderr
+@pytest.mark.parametrize("option", ["--compare-fail-accuracy", "--compare-fail-speedup"])
+def test_compare_fail_accuracy_needs_a_compared_run(tmp_path, suite_inprocess, option):
+    r = suite_inprocess("--benchmark-only", option, "0.5" if option.endswith("accuracy") else "10%")
+    assert r.returncode == 4 and f"{option} needs a run to compare against" in r.stderr
     assert not (tmp_path / "cache" / "trained").exists()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 pytest.importorskip("torchao")
+pytestmark = pytest.mark.slow  # real compiles, about two minutes (tests/conftest.py: tiers)
 
 from compression_bench.benchmarks.runtimes import Source, get_runtime  # noqa: E402
 from compression_bench.benchmarks.runtimes import inductor  # noqa: E402

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # a child process end to end (tests/conftest.py: tiers)
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "EnhancedLeNet5"
 METHODS = "original,static_int8,structured_50"

@@ -235,6 +235,7 @@ def test_unwritable_cache_fails_with_the_fix(tmp_path):
         ArtifactCache(blocker / "cache").check_writable()
 
 
+@pytest.mark.e2e
 def test_two_processes_train_the_same_model_once(tmp_path):
     script = textwrap.dedent("""
         import sys
@@ -260,6 +261,7 @@ def _cli(*args, env=None):
                           cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=900)
 
 
+@pytest.mark.e2e
 def test_cli_list_shows_models_datasets_and_params():
     out = _cli("list").stdout
     for name in REPORT_PARAMS_M:
@@ -267,6 +269,7 @@ def test_cli_list_shows_models_datasets_and_params():
     assert "23.53" in out and "digits" in out
 
 
+@pytest.mark.e2e
 def test_cli_train_warms_the_cache_and_reports_accuracy(tmp_path):
     r = _cli("train", "--profile", "smoke", "--models", "EnhancedLeNet5", "--cache", str(tmp_path))
     assert r.returncode == 0, r.stderr
@@ -276,6 +279,7 @@ def test_cli_train_warms_the_cache_and_reports_accuracy(tmp_path):
     assert "cache" in r2.stdout
 
 
+@pytest.mark.e2e
 def test_cli_rejects_bad_names_before_training(tmp_path):
     r = _cli("train", "--models", "EnhancedLeNet5,Nope", "--cache", str(tmp_path))
     assert r.returncode == 2 and "unknown model 'Nope'" in r.stderr
