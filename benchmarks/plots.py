@@ -120,7 +120,7 @@ def _clusters(xs: list[float], ys: list[float], log_x: bool, threshold: float = 
     return clusters
 
 
-def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Path, within: float | None,
+def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Path, within: float | None,  # noqa: PLR0915 - one figure drawn top to bottom
           method_order: Sequence[str]) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

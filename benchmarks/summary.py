@@ -52,6 +52,12 @@ def lines(records: list[dict], *, within: float, method_order, comparison, notic
         yield line, "red"
     if plots and plots.paths:
         yield f"plots: {len(plots.paths)} PNG files in {report_dir}", None
+    yield from _verdicts(records, regressions)
+
+
+def _verdicts(records: list[dict], regressions: list[str]) -> Iterator[tuple[str, str | None]]:
+    """The sections that say what did not pass: failed gates, slowdowns, rows not run, inconclusive
+    speed gates, regressions against the compared run (each only when it has something to list)."""
     failed = [m for r in records for m in r.get("gate_failures") or []]
     if failed:
         yield "gates failed (each in its own test)", "section"

@@ -11,6 +11,8 @@ from a test inherits them, and pytest-benchmark then disables timing. Removing t
 """
 from __future__ import annotations
 
+import os
+import shutil
 import types
 
 import pytest
@@ -58,6 +60,41 @@ def _whole_package() -> None:
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if not info.name.rsplit(".", 1)[-1].startswith(("test_", "conftest")):
                 importlib.import_module(info.name)
+
+
+SHARED_MODEL = "EnhancedLeNet5"  # trains in about two seconds on the smoke profile
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory):
+    """A cache holding the smoke profile's trained ``EnhancedLeNet5``, built once per test session and
+    shared by every xdist worker (a lock in the workers' common temporary root): for tests that need
+    a trained model, not its training. Read-only: a test that writes to a cache copies it first
+    (:func:`copy_of`); a test about building uses an empty cache of its own."""
+    from filelock import FileLock
+
+    from compression_bench import zoo
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") or root.name.startswith("popen-gw"):
+        root = root.parent  # the workers' common root
+    path = root / "shared-smoke-cache"
+    with FileLock(str(path) + ".lock"):
+        if not (path / "complete").exists():
+            zoo.get_trained(SHARED_MODEL, "smoke", cache=zoo.ArtifactCache(path), progress=None)
+            (path / "complete").write_text("")
+    return path
+
+
+def copy_of(shared, destination):
+    """A writable copy of the shared cache at ``destination``."""
+    shutil.copytree(shared, destination, ignore=shutil.ignore_patterns("complete", "*.lock"))
+    return destination
+
+
+@pytest.fixture
+def smoke_cache_copy(smoke_cache, tmp_path):
+    """A writable copy of :func:`smoke_cache` in the test's own temporary directory."""
+    return copy_of(smoke_cache, tmp_path / "cache")
 
 
 @pytest.fixture

@@ -129,11 +129,15 @@ def test_bad_input_stops_the_command_line_run_with_exit_status_4(tmp_path, case)
 # =============================================================================== faults
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A smoke-profile cache holding EnhancedLeNet5 and its static INT8 variant, and their figures."""
-    root = tmp_path_factory.mktemp("built")
+def built(tmp_path_factory, smoke_cache):
+    """A smoke-profile cache holding EnhancedLeNet5 (from the shared cache) and its static INT8
+    variant, and their figures."""
+    import shutil
+    root = tmp_path_factory.mktemp("built") / "cache"
+    shutil.copytree(smoke_cache, root, ignore=shutil.ignore_patterns("complete", "*.lock"))
     cache = ArtifactCache(root)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
+    assert tm.from_cache
     v = pipeline.get_variant(tm, "static_int8", cache)
     return root, tm.accuracy, v.metrics
 

@@ -121,11 +121,12 @@ def test_new_measurement_code_re_measures_without_rebuilding(tmp_path, monkeypat
     assert kinds == ["trained", "variants", "metrics", "metrics"]
 
 
-def test_every_fine_tune_runs_on_the_training_device(tmp_path, monkeypatch):
+def test_every_fine_tune_runs_on_the_training_device(smoke_cache_copy, monkeypatch):
     """QAT, unstructured and structured pruning all fine-tune on the session's training device. The
     device is recorded by a spy on the training loop and swapped for the CPU, so no GPU is needed."""
-    cache = ArtifactCache(tmp_path)
+    cache = ArtifactCache(smoke_cache_copy)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
+    assert tm.from_cache
     tm.device = "cuda:7"  # what --zoo-train-device cuda:7 gives the trained model on a GPU machine
     seen, real = [], zoo.training._fit
 
