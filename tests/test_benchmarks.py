@@ -404,13 +404,14 @@ def test_impossible_thresholds_fail_the_test_of_the_variant_that_misses_them(tmp
 
 @pytest.mark.e2e
 def test_a_selection_without_the_original_still_applies_size_and_speed_gates(tmp_path):
-    t = _strict(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\n")
+    t = _strict(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\nmin_speedup = 1000.0\n")
     r = _suite(tmp_path, "--benchmark-only", "--zoo-models", "EnhancedLeNet5",
                "--compression-methods", "original,static_int8", "--thresholds", str(t), "-k", "static_int8")
     assert r.returncode == 1, r.stdout[-3000:]
     assert "1 failed, 1 deselected" in r.stdout
     assert "FAILED benchmarks/test_compression_bench.py::test_variant[EnhancedLeNet5-static_int8-bs64-t1]" in r.stdout
     assert "size 0.2" in r.stdout and "at most 0.010x" in r.stdout
+    assert "over the original, required at least 1000.00x" in r.stdout  # the speed gate, on the original timed beside it
     (rec,) = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
     assert rec["reference_latency_median_ms"] > 0 and rec["speedup"] > 0  # the original was timed beside it
 

@@ -390,12 +390,17 @@ def test_count_macs_and_density_weighting():
     assert net.conv.weight.requires_grad and not net.training
 
 
-def test_serialized_size_is_state_dict_bytes():
-    net = MacNet()
-    buf = io.BytesIO()
-    torch.save(net.state_dict(), buf)
-    assert C.serialized_size_mib(net) == buf.tell() / 2**20
-    assert measure.count_params(net) == sum(p.numel() for p in net.parameters())
+def test_serialized_size_follows_the_bytes_of_the_weights():
+    """Size on disk is the tensors' bytes plus a small container overhead: four bytes per float32
+    weight, two per float16, and a pruned (zeroed) weight still takes its bytes."""
+    big = nn.Linear(1000, 1000)                       # 1,001,000 float32 values: 4,004,000 bytes
+    size = C.serialized_size_mib(big) * 2**20
+    assert 4_004_000 <= size <= 4_004_000 + 16_384
+    assert C.serialized_size_mib(big.half()) * 2**20 == pytest.approx(size / 2, abs=16_384)
+    with torch.no_grad():
+        big.weight.zero_()
+    assert C.serialized_size_mib(big) * 2**20 == pytest.approx(size / 2, abs=16_384)
+    assert measure.count_params(MacNet()) == 4 * 2 * 3 * 3 + (4 * 5 * 5) * 3 + 3  # conv 2->4 3x3, no bias; linear 100->3
 
 
 # ---------------------------------------------------------------- real architecture
