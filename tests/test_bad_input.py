@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from compression_bench import zoo
-from compression_bench.benchmarks import pipeline, report
+from compression_bench.benchmarks.session import pipeline
+from compression_bench.benchmarks.reporting import report
 from compression_bench.zoo import ArtifactCache, CacheError, CacheWarning
 from compression_bench.zoo.cache import read_entry, write_entry
 

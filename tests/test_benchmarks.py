@@ -13,8 +13,9 @@ import pytest
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks import report, timing
-from compression_bench.benchmarks.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
+from compression_bench.benchmarks.reporting import report
+from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.session.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                                      speed_verdicts)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -362,7 +363,7 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
     assert machine["capability_class"] in machine["key"] and "torch_capability" in machine
     assert f"compression-bench machine key: {machine['key']}" in r.stdout
     assert f"- **Capability class**: {machine['capability_class']}" in report_md
-    # timed on a steady heap (benchmarks/heap.py), recorded with the run
+    # timed on a steady heap (src/compression_bench/benchmarks/measurement/heap.py), recorded with the run
     heap = "glibc malloc" if platform.libc_ver()[0] == "glibc" else "allocator defaults"
     assert saved["machine_info"]["compression_bench"]["heap"].startswith(heap)
     names = {b["name"] for b in saved["benchmarks"]}
@@ -423,7 +424,8 @@ def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_ow
     floor for this machine's capability class (1.1x where INT8 has no VNNI: 1.20x measured on an AVX2
     CPU; 1.5x with AVX-512 VNNI: 5.4-7.1x measured). Judged as the suite judges it, on the interval."""
     import torch
-    from compression_bench.benchmarks import machine, pipeline
+    from compression_bench.benchmarks.measurement import machine
+    from compression_bench.benchmarks.session import pipeline
     cls = machine.identify()["capability_class"]
     floor = Thresholds.load(None, models=MODELS, methods=METHODS, profiles=PROFILES).gates(
         "EnhancedLeNet5", "static_int8", "default", cpu_class=cls).get("min_speedup")

@@ -15,7 +15,7 @@ import pytest
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks import pipeline
+from compression_bench.benchmarks.session import pipeline
 from compression_bench.zoo import ArtifactCache
 from compression_bench.zoo.cache import hash_parts
 from compression_bench.zoo.keys import code_fingerprint
@@ -148,7 +148,7 @@ def test_a_runtime_library_upgrade_measures_peak_memory_anew(monkeypatch, runtim
     """The peak-memory entry of a variant depends on the runtime that runs it: its key holds that
     runtime's library versions, not torch's alone."""
     import torch
-    from compression_bench.benchmarks import peakmem
+    from compression_bench.benchmarks.measurement import peakmem
     from compression_bench.benchmarks.runtimes import get_runtime
 
     seen = []

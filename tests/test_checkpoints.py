@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from compression_bench import zoo
-from compression_bench.benchmarks import pipeline
+from compression_bench.benchmarks.session import pipeline
 
 
 def _net() -> nn.Module:

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from compression_bench.benchmarks import compare, saved, timing
-from compression_bench.benchmarks.options import OptionError, drop_fraction
+from compression_bench.benchmarks.reporting import compare, saved
+from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.session.options import OptionError, drop_fraction
 
 
 class _NoisyMachine:

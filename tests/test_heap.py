@@ -1,4 +1,4 @@
-"""The steady heap of timing sessions (benchmarks/heap.py): with glibc's thresholds set, a large tensor
+"""The steady heap of timing sessions (src/compression_bench/benchmarks/measurement/heap.py): with glibc's thresholds set, a large tensor
 allocated and freed again and again stops costing page faults; ZOO_STEADY_HEAP=0 leaves the defaults."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import textwrap
 
 import pytest
 
-from compression_bench.benchmarks import heap
+from compression_bench.benchmarks.measurement import heap
 
 CHILD = textwrap.dedent("""
     import resource, sys, torch
-    from compression_bench.benchmarks import heap
+    from compression_bench.benchmarks.measurement import heap
     if sys.argv[1] == "steady":
         print(heap.steady_heap())
     def faults():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compression_bench.benchmarks import machine
+from compression_bench.benchmarks.measurement import machine
 from compression_bench.benchmarks.runtimes.onnxruntime import int8_format
 
 ZEN2 = """processor	: 0

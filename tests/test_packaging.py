@@ -1,8 +1,8 @@
 """The project's import names never collide with the standard library, on any Python it supports.
 
-Python 3.14 added a ``compression`` package to the standard library; the source folder
-``compression/`` is therefore installed as ``compression_bench.compression``, never as
-``compression``.
+Python 3.14 added a ``compression`` package to the standard library; the project is one package,
+``src/compression_bench`` (its ``compression`` is ``compression_bench.compression``), and nothing at the
+repository root can be imported as ``compression``.
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def _config() -> dict:
 
 
 def test_no_import_name_is_a_standard_library_module():
-    packages = _config()["tool"]["setuptools"]["packages"]
+    assert _config()["tool"]["setuptools"]["packages"]["find"]["where"] == ["src"]
     stdlib = set(sys.stdlib_module_names) | NEW_IN_314
     assert "compression" in stdlib
-    tops = {p.split(".")[0] for p in packages}
+    tops = {p.name for p in (ROOT / "src").iterdir() if (p / "__init__.py").exists() or p.suffix == ".py"}
     assert tops == {"compression_bench"}
     assert not tops & stdlib
     scripts = _config()["project"]["scripts"]
@@ -40,23 +40,22 @@ def test_requires_python_has_no_upper_cap():
 
 
 def test_importing_the_suite_leaves_the_name_compression_to_the_standard_library():
-    code = ("import sys, compression_bench.compression, compression_bench.zoo, compression_bench.benchmarks.pipeline; "
+    code = ("import sys, compression_bench.compression, compression_bench.zoo, compression_bench.benchmarks.session.pipeline; "
             "m = sys.modules.get('compression'); print(getattr(m, '__file__', None) or 'not imported')")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", check=True)
     # on 3.14 the standard library's own may be imported by something; never our folder
     assert str(ROOT) not in out.stdout and out.stdout.strip(), out.stdout
 
 
-def test_the_tests_child_processes_do_not_put_the_source_folders_on_the_import_path():
-    """A child Python started from the repository root with the working directory or the root on
-    its path sees the source folder ``compression/`` as the top-level ``compression`` and hides
-    Python 3.14's own: the tests start children with ``-P`` and no ``PYTHONPATH`` of the root."""
+def test_nothing_at_the_root_or_in_the_tests_children_shadows_a_standard_library_module():
+    """A child Python started from the repository root has the root on its path (``python -m`` and
+    ``-c`` put the working directory first): no folder there may be importable as ``compression``,
+    and the tests start their children with ``-P`` and no ``PYTHONPATH`` of the root anyway."""
     code = ("import importlib.util; s = importlib.util.find_spec('compression'); "
             "print(s.origin if s and s.origin else 'none')")
-    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert not out.stdout.strip().startswith(str(ROOT)), out.stdout
-    bare = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert bare.stdout.strip().startswith(str(ROOT / "compression"))  # what -P prevents
+    for flags in (["-P"], []):
+        out = subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        assert not out.stdout.strip().startswith(str(ROOT)), out.stdout
     for test in sorted(set((ROOT / "tests").glob("test_*.py")) - {Path(__file__).resolve()}):
         text = test.read_text(encoding="utf-8")
         for launch in ('[sys.executable, "-m"', '[sys.executable, "-c"', "PYTHONPATH=str(ROOT)"):

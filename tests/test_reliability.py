@@ -48,7 +48,7 @@ from filelock import FileLock
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks import pipeline
+from compression_bench.benchmarks.session import pipeline
 from compression_bench.zoo import ArtifactCache, CacheWarning
 from compression_bench.zoo.cache import MAGIC, read_entry, write_entry
 

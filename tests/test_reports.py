@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compression_bench.benchmarks import compare, plots, recommend, report, saved
+from compression_bench.benchmarks.reporting import compare, plots, recommend, report, saved
 from compression_bench.benchmarks.__main__ import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,3 +354,14 @@ def test_compare_fail_accuracy_needs_a_compared_run(tmp_path, suite_inprocess, o
     r = suite_inprocess("--benchmark-only", option, "0.5" if option.endswith("accuracy") else "10%")
     assert r.returncode == 4 and f"{option} needs a run to compare against" in r.stderr
     assert not (tmp_path / "cache" / "trained").exists()
+
+
+def test_the_header_names_each_dataset_once_whatever_rows_did_not_run():
+    """A row that did not run (``n/a`` on a runtime) carries no dataset; the header must not list a
+    ``None`` dataset beside the real one (seen in a run with ONNX Runtime's QAT row)."""
+    ran = {"model": "EnhancedLeNet5", "method": "original", "dataset": "digits"}
+    skipped = {"model": "EnhancedLeNet5", "method": "qat_int8", "runtime": "onnxruntime", "dataset": None,
+               "status": "n/a: no QAT graph"}
+    assert report.datasets_text([ran, skipped]) == "digits"
+    other = {"model": "ResNet50Custom", "method": "original", "dataset": "cifar10"}
+    assert report.datasets_text([ran, skipped, other]) == "digits (EnhancedLeNet5); cifar10 (ResNet50Custom)"

@@ -1,4 +1,4 @@
-"""The ``onnxruntime`` runtime (benchmarks/runtimes/onnxruntime.py) on small models with random weights
+"""The ``onnxruntime`` runtime (src/compression_bench/benchmarks/runtimes/onnxruntime.py) on small models with random weights
 and random inputs: float export matches eager at any batch size, static INT8 is QDQ, smaller and
 keeps the predictions, dynamic INT8 touches MatMul/Gemm only, QAT is refused, threads are set.
 

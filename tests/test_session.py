@@ -13,11 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from compression_bench.benchmarks import options, schema, timing
-from compression_bench.benchmarks import saved as saved_runs
+from compression_bench.benchmarks.session import options, schema
+from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.reporting import saved as saved_runs
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.schema import Record
-from compression_bench.benchmarks.session import Session, SessionError
+from compression_bench.benchmarks.session.schema import Record
+from compression_bench.benchmarks.session.session import Session, SessionError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 MODELS = "EnhancedLeNet5,SimpleCNN_6x2"

@@ -6,8 +6,10 @@ import math
 
 import pytest
 
-from compression_bench.benchmarks import perclass, recommend, report, schema, stats, thresholds, timing
-from compression_bench.benchmarks.schema import Record
+from compression_bench.benchmarks.reporting import perclass, recommend, report
+from compression_bench.benchmarks.session import schema, thresholds
+from compression_bench.benchmarks.measurement import stats, timing
+from compression_bench.benchmarks.session.schema import Record
 
 
 def test_wilson_interval_matches_hand_computed_values():

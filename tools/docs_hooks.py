@@ -6,12 +6,12 @@ Two jobs, both at build time:
    own; :func:`on_page_markdown` replaces it with Markdown made by the suite's own code:
 
    - ``options`` / ``zoo-options``: the option tables, from the option definitions in
-     ``benchmarks/options.py`` (``OPTIONS`` and ``ZOO_FLAGS``): flag, environment variable, default, help;
+     ``src/compression_bench/benchmarks/session/options.py`` (``OPTIONS`` and ``ZOO_FLAGS``): flag, environment variable, default, help;
    - ``example-source``: one paragraph naming the date, profile, machine (capability class, CPU) and
      git commit of ``docs/data/example-results.json``, read from the file's header;
    - ``example-header``: that header as a table;
    - ``example-tables``: the result tables, rendered from the file's records by the functions that
-     write ``report.md`` (``compression_bench.benchmarks.report``); options ``model=NAME``,
+     write ``report.md`` (``compression_bench.benchmarks.reporting.report``); options ``model=NAME``,
      ``runtime=NAME`` and ``limit=N`` select tables;
    - ``example-recommendations`` and ``example-crossruntime``: the recommendations and the
      cross-runtime tables of ``report.md``, from the same file;
@@ -23,60 +23,22 @@ Two jobs, both at build time:
    The docstrings cross-reference in Sphinx's roles (:class:`Session`); :func:`on_page_content`
    drops the role names from the rendered API pages, leaving the code span.
 
-2. **API reference.** The package installs the folders ``zoo/``, ``compression/`` and
-   ``benchmarks/`` as ``compression_bench.zoo``, ``.compression`` and ``.benchmarks`` (setuptools
-   ``package-dir``); there is no ``compression_bench/`` folder, so griffe (mkdocstrings' static
-   analysis) cannot find the package on disk. :func:`on_config` (run before mkdocstrings' own) copies
-   the three folders into a temporary ``compression_bench/`` tree and points the python handler's
-   ``paths`` at it. The copy is removed when the build ends.
+2. **API reference.** mkdocstrings reads the package from ``src/`` (``paths`` in mkdocs.yml).
 """
 from __future__ import annotations
 
-import atexit
 import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import event_priority
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("zoo", "compression", "benchmarks")            # folder -> compression_bench.<folder>
 EXAMPLE = Path("data") / "example-results.json"          # relative to docs_dir
 MARKER = re.compile(r"^<!--\s*generated:([a-z-]+)((?:\s+[a-z]+=[^\s]+)*)\s*-->\s*$", re.MULTILINE)
 
-_tmp: tempfile.TemporaryDirectory | None = None
 
-
-# ---------------------------------------------------------------- API reference: a package tree griffe can find
-
-def _cleanup() -> None:
-    global _tmp
-    if _tmp is not None:
-        _tmp.cleanup()
-        _tmp = None
-
-
-atexit.register(_cleanup)
-
-
-@event_priority(100)  # before mkdocstrings reads its handler configuration
-def on_config(config):
-    global _tmp
-    _cleanup()
-    _tmp = tempfile.TemporaryDirectory(prefix="compression-bench-docs-")
-    tree = Path(_tmp.name) / "compression_bench"
-    for name in PACKAGES:
-        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    plugin = config.plugins.get("mkdocstrings")
-    if plugin is not None:
-        handlers = plugin.config.handlers
-        python = handlers.setdefault("python", {})
-        python["paths"] = [_tmp.name]
-    return config
-
+# ---------------------------------------------------------------- API reference
 
 SPHINX_ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj):(?=<code>)")
 
@@ -84,10 +46,6 @@ SPHINX_ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj):(?=<code>)
 def on_page_content(html: str, page, config, files):
     """The API pages: ``:class:<code>Session</code>`` -> ``<code>Session</code>``."""
     return SPHINX_ROLE.sub("", html) if page.file.src_uri.startswith("reference/") else html
-
-
-def on_shutdown():
-    _cleanup()
 
 
 # ---------------------------------------------------------------- tables
@@ -109,7 +67,8 @@ def _default(value) -> str:
 def options_table() -> str:
     """The benchmark options, as the pytest plugin declares them (help texts filled in as it fills them)."""
     from compression_bench import compression, zoo
-    from compression_bench.benchmarks import options, runtimes
+    from compression_bench.benchmarks.session import options
+    from compression_bench.benchmarks import runtimes
     names = {"models": ", ".join(zoo.list_models()), "methods": ", ".join(compression.list_methods()),
              "runtimes": ", ".join(runtimes.list_runtimes())}
     rows = [[f"`{o.flag}`" + (f" `{o.metavar}`" if o.metavar else ""), _default(o.default),
@@ -119,7 +78,7 @@ def options_table() -> str:
 
 def zoo_options_table() -> str:
     """The zoo options, with the environment variable each falls back to."""
-    from compression_bench.benchmarks import options
+    from compression_bench.benchmarks.session import options
     rows = []
     for flag, kwargs in options.ZOO_FLAGS:
         dest = flag.lstrip("-").replace("-", "_")
@@ -159,7 +118,7 @@ def example_header(header: dict) -> str:
 
 
 def _selected(records: list[dict], args: dict) -> list[tuple[str, tuple, list[dict]]]:
-    from compression_bench.benchmarks import records as records_
+    from compression_bench.benchmarks.session import records as records_
     groups = records_.groups(records_.across_seeds(records))
     if "model" in args:
         groups = [g for g in groups if g[0] == args["model"]]
@@ -173,32 +132,32 @@ def _selected(records: list[dict], args: dict) -> list[tuple[str, tuple, list[di
 
 
 def example_tables(records: list[dict], args: dict) -> str:
-    from compression_bench.benchmarks import report
+    from compression_bench.benchmarks.reporting import report
     return "\n\n".join(report.group_title(model, setting, recs) + "\n\n" + report.render_table(recs)
                        for model, setting, recs in _selected(records, args))
 
 
 def _within() -> float:
-    from compression_bench.benchmarks import options
+    from compression_bench.benchmarks.session import options
     return next(o.default for o in options.OPTIONS if o.flag == "--recommend-within")
 
 
 def example_recommendations(records: list[dict]) -> str:
-    from compression_bench.benchmarks import records as records_
-    from compression_bench.benchmarks import report
+    from compression_bench.benchmarks.session import records as records_
+    from compression_bench.benchmarks.reporting import report
     lines = report.render_recommendations(records_.across_seeds(records), within=_within(), markdown=True)
     return "\n".join(lines) if lines else "(no recommendation: the file holds no timed variants)"
 
 
 def example_crossruntime(records: list[dict]) -> str:
-    from compression_bench.benchmarks import crossruntime
-    from compression_bench.benchmarks import records as records_
+    from compression_bench.benchmarks.reporting import crossruntime
+    from compression_bench.benchmarks.session import records as records_
     lines = crossruntime.render(records_.across_seeds(records), _within(), heading="### ")
     return "\n".join(lines) if lines else "(no cross-runtime table: the file holds one runtime only)"
 
 
 def report_notes() -> str:
-    from compression_bench.benchmarks import report
+    from compression_bench.benchmarks.reporting import report
     return report.NOTES
 
 

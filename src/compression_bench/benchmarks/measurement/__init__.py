@@ -1,0 +1,1 @@
+"""Measurement: paired timing and its interval, accuracy statistics, peak memory in a child process, the steady heap, and the machine's identity (CPU, instruction set, capability class). No pytest."""

@@ -1,0 +1,194 @@
+"""Peak resident memory of loading and running one variant once, each in a child process of its own. No pytest.
+
+A process's resident memory only ever shows its high-water mark (``ru_maxrss``), and freed tensors stay
+with the allocator, so a figure taken inside the benchmark process would carry every variant measured
+before it. Here each measurement is a fresh ``python -m compression_bench.benchmarks.measurement.peakmem`` process:
+
+1. it imports torch, the suite and the runtime's own libraries (ONNX Runtime, torchao for Inductor) and
+   reads the input batch: its resident size then is the **baseline**, and its high-water mark is reset
+   to it (``/proc/self/clear_refs``; where that is not possible the high-water mark so far is the baseline);
+2. it loads the variant (the eager module from a pickle the parent wrote, or the runtime's artifact from
+   its bytes) and runs it once on the batch, with the test's thread count: its high-water mark then is
+   the **peak**. An eager module that does not unpickle (torch.ao FX INT8 graphs of some torchvision
+   models) travels as its TorchScript trace instead; ``form`` in the cached figures says which.
+
+``peak_mib`` is that peak (the whole process), ``peak_increase_mib`` the peak over the baseline: what
+loading and running this variant cost, comparable between variants and runs. Results are cached with
+the variant (keyed by its content, runtime, batch size, threads and this code), so warm runs measure
+nothing. A child that fails (a user's model whose class the child cannot import, say) gives no figure
+and one line saying why, never a failed test.
+"""
+from __future__ import annotations
+
+import functools
+import gc
+import hashlib
+import importlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD_TIMEOUT_S = 300
+
+
+def _status_mib(field: str) -> float | None:
+    """``VmRSS`` or ``VmHWM`` of this process from /proc (Linux), in MiB; None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Set this process's high-water mark (VmHWM) to its present resident size (Linux 4.0 and later)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mib() -> float:
+    """This process's peak resident size. ``VmHWM`` belongs to the process's own address space, which a
+    new program starts afresh; ``ru_maxrss`` (the fallback off Linux) also counts the parent's resident
+    size at the fork, so on its own it would carry the benchmark process's memory into the child's."""
+    hwm = _status_mib("VmHWM")
+    if hwm is not None:
+        return hwm
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024.0 if sys.platform != "darwin" else kib / 2 ** 20
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint_() -> str:
+    from compression_bench.zoo.keys import code_fingerprint
+    return code_fingerprint(sys.modules[__name__])
+
+
+def _versions(runtime) -> dict[str, str]:
+    """What the peak depends on besides the variant: torch (every child imports it, and it runs the
+    eager and Inductor variants) and the runtime's own versions (ONNX Runtime's allocator, torchao's
+    kernels, the INT8 format), so a library upgrade measures anew."""
+    from compression_bench.zoo.keys import package_versions
+    return {**package_versions("torch"), **runtime.versions()}
+
+
+def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
+    """``{"peak_mib", "peak_increase_mib"}`` of ``variant`` (a ``pipeline.Variant`` on eager, a
+    ``runtime_variants.RuntimeVariant`` elsewhere) run by ``runtime`` on batch ``x``, from the cache or
+    measured in a child process; empty when the child could not measure it."""
+    eager = runtime.name == "eager"
+    digest = variant.digest if eager else hashlib.sha256(variant.artifact).hexdigest()[:20]
+    parts = {"kind": "peak-memory", "runtime": runtime.name, "variant": digest, "batch": list(x.shape),
+             "threads": threads, "code": code_fingerprint_(), "versions": _versions(runtime)}
+    name = f"{variant.trained.name}-{variant.method.id}-{runtime.name}-bs{x.shape[0]}-t{threads}"
+
+    def build() -> dict:
+        if not eager:
+            form, blob = "artifact", variant.artifact
+        else:
+            # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
+            # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
+            # The round trip here finds out without starting a child that would fail.
+            blob = _pickled(variant.model)
+            form, blob = ("pickle", blob) if blob is not None else ("torchscript", _traced(variant.model, x))
+        return {"figures": _in_child(form, blob, runtime.name, x, threads)}
+
+    try:
+        entry, _ = cache.get_or_build("peak-memory", name, parts, build)
+    except _ChildFailed as err:
+        if say:
+            say(f"[{variant.trained.name}/{variant.method.id}@{runtime.name}] peak memory not measured: {err}")
+        return {}
+    return dict(entry["figures"])
+
+
+class _ChildFailed(RuntimeError):
+    pass
+
+
+def _pickled(model) -> bytes | None:
+    """``model`` pickled (``torch.save``) as the child will load it, or None when it does not load back."""
+    import torch
+    buffer = io.BytesIO()
+    try:
+        torch.save(model, buffer)
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
+    except Exception:  # noqa: BLE001 - any failure to unpickle sends the module as its trace instead
+        return None
+    return buffer.getvalue()
+
+
+def _traced(model, x) -> bytes:
+    """``model``'s TorchScript trace on one image of ``x``, saved."""
+    import torch
+    buffer = io.BytesIO()
+    with torch.inference_mode():
+        torch.jit.save(torch.jit.trace(model.eval(), x[:1]), buffer)
+    return buffer.getvalue()
+
+
+FILES = {"pickle": "model.pt", "torchscript": "model.ts", "artifact": "artifact.bin"}
+
+
+def _in_child(form: str, blob: bytes, runtime: str, x, threads: int) -> dict:
+    """Measure in a child process; ``form``: what ``blob`` holds (``pickle``: the eager module itself;
+    ``torchscript``: its trace on ``x``; ``artifact``: a runtime's artifact bytes)."""
+    import torch
+    with tempfile.TemporaryDirectory(prefix="peakmem-") as tmp:
+        d = Path(tmp)
+        torch.save(x, d / "input.pt")
+        (d / FILES[form]).write_bytes(blob)
+        spec = {"runtime": runtime, "threads": threads, "dir": tmp, "form": form}
+        (d / "spec.json").write_text(json.dumps(spec))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        try:
+            done = subprocess.run([sys.executable, "-m", __name__, str(d / "spec.json")], env=env,
+                                  capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise _ChildFailed(f"the child process took more than {CHILD_TIMEOUT_S} s") from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        raise _ChildFailed(f"the child process failed ({last})")
+    return json.loads(lines[-1])
+
+
+def _child(spec_path: str) -> None:
+    import torch
+    from compression_bench.benchmarks.runtimes import get_runtime
+    spec = json.loads(Path(spec_path).read_text())
+    d = Path(spec["dir"])
+    rt = get_runtime(spec["runtime"])
+    for module in rt.requires:  # the runtime's libraries belong to the baseline, not to the variant
+        importlib.import_module(module)
+    if rt.name == "inductor":
+        importlib.import_module("torch._inductor.package")
+    x = torch.load(d / "input.pt", weights_only=True)
+    torch.set_num_threads(spec["threads"])
+    gc.collect()
+    # the baseline: resident now, with the imports done; the peak from here on counts only what follows
+    baseline = _status_mib("VmRSS") if _reset_peak() else _peak_mib()
+    path = d / FILES[spec["form"]]
+    if spec["form"] == "pickle":
+        run = rt.prepare(torch.load(path, weights_only=False), x)  # written by our parent a moment ago
+    elif spec["form"] == "torchscript":
+        run = rt.prepare(torch.jit.load(str(path)), x)
+    else:
+        run = rt.load(path.read_bytes(), spec["threads"])
+    run(x)
+    peak = _peak_mib()
+    print(json.dumps({"peak_mib": peak, "peak_increase_mib": peak - baseline, "baseline_mib": baseline,
+                      "form": spec["form"]}))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1])

@@ -1,0 +1,326 @@
+"""Paired latency: a variant and its original timed alternately, round by round, and the speedup as the
+centre of the per-round ratios with a 95% bootstrap interval. No pytest.
+
+Why: on a shared machine the speed of the whole machine wanders, by 10-20% between processes a
+minute apart and for seconds at a time within one (measured on the 2-core VMs this suite runs on,
+figures in the README's methodology note). A ratio of two medians taken at different moments carries
+that wander. Here every *round* times both sides back to back, in the order reference-variant on
+even rounds and variant-reference on odd ones (A B B A ...), so both sides of each round's ratio come
+from the same fraction of a second and a steady drift cancels over two rounds. Each side of a round
+is a *block* of one or more calls sized to :data:`BLOCK_S` (a 2 ms model is called 10 times a block,
+a 150 ms model once), and its per-call time is the block's time over its calls.
+
+**The estimate** is the geometric centre of the per-round ratios: the 10%-trimmed mean of their
+logarithms, exponentiated (:func:`centre`). The trimmed mean keeps a round that another process
+interrupted (one ratio off by 30% or more) from moving the figure, which the plain mean does not, and
+is steadier than the median, which uses one or two rounds out of many.
+
+**The interval** is a percentile bootstrap of that estimator over rounds (:func:`interval`), a moving
+block bootstrap when neighbouring rounds are correlated (their lag-1 autocorrelation is significant),
+so that slow noise is not counted as independent evidence. It covers the noise within the test; a
+change of the whole process (heap layout, another process for the whole test) is not in it.
+
+**Stopping**: timing stops when the time budget ``target_s`` is spent (after at least
+:data:`MIN_ROUNDS` rounds), or, after :data:`EARLY_ROUNDS` rounds, as soon as the interval's half-width
+is at most ``precision`` (2% by default), or after :data:`MAX_ROUNDS` rounds. From few rounds the
+bootstrap interval is widened by Student's t (:func:`small_sample_factor`): in two runs back to back,
+intervals from 10 rounds held the other run's estimate less often than their width promised. The half-width during timing comes from the normal approximation (cheap);
+the reported interval from the bootstrap at the end.
+
+:func:`measure` is the whole protocol as one plain function; the pytest suite runs it with
+pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times as its statistics.
+
+    from compression_bench.benchmarks.measurement.timing import measure
+    t = measure(lambda: int8(x), lambda: fp32(x))
+    print(t.speedup, t.speedup_low, t.speedup_high, t.rounds)
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+MIN_ROUNDS = 10       # rounds before the budget may stop timing
+EARLY_ROUNDS = 20     # rounds before a narrow interval may stop it: ten rounds can look quiet by chance
+MAX_ROUNDS = 400
+BLOCK_S = 0.02        # seconds of calls per side of a round ("tens of milliseconds")
+PRECISION = 0.02      # stop when the speedup's 95% half-width is at most this (relative)
+TRIM = 0.1            # fraction of ratios trimmed from each end by the estimator
+BOOTSTRAP = 2000      # bootstrap resamples
+Z95 = 1.959963984540054
+METHOD = "10%-trimmed geometric mean of per-round ratios (A B B A), 95% percentile bootstrap over rounds"
+
+
+# ---------------------------------------------------------------- statistics of per-round ratios
+
+def centre(log_ratios: Sequence[float], trim: float = TRIM) -> float:
+    """The trimmed mean of ``log_ratios`` (``trim`` of the values cut from each end), exponentiated."""
+    xs = np.sort(np.asarray(log_ratios, dtype=float))
+    k = int(math.floor(trim * len(xs)))
+    return float(math.exp(xs[k:len(xs) - k].mean()))
+
+
+def lag1(xs: Sequence[float]) -> float:
+    """Lag-1 autocorrelation of ``xs`` (0 for fewer than 3 values or no spread)."""
+    a = np.asarray(xs, dtype=float)
+    if len(a) < 3:
+        return 0.0
+    a = a - a.mean()
+    den = float((a * a).sum())
+    return float((a[1:] * a[:-1]).sum() / den) if den > 0 else 0.0
+
+
+def block_length(xs: Sequence[float]) -> int:
+    """1 when neighbouring values are uncorrelated (lag-1 autocorrelation within 2/sqrt(n) of 0), else
+    n^(1/3) rounded up: the moving block bootstrap's block."""
+    n = len(xs)
+    return 1 if n < 4 or lag1(xs) <= 2.0 / math.sqrt(n) else max(2, math.ceil(n ** (1 / 3)))
+
+
+def _resample_indices(n: int, block: int, b: int, rng: np.random.Generator) -> np.ndarray:
+    """``b`` rows of ``n`` indices drawn by the moving block bootstrap (plain bootstrap for block 1)."""
+    if block <= 1:
+        return rng.integers(0, n, size=(b, n))
+    starts = rng.integers(0, n - block + 1, size=(b, math.ceil(n / block)))
+    return (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(b, -1)[:, :n]
+
+
+def interval(log_ratios: Sequence[float], *, trim: float = TRIM, resamples: int = BOOTSTRAP,
+             seed: int = 0) -> tuple[float, float, int]:
+    """The 95% percentile-bootstrap interval of :func:`centre` over ``log_ratios`` (as ratios), and the
+    block length used. Deterministic for given values (``seed``)."""
+    xs = np.asarray(log_ratios, dtype=float)
+    n = len(xs)
+    if n < 2:
+        c = centre(xs, trim) if n else float("nan")
+        return c, c, 1
+    block = block_length(xs)
+    idx = _resample_indices(n, block, resamples, np.random.default_rng(seed))
+    samples = np.sort(xs[idx], axis=1)
+    k = int(math.floor(trim * n))
+    means = samples[:, k:n - k].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    # the percentile bootstrap is too narrow from few rounds (it knows the spread only from them):
+    # widen it around the estimate by Student's t over the normal quantile, and the n / (n - 1) it
+    # leaves out (x1.22 at 10 rounds, x1.05 at 40)
+    c = math.log(centre(xs, trim))
+    lo, hi = min(lo, c), max(hi, c)  # a skewed bootstrap can leave the estimate at an end: keep it inside
+    widen = small_sample_factor(n)
+    return float(math.exp(c - widen * (c - lo))), float(math.exp(c + widen * (hi - c))), block
+
+
+def small_sample_factor(n: int) -> float:
+    """t(0.975, n - 1) / z(0.975) * sqrt(n / (n - 1)): how much wider an interval from ``n`` values
+    must be than the normal one."""
+    from scipy.stats import t
+    return float(t.ppf(0.975, n - 1) / Z95 * math.sqrt(n / (n - 1))) if n > 1 else 1.0
+
+
+def normal_half_width(log_ratios: Sequence[float]) -> float:
+    """The relative half-width of a 95% interval of the geometric mean by the normal approximation,
+    widened for positive lag-1 autocorrelation: what the stopping rule checks after each round."""
+    n = len(log_ratios)
+    if n < 2:
+        return float("inf")
+    sd = statistics.stdev(log_ratios)
+    rho = max(0.0, min(0.9, lag1(log_ratios)))
+    return math.expm1(Z95 * small_sample_factor(n) * sd / math.sqrt(n) * math.sqrt((1 + rho) / (1 - rho)))
+
+
+def median_interval(values: Sequence[float], *, resamples: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of the median of ``values`` (rounds resampled in blocks as
+    :func:`interval` does)."""
+    xs = np.asarray(values, dtype=float)
+    n = len(xs)
+    if n < 2:
+        return (float(xs[0]), float(xs[0])) if n else (float("nan"), float("nan"))
+    idx = _resample_indices(n, block_length(np.log(xs)), resamples, np.random.default_rng(seed))
+    meds = np.median(xs[idx], axis=1)
+    lo, hi = np.quantile(meds, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def half_width(low: float | None, high: float | None) -> float | None:
+    """The relative half-width of an interval of a ratio: sqrt(high / low) - 1."""
+    if not low or not high or low <= 0:
+        return None
+    return math.sqrt(high / low) - 1.0
+
+
+# ---------------------------------------------------------------- the protocol
+
+def time_once(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds taken by one call of ``fn`` after one untimed call (one-time allocations, packing)."""
+    fn()
+    t0 = clock()
+    fn()
+    return max(clock() - t0, 1e-9)
+
+
+def calls_per_block(seconds_per_call: float, block_s: float = BLOCK_S) -> int:
+    """How many calls make a block of about ``block_s`` seconds (at least one)."""
+    return max(1, min(1000, round(block_s / max(seconds_per_call, 1e-9))))
+
+
+def _block(fn: Callable[[], object], calls: int, clock: Callable[[], float]) -> float:
+    t0 = clock()
+    for _ in range(calls):
+        fn()
+    return (clock() - t0) / calls
+
+
+@dataclass
+class Timing:
+    """The timing of one variant (seconds per call): one sample per round, the reference's samples of
+    the same rounds (empty without a reference), and the speedup's estimate and 95% interval."""
+    samples: list[float]
+    reference_samples: list[float] = field(default_factory=list)
+    calls: tuple[int, int] = (1, 1)          # calls per block: variant, reference
+    seconds: float = 0.0                     # wall time of the timed rounds
+    precision: float = PRECISION
+
+    def __post_init__(self):
+        self._ci = None
+
+    @property
+    def rounds(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def iqr(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return q3 - q1
+
+    @property
+    def stddev(self) -> float:
+        return statistics.stdev(self.samples) if len(self.samples) > 1 else 0.0
+
+    @property
+    def median_interval(self) -> tuple[float, float]:
+        lo, hi = median_interval(self.samples)
+        return min(lo, self.median), max(hi, self.median)
+
+    @property
+    def reference_median(self) -> float | None:
+        return statistics.median(self.reference_samples) if self.reference_samples else None
+
+    @property
+    def log_ratios(self) -> list[float]:
+        return [math.log(r / v) for r, v in zip(self.reference_samples, self.samples)]
+
+    def _interval(self) -> tuple[float, float, int]:
+        if self._ci is None:
+            self._ci = interval(self.log_ratios)
+        return self._ci
+
+    @property
+    def speedup(self) -> float | None:
+        """The reference's per-call time over the variant's: the centre of the per-round ratios."""
+        return centre(self.log_ratios) if self.reference_samples else None
+
+    @property
+    def speedup_low(self) -> float | None:
+        return self._interval()[0] if self.reference_samples else None
+
+    @property
+    def speedup_high(self) -> float | None:
+        return self._interval()[1] if self.reference_samples else None
+
+    @property
+    def bootstrap_block(self) -> int | None:
+        return self._interval()[2] if self.reference_samples else None
+
+    @property
+    def half_width(self) -> float | None:
+        return half_width(self.speedup_low, self.speedup_high)
+
+    @property
+    def reference_noise(self) -> float | None:
+        """Round-to-round variation of the reference's per-call time: the standard deviation of its
+        logarithm (0.03: about 3%), the machine's noise as this test saw it."""
+        if len(self.reference_samples) < 2:
+            return None
+        return statistics.stdev(math.log(s) for s in self.reference_samples)
+
+
+def measure(variant: Callable[[], object], reference: Callable[[], object] | None = None, *, warmup: int = 3,
+            target_s: float = 2.0, precision: float = PRECISION, min_rounds: int = MIN_ROUNDS,
+            max_rounds: int = MAX_ROUNDS, block_s: float = BLOCK_S,
+            clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Time ``variant`` (a call without arguments), paired round by round with ``reference`` when one
+    is given (see the module doc): ``warmup`` untimed calls of each, then rounds until the speedup's
+    half-width is at most ``precision`` (after ``min_rounds``), ``target_s`` seconds of rounds are spent,
+    or ``max_rounds`` are done. Unpaired, rounds of the variant alone until ``target_s`` (at least
+    ``min_rounds``)."""
+    t_var = time_once(variant, clock)
+    k_var = calls_per_block(t_var, block_s)
+    if reference is None:
+        for _ in range(warmup):
+            variant()
+        samples: list[float] = []
+        start = clock()
+        while len(samples) < max_rounds and (len(samples) < min_rounds or clock() - start < target_s):
+            samples.append(_block(variant, k_var, clock))
+        return Timing(samples, [], (k_var, 0), clock() - start, precision)
+    t_ref = time_once(reference, clock)
+    k_ref = calls_per_block(t_ref, block_s)
+    for _ in range(warmup):
+        reference()
+        variant()
+    var_s: list[float] = []
+    ref_s: list[float] = []
+    logs: list[float] = []
+    start = clock()
+    while len(var_s) < max_rounds:
+        if len(var_s) % 2 == 0:
+            r = _block(reference, k_ref, clock)
+            v = _block(variant, k_var, clock)
+        else:
+            v = _block(variant, k_var, clock)
+            r = _block(reference, k_ref, clock)
+        var_s.append(max(v, 1e-12))
+        ref_s.append(max(r, 1e-12))
+        logs.append(math.log(ref_s[-1] / var_s[-1]))
+        n = len(var_s)
+        # stop on an even count, so that each order (A B, B A) has as many rounds as the other
+        if n >= min_rounds and n % 2 == 0 and (clock() - start >= target_s or
+                                               (n >= max(min_rounds, EARLY_ROUNDS) and normal_half_width(logs) <= precision)):
+            break
+    return Timing(var_s, ref_s, (k_var, k_ref), clock() - start, precision)
+
+
+def spread(values: list[float]) -> float | None:
+    """(max - min) / median of a list of medians: how far one figure wandered within a run."""
+    values = [v for v in values if v]
+    if len(values) < 2:
+        return None
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def percentile(samples, q: float) -> float | None:
+    """The ``q``-th percentile (0-100) of ``samples``, interpolated between the two nearest ranks (as
+    ``numpy.percentile`` does by default); None without samples. From fewer than about 100 rounds the
+    99th percentile is close to the slowest round."""
+    xs = sorted(samples or ())
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def samples_of(stats) -> list:
+    """The timed rounds (seconds) behind latency statistics: a :class:`Timing`'s ``samples`` or
+    pytest-benchmark's ``Stats.data``."""
+    return list(getattr(stats, "samples", None) or getattr(stats, "data", None) or [])

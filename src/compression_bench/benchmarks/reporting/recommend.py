@@ -1,0 +1,192 @@
+"""Which variant to pick: the smallest and the fastest within N points of the original's accuracy.
+
+Plain functions over records (the dict form of :class:`benchmarks.session.schema.Record`), no pytest, no torch.
+
+Rules:
+- a variant qualifies when its accuracy is at least the original's minus ``within`` points;
+- the original itself is never a recommendation;
+- "smallest" ranks by serialized size (what a deployment ships) and only counts variants that are
+  actually smaller than the original; "fastest" ranks by speedup (the original's latency over the
+  variant's, paired in the variant's test, else the two medians of the run) and only counts
+  variants at least :data:`FASTEST_MIN_SPEEDUP` times faster than the original in the same setting
+  (batch size and threads): below that a "speedup" is within what timing noise gives on a shared
+  machine (unstructured pruning, which runs dense kernels, measures 0.98-1.03x here);
+- a variant's accuracy change is described with its paired test (``benchmarks.measurement.stats``): one that is
+  not significant is "unchanged within noise", never better or worse than the original;
+- ties are broken deterministically: higher accuracy first, then the method order given (the
+  order of the run), then the method id;
+- when no variant of the group was timed (``--benchmark-disable``, xdist), "fastest" is
+  reported as not measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from compression_bench.benchmarks.session.records import groups, measured
+from compression_bench.benchmarks.session.records import number as _num
+from compression_bench.benchmarks.session.records import setting_of
+from compression_bench.benchmarks.session.schema import speedup as _speedup
+from compression_bench.benchmarks.measurement.stats import ALPHA, p_text
+
+#: Smallest speedup that makes a variant "fastest": below it the gain is within timing noise.
+FASTEST_MIN_SPEEDUP = 1.10
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One recommended variant and what it gains against the original."""
+    record: dict
+    size_gain: float | None      # original size / variant size (3.9 = 3.9x smaller)
+    speed_gain: float | None     # the speedup: original latency / variant latency (2.7 = 2.7x faster)
+    accuracy_delta: float        # variant - original, in points
+
+    @property
+    def method(self) -> str:
+        return self.record["method"]
+
+    def describe(self) -> str:
+        """``static_int8: 3.9x smaller, 2.7x faster, accuracy unchanged within noise (-0.2 pts, n.s.)``."""
+        return (f"{self.method}: "
+                f"{gains_text(self.size_gain, self.speed_gain, self.accuracy_delta, _num(self.record.get('delta_p_value')))}")
+
+
+@dataclass
+class Recommendation:
+    """The picks for one model at one batch size."""
+    model: str
+    setting: tuple               # (batch size, threads, runtime)
+    within: float
+    original_accuracy: float | None
+    smallest: Pick | None = None
+    fastest: Pick | None = None
+    latency_measured: bool = False
+    qualifying: list[str] = field(default_factory=list)   # method ids within the accuracy budget
+    variants: int = 0                                      # compressed variants in the group
+    #: the fastest float original of this model and setting on any runtime, when it is faster than the pick
+    faster_float: dict | None = None
+
+    def lines(self) -> list[str]:
+        """Plain sentences (Markdown-safe): ``smallest — static_int8: 3.9x smaller, 2.7x faster, -0.2 pts``."""
+        if self.original_accuracy is None:
+            return ["none: the original was not measured in this run, so there is nothing to measure gains against"]
+        if not self.variants:
+            return ["none: no compressed variant of this model was run"]
+        if not self.qualifying:
+            return [f"none: no variant stays within {points(self.within)} of the original's "
+                    f"{self.original_accuracy:.2f}%"]
+        out = ["smallest — " + (self.smallest.describe() if self.smallest else
+                                "none: no qualifying variant is smaller than the original")]
+        if not self.latency_measured:
+            out.append("fastest — not measured (latency was not timed in this run)")
+        else:
+            out.append("fastest — " + (self.fastest.describe() if self.fastest else
+                                       f"none: no qualifying variant is at least {FASTEST_MIN_SPEEDUP:.2f}x faster "
+                                       f"than the original"))
+            if self.fastest and self.faster_float:
+                f = self.faster_float
+                out[-1] += (f" — but slower than the float original on {f.get('runtime') or 'eager'} "
+                            f"({_num(f['latency_median_ms']):.2f} ms against "
+                            f"{_num(self.fastest.record['latency_median_ms']):.2f} ms): no gain over shipping that")
+        return out
+
+
+def points(within: float) -> str:
+    """``1 point``, ``0.5 points``."""
+    return f"{within:g} point" + ("" if within == 1 else "s")
+
+
+def _gain(gain: float | None, better: str, worse: str, what: str) -> str:
+    if gain is None:
+        return f"{what} not measured"
+    return f"{gain:.1f}x {better}" if gain >= 1 else f"{1 / gain:.1f}x {worse}"
+
+
+def gains_text(size_gain: float | None, speed_gain: float | None, delta: float | None,
+               p_value: float | None = None) -> str:
+    """``3.9x smaller, 2.7x faster, -0.2 pts``; with the change's McNemar ``p_value`` a change that is
+    not significant is called unchanged within noise (never better or worse), a significant one
+    carries its p-value."""
+    parts = [_gain(size_gain, "smaller", "larger", "size"), _gain(speed_gain, "faster", "slower", "speed")]
+    if delta is not None:
+        pts = f"{0.0 if abs(delta) < 0.05 else delta:+.1f} pts"
+        if p_value is None:
+            parts.append(pts)
+        elif p_value >= ALPHA:
+            parts.append(f"accuracy unchanged within noise ({pts}, n.s.)")
+        else:
+            parts.append(f"accuracy {'higher' if delta > 0 else 'lower'}: {pts} ({p_text(p_value)})")
+    return ", ".join(parts)
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den else None
+
+
+def recommend_group(records: Sequence[dict], *, within: float = 1.0,
+                    method_order: Sequence[str] | None = None) -> Recommendation:
+    """Recommendation for the records of one model at one batch size."""
+    if not records:
+        raise ValueError("recommend_group needs at least one record")
+    model, setting = records[0]["model"], setting_of(records[0])
+    original = next((r for r in records if r["method"] == "original"), None)
+    orig_acc = _num(original["accuracy"]) if original else _num(records[0].get("original_accuracy"))
+    rec = Recommendation(model, setting, within, orig_acc)
+    if orig_acc is None:
+        return rec
+    order = list(method_order or [])
+    for r in records:
+        if r["method"] not in order:
+            order.append(r["method"])
+
+    def tiebreak(r: dict):
+        return (-(_num(r["accuracy"]) or 0.0), order.index(r["method"]), r["method"])
+
+    # a small epsilon so that "exactly 1.0 pts below" qualifies despite float rounding
+    candidates = [r for r in records if r["method"] != "original" and _num(r.get("accuracy")) is not None
+                  and _num(r["accuracy"]) >= orig_acc - within - 1e-9]
+    rec.variants = sum(r["method"] != "original" for r in records)
+    rec.qualifying = [r["method"] for r in sorted(candidates, key=tiebreak)]
+
+    o_size = _num(original.get("size_mib")) if original else None
+    o_lat = _num(original.get("latency_median_ms")) if original else None
+
+    def speedup(r: dict) -> float | None:
+        paired = _num(r.get("speedup"))
+        return paired if paired is not None else _speedup(o_lat, r.get("latency_median_ms"))
+
+    def pick(r: dict) -> Pick:
+        return Pick(r, _ratio(o_size, _num(r.get("size_mib"))), speedup(r), _num(r["accuracy"]) - orig_acc)
+
+    if o_size:
+        smaller = [r for r in candidates if _num(r.get("size_mib")) is not None and _num(r["size_mib"]) < o_size]
+        if smaller:
+            rec.smallest = pick(min(smaller, key=lambda r: (_num(r["size_mib"]), tiebreak(r))))
+    rec.latency_measured = any(speedup(r) is not None for r in candidates)
+    if rec.latency_measured:
+        faster = [r for r in candidates if (speedup(r) or 0.0) >= FASTEST_MIN_SPEEDUP]
+        if faster:
+            rec.fastest = pick(min(faster, key=lambda r: (-speedup(r), tiebreak(r))))
+    return rec
+
+
+def recommend(records: Iterable[dict], *, within: float = 1.0,
+              method_order: Sequence[str] | None = None) -> list[Recommendation]:
+    """One :class:`Recommendation` per (model, setting), models in first-seen order."""
+    rows = measured(records)
+    floats: dict[tuple, dict] = {}  # (model, batch, threads) -> the fastest float original on any runtime
+    for r in rows:
+        lat = _num(r.get("latency_median_ms"))
+        if r["method"] == "original" and lat:
+            key = (r["model"], *setting_of(r)[:2])
+            if key not in floats or lat < _num(floats[key]["latency_median_ms"]):
+                floats[key] = r
+    out = []
+    for _, _, recs in groups(rows):
+        rec = recommend_group(recs, within=within, method_order=method_order)
+        best = floats.get((rec.model, *rec.setting[:2]))
+        lat = _num(rec.fastest.record.get("latency_median_ms")) if rec.fastest else None
+        if best is not None and lat is not None and _num(best["latency_median_ms"]) < lat:
+            rec.faster_float = best
+        out.append(rec)
+    return out

@@ -1,0 +1,94 @@
+"""The end of a benchmark session: sort the records, derive ratios, note drift, compare against a saved
+run, draw the plots, write the files, and the exit status. No pytest. :meth:`Session.finish
+<benchmarks.session.session.Session.finish>` calls :func:`finish` with itself.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from compression_bench.benchmarks.reporting import compare, plots, report, saved, summary
+from compression_bench.benchmarks.session.records import across_seeds, add_ratios
+
+EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Session.finish` did: the exit status, the records (dicts, ratios filled in) and the
+    summary lines ``(text, style)`` (see :func:`benchmarks.reporting.summary.lines`)."""
+    status: int = EXIT_OK
+    records: list[dict] = field(default_factory=list)
+    lines: list[tuple[str, str | None]] = field(default_factory=list)
+    paths: dict = field(default_factory=dict)
+    unwritten: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+
+
+def _order(session, r):
+    model = session.models.index(r.model) if r.model in session.models else len(session.models)
+    method = session.methods.index(r.method) if r.method in session.methods else len(session.methods)
+    order = ["eager"] + [n for n in session.runtimes + getattr(session, "baselines", []) if n != "eager"]
+    runtime = order.index(r.runtime) if r.runtime in order else len(order)
+    return model, runtime, method, r.batch_size or 0, r.threads or 0
+
+
+def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, notices: list[str]):
+    """Accuracy, size, params and latency against ``compared`` (pytest-benchmark's
+    ``compared_mapping``); problems become notices, and regressions when they must fail the run."""
+    problem, comparison = None, None
+    try:
+        comparison = compare.session_comparison(compared, rows,
+                                                machine_key=(getattr(session, "machine", None) or {}).get("key"))
+    except saved.CompareError as err:
+        problem = f"accuracy and size not compared: {err}"
+    else:
+        if comparison is None:
+            problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
+    speed = getattr(session, "compare_fail_speedup", None)
+    if problem:
+        notices.append(problem)
+        if session.compare_fail is not None:
+            out.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
+        if speed is not None:
+            out.regressions.append(f"--compare-fail-speedup could not be checked: {problem}")
+        return comparison
+    if session.compare_fail is not None:
+        out.regressions += compare.accuracy_regressions(comparison, session.compare_fail)
+    if speed is not None:
+        out.regressions += compare.speedup_regressions(comparison, speed)
+    return comparison
+
+def finish(session, compared: Mapping | None = None) -> Outcome:
+    """Sort the records (model and method order of the selection), derive ratios, note drift,
+    compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
+    Status: 1 when a gate failed or accuracy regressed against the compared run, else 7 when a
+    file could not be written, else 6 when a speed gate was inconclusive, else 0."""
+    out = Outcome()
+    if not session.records:
+        return out
+    rows = add_ratios([r.to_dict() for r in sorted(session.records, key=functools.partial(_order, session))])
+    out.records = rows
+    notices = [n for n in [report.drift_notice(rows)] if n]
+    comparison = _compare(session, rows, compared, out, notices) if session.comparing else None
+    drawn = plots.make_plots(across_seeds(rows), session.report_dir, within=session.within, method_order=session.methods)
+    header = report.run_header(rows, profile=session.profile.name, batch_sizes=session.batch_sizes,
+                               threads=", ".join(map(str, session.thread_counts)), versions=session.versions,
+                               repo=session.root, machine=getattr(session, "machine", None))
+    if comparison is not None:
+        header["Compared against"] = comparison.a
+    out.paths, out.unwritten = report.write_results(rows, header, session.report_dir, within=session.within,
+                                                    method_order=session.methods, comparison=comparison,
+                                                    plots=drawn, notices=notices)
+    if out.regressions or any(r["gate_failures"] for r in rows):
+        out.status = EXIT_FAILED
+    elif out.unwritten:
+        out.status = EXIT_FAULT
+    elif any(r["inconclusive"] for r in rows):
+        out.status = EXIT_INCONCLUSIVE
+    out.lines = list(summary.lines(rows, within=session.within, method_order=session.methods, comparison=comparison,
+                                   notices=notices + drawn.notices, paths=out.paths, unwritten=out.unwritten,
+                                   plots=drawn, report_dir=session.report_dir, regressions=out.regressions))
+    return out

@@ -1,0 +1,154 @@
+"""Runtimes: what runs a variant for timing and evaluation (eager PyTorch, Inductor, ONNX Runtime),
+with how many threads. A plain library (no pytest).
+
+``eager`` runs the variant's ``nn.Module`` as built (its INT8 rows are torch.ao FX modules). Every
+other runtime *builds an artifact* from a :class:`Source` (an ONNX file, a compiled Inductor package:
+bytes that the pipeline caches like a variant) and *loads* it into a callable. A float method's
+artifact is made from the float variant; an INT8 method's from the float model its quantization
+starts from (the trained original, or a composition's pruned parent), quantized by the runtime's own
+toolchain on the same calibration batches as the eager rows. A method a runtime cannot express has a
+reason (:meth:`Runtime.unsupported`), shown as ``n/a: <reason>`` in its row.
+
+Register a runtime with :func:`register_runtime`; every module in this package is imported on first
+use, so a new runtime is one new file here.
+
+    from compression_bench.benchmarks.runtimes import get_runtime
+    rt = get_runtime("onnxruntime")
+    artifact = rt.build(source)                  # bytes, cached by benchmarks.session.pipeline
+    with rt.threads(1) as in_force:
+        run = rt.load(artifact, in_force)        # a callable: batch -> logits (a torch tensor)
+        logits = run(batch)
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable, ContextManager, Iterable, Iterator, Protocol
+
+import torch
+from torch import nn
+
+Prepared = Callable[[torch.Tensor], torch.Tensor]
+
+
+class UnknownRuntimeError(ValueError):
+    """Raised for a runtime name that is not registered."""
+
+
+class RuntimeUnavailableError(RuntimeError):
+    """A runtime's packages are not installed (the message holds the pip command)."""
+
+
+@dataclass
+class Source:
+    """What a runtime builds its artifact from.
+
+    ``method``: the :class:`~compression_bench.compression.MethodSpec`; its last step's ``kind``
+    (``dynamic``, ``static``, ``qat``) says which INT8 recipe when ``method.quantized``.
+    ``float_model``: what the artifact is built from: the variant itself when it is float, else the
+    float model its INT8 step starts from (the trained original, or a composition's parent). ``example``: a batch
+    of the size that is timed (an artifact specialised to a batch size is traced on it).
+    ``calibration()``: the batches the eager static INT8 row calibrated on. ``finetune(model,
+    epochs, lr_scale)``: the eager QAT row's fine-tuning, with ``epochs``/``lr_scale`` its budget.
+    """
+    method: object
+    float_model: nn.Module
+    example: torch.Tensor
+    calibration: Callable[[], Iterable[torch.Tensor]]
+    finetune: Callable[..., None] | None = None
+    epochs: int = 0
+    lr_scale: float = 1.0
+    log: Callable[[str], None] | None = None
+
+    @property
+    def quantization(self) -> str | None:
+        """``dynamic``, ``static`` or ``qat`` for an INT8 method, else None."""
+        return self.method.kinds[-1] if self.method.quantized else None
+
+    def say(self, message: str) -> None:
+        if self.log is not None:
+            self.log(message)
+
+
+class Runtime(Protocol):
+    name: str
+    description: str
+    #: import names the runtime needs, and the pip command that installs them
+    requires: tuple[str, ...]
+    install: str
+    #: whether an artifact is specialised to the batch size it was built for (then part of its key)
+    batch_specific: bool
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the packages its artifacts depend on (part of their cache key)."""
+
+    def unsupported(self, method) -> str | None:
+        """Why this runtime cannot run ``method`` (a MethodSpec), or None when it can."""
+
+    def build(self, source: Source) -> bytes:
+        """The artifact (exported, quantized, compiled) as bytes."""
+
+    def load(self, artifact: bytes, threads: int) -> Prepared:
+        """A callable from an input batch to the output logits, running with ``threads`` threads."""
+
+    def threads(self, count: int) -> ContextManager[int]:
+        """Run the body with ``count`` threads; yields the count actually in force."""
+
+
+def missing_packages(runtime: Runtime) -> list[str]:
+    """The import names of ``runtime.requires`` that are not installed."""
+    return [name for name in getattr(runtime, "requires", ()) if importlib.util.find_spec(name) is None]
+
+
+def check_available(runtime: Runtime) -> None:
+    """:class:`RuntimeUnavailableError` with the pip command when a package of ``runtime`` is missing."""
+    missing = missing_packages(runtime)
+    if missing:
+        raise RuntimeUnavailableError(f"runtime {runtime.name!r} needs {', '.join(missing)}, which "
+                                      f"{'is' if len(missing) == 1 else 'are'} not installed: {runtime.install}")
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[int]:
+    """torch's intra-op thread count set to ``count`` for the body, then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+_REGISTRY: dict[str, Runtime] = {}
+_LOADED = False
+
+
+def register_runtime(runtime: Runtime) -> Runtime:
+    if runtime.name in _REGISTRY:
+        raise ValueError(f"runtime {runtime.name!r} is registered twice")
+    _REGISTRY[runtime.name] = runtime
+    return runtime
+
+
+def _load_builtins() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+def list_runtimes() -> list[str]:
+    _load_builtins()
+    return list(_REGISTRY)
+
+
+def get_runtime(name: str) -> Runtime:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownRuntimeError(f"unknown runtime {name!r}; valid names: {', '.join(_REGISTRY)}") from None

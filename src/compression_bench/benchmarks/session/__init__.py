@@ -1,0 +1,1 @@
+"""The session: options checked into one configuration, the pipeline that builds and memoises trained models, variants and runtime artifacts through the cache, records and their schema, and the thresholds that judge them. No pytest."""

@@ -1,0 +1,394 @@
+"""Gates: accuracy, speed and size thresholds read from a TOML file.
+
+Layout of the file (every table optional; later layers override earlier ones)::
+
+    [defaults]                                  # every method, every model
+    [methods.<method>]                          # one method
+    [models.<model>.methods.<method>]           # one method on one model
+    [profiles.<profile>.defaults]               # the same three layers, for one profile only
+    [profiles.<profile>.methods.<method>]
+    [profiles.<profile>.models.<model>.methods.<method>]
+    [runtimes.<runtime>.defaults]               # the same three layers, for one runtime only
+    [runtimes.<runtime>.methods.<method>]       # (also inside a profile: [profiles.<p>.runtimes.<r>...])
+    [runtimes.<runtime>.models.<model>.methods.<method>]
+    [classes.<class>.defaults]                  # the same layers, for one CPU capability class only
+    [classes.<class>.methods.<method>]          # (src/compression_bench/benchmarks/measurement/machine.py: x86-avx2, x86-avx512-vnni, ...)
+    [classes.<class>.runtimes.<runtime>...]     # and one runtime on that class
+
+Layers apply in this order, later ones overriding: the file's own, its runtime's, the machine's class,
+the class's runtime, the profile's, the profile's runtime. What INT8 or pruning buys depends on the
+CPU's instruction set (INT8 runs 4-5x faster than float with VNNI, 1.2-1.5x without), so speed floors
+that hold on one class only belong under ``[classes.<class>]``.
+
+On a runtime other than eager, ``min_speedup`` comes only from that runtime's layers (a speedup is
+against the same runtime's float original, and what INT8 gains depends on the runtime); every other
+gate applies on every runtime, and the runtime's layers override it. ``min_speedup = false`` in any
+layer switches the floor off, whatever the runtime.
+
+Keys (all optional):
+    min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
+    max_accuracy_drop  largest drop from the original's accuracy, in points
+    min_speedup        original latency / variant latency at the same batch size, both timed in
+                       the variant's test (paired, see src/compression_bench/benchmarks/measurement/timing.py)
+    max_latency_ratio  variant latency / original latency (a ceiling, e.g. 1.15)
+    max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
+                       (a masked dense model runs at the dense model's speed)
+    max_size_ratio     variant size / original size (serialized state_dict bytes)
+    fail_if_slower     true or false: whether a variant whose speedup interval lies wholly below 1.0x
+                       (slower than the float original it replaces), or a composition slower than
+                       its pruned parent, fails the run. Such a variant is flagged in its row and
+                       listed at the session end either way.
+    unsupported        a reason (text): the method is not run on this model and its row reads
+                       ``n/a: <reason>``, without failing the run (a method that fails without it
+                       reads ``failed: <error>`` and fails its test)
+
+Every gate is asserted in the variant's own test.
+
+A key set to ``false`` switches that gate off for the layer and those below it.
+
+Methods without a table of their own get gates derived from the registered ones, layer by layer:
+
+* a level that is not registered (``structured@0.6``) may lose as much accuracy as the next more
+  aggressive registered level of its kind (``structured_70``) and must be at least as small and as
+  fast as the next milder one (``structured_50``): pruning more can only shrink and speed up. Below
+  the mildest registered level there are no size or speed gates, above the harshest no accuracy
+  gates. A registered id (``structured_30``) has only the gates written for it;
+* a composition (``structured_50+static_int8``) combines its steps' gates: accuracy drops add up,
+  size ratios multiply, the largest ``min_speedup`` applies, and a ceiling (``max_speedup``,
+  ``max_latency_ratio``) only when every step has one (their product).
+
+A table for the exact id (``[methods."structured_50+static_int8"]``) overrides the derived gates.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Iterable
+
+from compression_bench import compression
+from compression_bench.benchmarks.measurement import machine
+from compression_bench.compression.pruning import is_structured
+from compression_bench.benchmarks.measurement.stats import significance_text
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"  # compression_bench/benchmarks/
+
+KEYS = {
+    "min_accuracy": (0.0, 100.0),
+    "max_accuracy_drop": (0.0, 100.0),
+    "min_speedup": (0.0, 1000.0),
+    "max_latency_ratio": (0.0, 1000.0),
+    "max_speedup": (0.0, 1000.0),
+    "max_size_ratio": (0.0, 1000.0),
+}
+FLAGS = ("fail_if_slower",)  # keys that take true or false
+
+
+class ThresholdsError(ValueError):
+    """The thresholds file is unusable; the message names the file, the place and the fix."""
+
+
+class Thresholds:
+    def __init__(self, data: dict, source: str = "<dict>"):
+        self.data = data
+        self.source = source
+        self.runtimes: set[str] | None = None  # valid runtime names (None: not checked)
+
+    @classmethod
+    def load(cls, path: str | Path | None, *, models: Iterable[str], methods: Iterable[str],
+             profiles: Iterable[str], runtimes: Iterable[str] | None = None) -> "Thresholds":
+        path = Path(path) if path else DEFAULT_PATH
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as err:
+            raise ThresholdsError(f"cannot read thresholds file {str(path)!r} ({err.strerror}); "
+                                  f"pass an existing file to --thresholds.") from None
+        except UnicodeDecodeError as err:
+            raise ThresholdsError(f"thresholds file {str(path)!r} is not UTF-8 text (byte {err.start}); "
+                                  f"save it as UTF-8 TOML.") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise ThresholdsError(f"thresholds file {str(path)!r} is not valid TOML ({err}); fix the syntax.") from None
+        t = cls(data, str(path))
+        t.runtimes = None if runtimes is None else set(runtimes)
+        t.validate(set(models), set(methods), set(profiles))
+        return t
+
+    # ------------------------------------------------------------------ validation
+    def _fail(self, where: str, what: str) -> None:
+        raise ThresholdsError(f"thresholds file {self.source!r}: {where}: {what}.")
+
+    def _check_gates(self, where: str, table) -> None:
+        if not isinstance(table, dict):
+            self._fail(where, "expected a table of thresholds")
+        for key, value in table.items():
+            if key not in KEYS and key != "unsupported" and key not in FLAGS:
+                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}, "
+                                             f"{', '.join(FLAGS)}, unsupported")
+            if value is False:
+                continue
+            if key in FLAGS:
+                if value is not True:
+                    self._fail(f"{where}.{key}", f"expected true or false, got {value!r}")
+                continue
+            if key == "unsupported":
+                if not isinstance(value, str) or not value.strip():
+                    self._fail(f"{where}.{key}", "expected the reason as text, e.g. unsupported = \"FX cannot trace "
+                                                 "the model\"")
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self._fail(f"{where}.{key}", f"expected a number, got {type(value).__name__} {value!r}")
+            lo, hi = KEYS[key]
+            if not lo <= value <= hi or (key != "max_accuracy_drop" and key != "min_accuracy" and value == 0):
+                self._fail(f"{where}.{key}", f"{value} is out of range ({lo} to {hi})")
+
+    def _check_methods(self, where: str, table, methods: set[str]) -> None:
+        if not isinstance(table, dict):
+            self._fail(where, "expected a table of methods")
+        for m, gates in table.items():
+            if m not in methods:
+                try:
+                    compression.get_method(m)
+                except compression.UnknownMethodError:
+                    self._fail(f"{where}.{m}", f"unknown method; valid methods are {', '.join(sorted(methods))}, "
+                                               f"any <kind>@<level> and compositions a+b")
+            self._check_gates(f"{where}.{m}", gates)
+
+    def _check_layer(self, where: str, layer: dict, models: set[str], methods: set[str]) -> None:
+        for key, value in layer.items():
+            here = f"{where}{key}"
+            if key == "defaults":
+                self._check_gates(here, value)
+            elif key == "methods":
+                self._check_methods(here, value, methods)
+            elif key == "models":
+                if not isinstance(value, dict):
+                    self._fail(here, "expected a table of models")
+                for model, sub in value.items():
+                    if model not in models:
+                        self._fail(f"{here}.{model}", f"unknown model; valid models are {', '.join(sorted(models))}")
+                    if not isinstance(sub, dict) or set(sub) - {"methods"}:
+                        self._fail(f"{here}.{model}", "expected only a [..methods.<method>] table")
+                    self._check_methods(f"{here}.{model}.methods", sub.get("methods", {}), methods)
+            elif key in ("profiles", "classes") and not where:
+                continue
+            elif key == "runtimes" and "runtimes." not in where:
+                if not isinstance(value, dict):
+                    self._fail(here, "expected a table of runtimes, such as [runtimes.onnxruntime.methods.static_int8]")
+                for runtime, sub in value.items():
+                    if self.runtimes is not None and runtime not in self.runtimes:
+                        self._fail(f"{here}.{runtime}", f"unknown runtime; valid runtimes are {', '.join(sorted(self.runtimes))}")
+                    if not isinstance(sub, dict):
+                        self._fail(f"{here}.{runtime}", "expected a table")
+                    self._check_layer(f"{here}.{runtime}.", sub, models, methods)
+            else:
+                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles, classes, "
+                                 "runtimes")
+
+    def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
+        self._check_layer("", self.data, models, methods)
+        if not isinstance(self.data.get("profiles", {}), dict):
+            self._fail("profiles", "expected a table of profiles, such as [profiles.smoke.defaults]")
+        for prof, layer in self.data.get("profiles", {}).items():
+            if prof not in profiles:
+                self._fail(f"profiles.{prof}", f"unknown profile; valid profiles are {', '.join(sorted(profiles))}")
+            if not isinstance(layer, dict):
+                self._fail(f"profiles.{prof}", "expected a table")
+            self._check_layer(f"profiles.{prof}.", layer, models, methods)
+        if not isinstance(self.data.get("classes", {}), dict):
+            self._fail("classes", "expected a table of CPU capability classes, such as [classes.x86-avx2.methods.static_int8]")
+        for cls, layer in self.data.get("classes", {}).items():
+            if cls not in machine.CLASSES:
+                self._fail(f"classes.{cls}", f"unknown capability class; valid classes are {', '.join(machine.CLASSES)}")
+            if not isinstance(layer, dict):
+                self._fail(f"classes.{cls}", "expected a table")
+            self._check_layer(f"classes.{cls}.", layer, models, methods)
+
+    # ------------------------------------------------------------------ lookup
+    def gates(self, model: str, method: str, profile: str, runtime: str = "eager",
+              cpu_class: str | None = None) -> dict[str, float]:
+        """The thresholds that apply to ``method`` on ``model`` under ``profile``, on ``runtime``, on a
+        machine of capability class ``cpu_class`` (None: no class layer applies)."""
+        out: dict[str, float] = {}
+        prof = self.data.get("profiles", {}).get(profile, {})
+        cls = self.data.get("classes", {}).get(cpu_class, {}) if cpu_class else {}
+        layers = []
+        for base in (self.data, cls, prof):
+            layers.append((base, runtime == "eager"))
+            if runtime != "eager":
+                layers.append((base.get("runtimes", {}).get(runtime, {}), True))
+        for layer, own in layers:
+            got = dict(layer.get("defaults", {}))
+            got.update(_method_gates(layer.get("methods", {}), method))
+            got.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
+            if not own and got.get("min_speedup") is not False:  # the general speedup floors are eager's
+                got.pop("min_speedup", None)
+            out.update(got)
+        out = {k: v for k, v in out.items() if v is not False}
+        if method == "original":  # drops and ratios are against the original itself
+            out = {k: v for k, v in out.items() if k == "min_accuracy"}
+        return out
+
+    def unsupported(self, model: str, method: str, profile: str, runtime: str = "eager",
+                    cpu_class: str | None = None) -> str | None:
+        """The reason the file gives for not running ``method`` on ``model`` (``unsupported``), or None."""
+        return self.gates(model, method, profile, runtime, cpu_class).get("unsupported") or None
+
+
+ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
+CEILING_KEYS = ("max_speedup", "max_latency_ratio")
+
+
+def _method_gates(table: dict, method: str) -> dict:
+    """The gates ``table`` (one layer's methods) gives ``method``: its own entry, else derived (see
+    the module docstring)."""
+    if method in table:
+        return dict(table[method])
+    try:
+        spec = compression.get_method(method)
+    except compression.UnknownMethodError:
+        return {}
+    if spec.steps:
+        return _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
+                          for s in spec.steps])
+    if spec.level is None or method in compression.list_methods(include_optional=True):
+        return {}  # a registered id has only the gates written for it
+    levels = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
+                    if s.kind == spec.kind and s.level is not None and not s.steps and s.id in table)
+    harsher = [table[mid] for level, mid in levels if level >= spec.level - 1e-9][:1]
+    milder = [table[mid] for level, mid in levels if level <= spec.level + 1e-9][-1:]
+    out = {k: v for gates in milder for k, v in gates.items() if k not in ACCURACY_KEYS}
+    out.update({k: v for gates in harsher for k, v in gates.items() if k in ACCURACY_KEYS})
+    if not milder:  # ceilings hold at any level of a kind (e.g. masked weights are never faster)
+        out.update({k: v for gates in harsher for k, v in gates.items() if k in CEILING_KEYS})
+    return out
+
+
+def _combined(parts: list[dict]) -> dict:
+    out: dict = {}
+    drops = [p["max_accuracy_drop"] for p in parts if "max_accuracy_drop" in p]
+    if drops:
+        out["max_accuracy_drop"] = sum(drops)
+    sizes = [p["max_size_ratio"] for p in parts if "max_size_ratio" in p]
+    if sizes:
+        out["max_size_ratio"] = math.prod(sizes)
+    reasons = [p["unsupported"] for p in parts if p.get("unsupported")]
+    if reasons:
+        out["unsupported"] = reasons[0]
+    speedups = [p["min_speedup"] for p in parts if "min_speedup" in p]
+    if speedups:
+        out["min_speedup"] = max(speedups)
+    if all(p.get("fail_if_slower") for p in parts):  # slower is a fault only where every step must gain
+        out["fail_if_slower"] = True
+    for ceiling in ("max_speedup", "max_latency_ratio"):
+        if all(ceiling in p for p in parts):
+            out[ceiling] = math.prod(p[ceiling] for p in parts)
+    return out
+
+
+def accuracy_failures(model: str, method: str, accuracy: float, original_accuracy: float,
+                      gates: dict[str, float], p_value: float | None = None) -> list[str]:
+    """Accuracy gates. ``p_value``: the exact McNemar p-value of the change against the original on
+    the same images; a drop gate's message says whether the drop is significant (the gate itself is
+    in points, as the thresholds file sets it)."""
+    msgs = []
+    if "min_accuracy" in gates and accuracy < gates["min_accuracy"]:
+        msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is below the required "
+                    f"{gates['min_accuracy']:.2f}%")
+    drop = original_accuracy - accuracy
+    if method != "original" and "max_accuracy_drop" in gates and drop > gates["max_accuracy_drop"] + 1e-9:
+        msgs.append(f"{model} / {method}: accuracy {accuracy:.2f}% is {drop:.2f} points below the original's "
+                    f"{original_accuracy:.2f}%; at most {gates['max_accuracy_drop']:.2f} points are allowed"
+                    + ("" if p_value is None else f" (the drop is {significance_text(p_value)})"))
+    return msgs
+
+
+def speed_verdicts(where: str, speedup: float | None, gates: dict[str, float], low: float | None = None,
+                   high: float | None = None) -> tuple[list[str], list[str]]:
+    """Speed gates judged on the speedup's 95% interval ``low``-``high`` (the estimate alone when there
+    is none): (failures, inconclusive). A floor fails only when the whole interval is below it, a
+    ceiling only when the whole interval is above it; an estimate on the wrong side of a gate whose
+    interval straddles it is inconclusive. Nothing when latency was not measured."""
+    fails: list[str] = []
+    unsure: list[str] = []
+    if speedup is None:
+        return fails, unsure
+    lo = speedup if low is None else low
+    hi = speedup if high is None else high
+    ci = "" if low is None or high is None else f" (95% interval {low:.2f}-{high:.2f}x)"
+
+    def floor(value: float, text: str) -> None:
+        if hi < value:
+            fails.append(f"{where}: {text}")
+        elif speedup < value:
+            unsure.append(f"inconclusive: {where}: {text}; the interval reaches the floor, time again on a quieter "
+                          f"machine")
+
+    if "min_speedup" in gates:
+        floor(gates["min_speedup"], f"speedup {speedup:.2f}x{ci} over the original, required at least "
+                                    f"{gates['min_speedup']:.2f}x")
+    if "max_latency_ratio" in gates:
+        floor(1.0 / gates["max_latency_ratio"], f"latency {1.0 / speedup:.2f}x the original's{ci}, allowed at most "
+                                                f"{gates['max_latency_ratio']:.2f}x")
+    if "max_speedup" in gates:
+        text = (f"speedup {speedup:.2f}x{ci} over the original, more than the plausible {gates['max_speedup']:.2f}x "
+                f"(a timing artifact?)")
+        if lo > gates["max_speedup"]:
+            fails.append(f"{where}: {text}")
+        elif speedup > gates["max_speedup"]:
+            unsure.append(f"inconclusive: {where}: {text}; the interval reaches the ceiling")
+    return fails, unsure
+
+
+def speed_purpose(method: str) -> bool:
+    """Whether ``method`` exists to run faster: static or QAT INT8, structured pruning, a composition.
+    Not unstructured pruning (masked weights run on dense kernels) nor dynamic INT8 (on convolutional
+    models it quantizes the classifier only: a size method here)."""
+    spec = compression.get_method(method)
+    if spec.steps:
+        return True
+    return (spec.quantized and spec.kind in ("static", "qat")) or is_structured(spec.kind)
+
+
+def _upper(r) -> float | None:
+    return r.speedup_high if r.speedup_high is not None else r.speedup
+
+
+def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
+    """Why a speed-purpose record (a :class:`benchmarks.session.schema.Record`) is slower than what it replaces:
+    its float original (the upper end of its speedup interval below 1.0x), or, for a composition, its
+    pruned ``parent`` record (the upper end of its interval below the parent's lower end). Each flag
+    names the likely cause. Empty when neither holds."""
+    from compression_bench.benchmarks.measurement import machine
+    if r.method == "original" or r.speedup is None or not speed_purpose(r.method):
+        return []
+    spec = compression.get_method(r.method)
+    int8 = spec.quantized
+    flags = []
+    up = _upper(r)
+    ci = "" if r.speedup_low is None else f" ({r.speedup_low:.2f}-{r.speedup_high:.2f})"
+    if up is not None and up < 1.0:
+        if int8:
+            cause = (machine.int8_note(cpu_class) or f"on {r.runtime}, this model's INT8 kernels (quantize/dequantize "
+                     f"steps, depthwise convolutions) do not beat its float kernels on {cpu_class}")
+        else:
+            cause = ("pruned channel counts that are not multiples of the kernels' block (8 on AVX2, 16 on AVX-512) "
+                     "miss the fast convolution path; prune with round_to (e.g. structured_50:round_to=8)"
+                     if (spec.steps[0] if spec.steps else spec).options.get("round_to", 1) <= 1 else
+                     f"{r.runtime} runs this pruned shape no faster than the original")
+        flags.append(f"slower than its float original on {r.runtime}: {r.speedup:.2f}x{ci}; likely cause: {cause}")
+    if parent is not None and parent.speedup is not None and r.speedup is not None:
+        parent_low = parent.speedup_low if parent.speedup_low is not None else parent.speedup
+        if up is not None and up < parent_low:
+            cause = machine.int8_note(cpu_class) if int8 else None
+            flags.append(f"slower than its parent {parent.method} on {r.runtime}: {r.speedup:.2f}x{ci} against "
+                         f"{parent.speedup:.2f}x; likely cause: "
+                         + (cause or "the last step's kernels are slower than the parent's on this shape"))
+    return flags
+
+
+def size_failures(where: str, size_ratio: float | None, gates: dict[str, float]) -> list[str]:
+    if size_ratio is not None and "max_size_ratio" in gates and size_ratio > gates["max_size_ratio"]:
+        return [f"{where}: size {size_ratio:.3f}x the original's, allowed at most {gates['max_size_ratio']:.3f}x"]
+    return []

@@ -1,0 +1,113 @@
+"""One benchmark per model x method x runtime x batch size x threads: time, record every metric, assert
+every gate.
+
+Test ids are stable (``test_variant[<model>-<method>-bs<batch>-t<threads>]`` on eager,
+``test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>]`` on another runtime, ``-seed<k>`` after
+the runtime for the seeds after the first): saved runs are matched on them. On a runtime other than eager, the original timed beside each variant is the same
+runtime's float original, and accuracy comes from running the runtime's artifact. The timing protocol is :func:`benchmarks.measurement.timing.measure`: each compressed variant's test times the
+variant and the original alternately, round by round, with pytest-benchmark's timer on both sides,
+until the speedup's 95% interval is narrow enough or the test's budget is spent; pytest-benchmark
+keeps (and saves) the variant's per-round times as its statistics. The session builds the record and
+judges the gates on the interval (:meth:`benchmarks.session.session.Session.record`); they are all asserted
+here, so the test that fails is the one whose variant missed its gate, whichever tests were selected.
+A speed gate whose interval straddles it, with the estimate on the wrong side, is reported as
+inconclusive instead of failed.
+
+A model or method that cannot be built or run (FX cannot trace the model, Torch-Pruning cannot group a
+layer) fails its own test with ``failed: <first line of the error>`` in its row, and the rest of the
+matrix goes on; a method the thresholds file declares ``unsupported`` for the model is skipped with
+``n/a: <reason>`` in its row, as is a method the runtime cannot express (ONNX Runtime has no QAT path).
+"""
+from __future__ import annotations
+
+import functools
+
+import pytest
+from pytest_benchmark.stats import Stats
+
+from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.session.pipeline import latency_batch
+from compression_bench.benchmarks.session.runtime_variants import RuntimeUnsupported
+from compression_bench.benchmarks.runtimes import get_runtime
+from compression_bench.benchmarks.session.session import RECORD_KEY, SessionError, VariantFailure
+
+
+def _time(benchmark, infer, reference, bench) -> timing.Timing:
+    """:func:`timing.measure` with pytest-benchmark's timer; pytest-benchmark keeps (and saves) the
+    variant's per-call times of the paired rounds as its statistics."""
+    result = timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
+                            precision=bench.precision, clock=benchmark._timer)
+    benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
+    stats = Stats()
+    for s in result.samples:
+        stats.update(s)
+    benchmark.stats.stats = stats
+    return result
+
+
+def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: int):
+    """The variant as ``runtime`` runs it, trained and built on first use (then from the cache)."""
+    try:
+        return bench.on_runtime(model, method, runtime, batch_size, seed)
+    except SessionError as err:  # bad input (4) or a cache fault (7): the whole run stops
+        pytest.exit(str(err), returncode=err.code)
+
+
+def _prepare(rt, variant, x, threads: int):
+    """A callable running ``variant`` on ``x``: the module itself on eager, the loaded artifact elsewhere."""
+    run = rt.prepare(variant.model, x) if rt.name == "eager" else variant.load(threads)
+    return functools.partial(run, x)
+
+
+def _keep(request, record) -> None:
+    request.node.user_properties.append((RECORD_KEY, record.to_dict()))
+
+
+def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, batch_size, threads, request):
+    def not_run(status: str):
+        _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
+                                           runtime=runtime, seed=zoo_seed))
+
+    reason = bench.unsupported(model_name, method_id, runtime)
+    if reason:  # declared in the thresholds file: not run, not a failure
+        not_run(f"n/a: {reason}")
+        pytest.skip(f"n/a: {reason}")
+    rt = get_runtime(runtime)
+    try:
+        original = _built(bench, model_name, "original", runtime, batch_size, zoo_seed)
+        variant = _built(bench, model_name, method_id, runtime, batch_size, zoo_seed)
+        x = latency_batch(variant.trained, batch_size)
+        with rt.threads(threads) as in_force:
+            infer = _prepare(rt, variant, x, in_force)
+            reference = None if method_id == "original" else _prepare(rt, original, x, in_force)
+            if benchmark.disabled:
+                benchmark.pedantic(infer, rounds=1, iterations=1)
+                result = None
+            else:
+                result = _time(benchmark, infer, reference, bench)
+            out = infer()
+        memory = bench.peak_memory(variant, rt, x, in_force)
+    except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so
+        not_run(f"n/a: {why}")
+        pytest.skip(f"n/a: {why}")
+    except VariantFailure as failure:
+        status = failure.status
+    except pytest.exit.Exception:  # the run stops (bad input, cache fault): not this variant's failure
+        raise
+    except Exception as err:  # noqa: BLE001 - the variant was built but does not run: its row says why
+        status = VariantFailure("running it: ", err).status
+    else:
+        status = None
+    if status is not None:
+        not_run(status)
+        pytest.fail(f"{model_name} / {method_id} on {runtime}: {status}", pytrace=False)
+    assert out.shape == (batch_size, variant.trained.data.num_classes)
+
+    record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
+                          stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory)
+    benchmark.extra_info.update(record.extra_info())
+    _keep(request, record)
+
+    if record.inconclusive:
+        request.node.warn(pytest.PytestWarning("; ".join(record.inconclusive)))
+    assert not record.gate_failures, "; ".join(record.gate_failures)
