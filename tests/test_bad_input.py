@@ -1,8 +1,8 @@
 """Bad input and faults found by a user probe: each bad input stops the run before anything trains
 (exit status 4, one ``ERROR:`` sentence that names the valid range or the fix, no traceback); each
-fault gives one sentence and the exit status the README documents, and loses no finished work.
+fault gives one sentence and the exit status docs/guide/exit-statuses.md documents, and loses no finished work.
 
-The README's reliability section lists these cases with the test that covers each.
+docs/reliability/faults.md lists these cases with the test that covers each.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reliability (the cache rules in the README, issue 6): bad input stops the run early with one sentence; faults
+"""Reliability (the cache rules of docs/reliability/cache.md): bad input stops the run early with one sentence; faults
 are recovered with nothing lost and nothing wrong; nothing in the cache or in a saved run can run code;
 the same profile gives the same figures twice.
 

@@ -104,7 +104,7 @@ def is_structured(kind: str) -> bool:
     return kind == "structured" or kind.startswith("structured_")
 
 
-#: default multiple of kept channels per layer (see the module doc and the README's measurement)
+#: default multiple of kept channels per layer (see the module doc and docs/methodology.md)
 ROUND_TO = 8
 
 

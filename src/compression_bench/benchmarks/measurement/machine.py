@@ -3,7 +3,7 @@ capability torch dispatches to, and a short *capability class* that speed expect
 by. A plain library (no pytest).
 
 Why a class: the same INT8 variant runs 4-5x faster than its float original on an AVX-512 VNNI CPU
-and 1.2-1.5x on an AVX2 CPU without VNNI (measured, see the README). INT8 convolutions and matrix
+and 1.2-1.5x on an AVX2 CPU without VNNI (measured, see docs/guide/cpu.md). INT8 convolutions and matrix
 products are multiply-adds of 8-bit values; VNNI (``vpdpbusd``) does them in one instruction with a
 32-bit accumulator, AVX2 needs two or three (``vpmaddubsw`` + ``vpmaddwd``). What a variant buys is a
 property of the class, not of the code, so every speed gate and every surprise is stated per class.

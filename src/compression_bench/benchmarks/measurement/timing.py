@@ -3,7 +3,7 @@ centre of the per-round ratios with a 95% bootstrap interval. No pytest.
 
 Why: on a shared machine the speed of the whole machine wanders, by 10-20% between processes a
 minute apart and for seconds at a time within one (measured on the 2-core VMs this suite runs on,
-figures in the README's methodology note). A ratio of two medians taken at different moments carries
+figures in docs/methodology.md). A ratio of two medians taken at different moments carries
 that wander. Here every *round* times both sides back to back, in the order reference-variant on
 even rounds and variant-reference on odd ones (A B B A ...), so both sides of each round's ratio come
 from the same fraction of a second and a steady drift cancels over two rounds. Each side of a round

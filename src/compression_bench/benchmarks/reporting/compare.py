@@ -30,7 +30,7 @@ __all__ = ["SAME", "HEADERS", "Pair", "Comparison", "row",
 
 SAME = 0.005  # accuracy changes below this many points print as 0.00
 #: Changes smaller than these are never called significant, however narrow their interval: what two runs
-#: of the same code moved by on the 2-core VMs this suite was built on (README, "Comparing runs"). A
+#: of the same code moved by on the 2-core VMs this suite was built on (docs/guide/reports.md). A
 #: speedup is paired within its test, so it carries little of the machine's drift between processes;
 #: a latency median carries all of it (the whole machine ran a few percent slower in one of two runs).
 SPEEDUP_NOISE = 0.03

@@ -26,7 +26,7 @@ images then held out for validation, for accuracy):
   weights, the same as with VNNI). ONNX Runtime's quantization guide gives two
   remedies, ``reduce_range`` (7-bit weights, 2 x 255 x 64 fits) and U8U8; the suite uses
   ``reduce_range`` there (U8S8-rr), which keeps the fast kernel (figures of all four formats in the
-  README). The format follows the capability class, an approximated one included: MLAS picks its
+  docs/methodology.md). The format follows the capability class, an approximated one included: MLAS picks its
   kernels from the CPU itself (no environment variable caps it), so under ``ONEDNN_MAX_CPU_ISA=AVX2``
   on a VNNI CPU the U8S8-rr model runs VNNI kernels, but it is the same file an AVX2 CPU gets, and
   with 7-bit weights nothing saturates on either, so its accuracy is the AVX2 CPU's. The format is

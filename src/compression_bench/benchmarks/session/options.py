@@ -49,7 +49,7 @@ class Option:
 
 
 #: the runtimes every method runs on when --runtimes is not given, and the runtimes the float original
-#: alone also runs on (--float-baselines); the README says why these
+#: alone also runs on (--float-baselines); docs/concepts/fair-baselines.md says why these
 DEFAULT_RUNTIMES = "eager"
 DEFAULT_BASELINES = "onnxruntime"
 
@@ -102,7 +102,7 @@ ZOO_FLAGS = (
                                                 "profile (default: $ZOO_DATA_ROOT, else ~/data)")),
     ("--zoo-download", dict(action="store_true", default=False,
                             help="download MNIST/CIFAR-10 into the data root when missing (needs network)")),
-    ("--zoo-train-device", dict(default=None, help="device for training and fine-tuning: cpu, cuda or auto "
+    ("--zoo-train-device", dict(default=None, help="device for training and fine-tuning: cpu, cuda, cuda:N or auto "
                                                    "(default: $ZOO_TRAIN_DEVICE, else cpu); timing always runs on CPU")),
     ("--zoo-seeds", dict(default=None, help="train N seeds of each model and build the variants of each; tables "
                                             "show mean and standard deviation across seeds, the files every "
