@@ -158,7 +158,7 @@ def test_a_runtime_library_upgrade_measures_peak_memory_anew(monkeypatch, runtim
             seen.append(hash_parts(parts))
             return {"figures": {}}, True
 
-    variant = types.SimpleNamespace(artifact=b"artifact", digest="d" * 20, model=None,
+    variant = types.SimpleNamespace(artifact=b"artifact", artifact_digest="d" * 20, model=None,
                                     trained=types.SimpleNamespace(name="M"), method=types.SimpleNamespace(id="m"))
     rt = get_runtime(runtime)
     peakmem.measure(variant, rt, torch.zeros(2, 1, 8, 8), 1, Cache())

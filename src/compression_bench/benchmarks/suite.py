@@ -54,8 +54,9 @@ def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: 
 
 
 def _prepare(rt, variant, x, threads: int):
-    """A callable running ``variant`` on ``x``: the module itself on eager, the loaded artifact elsewhere."""
-    run = rt.prepare(variant.model, x) if rt.name == "eager" else variant.load(threads)
+    """A callable running ``variant`` on ``x`` (the module itself on a native runtime, the loaded
+    artifact elsewhere: each variant knows how it is loaded)."""
+    run = variant.load(threads)
     return functools.partial(run, x)
 
 

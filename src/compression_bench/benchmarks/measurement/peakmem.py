@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import hashlib
 import importlib
 import io
 import json
@@ -85,14 +84,14 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
     """``{"peak_mib", "peak_increase_mib"}`` of ``variant`` (a ``pipeline.Variant`` on eager, a
     ``runtime_variants.RuntimeVariant`` elsewhere) run by ``runtime`` on batch ``x``, from the cache or
     measured in a child process; empty when the child could not measure it."""
-    eager = runtime.name == "eager"
-    digest = variant.digest if eager else hashlib.sha256(variant.artifact).hexdigest()[:20]
+    native = runtime.native  # the child runs the module itself, not an artifact of the runtime's
+    digest = variant.artifact_digest
     parts = {"kind": "peak-memory", "runtime": runtime.name, "variant": digest, "batch": list(x.shape),
              "threads": threads, "code": code_fingerprint_(), "versions": _versions(runtime)}
     name = f"{variant.trained.name}-{variant.method.id}-{runtime.name}-bs{x.shape[0]}-t{threads}"
 
     def build() -> dict:
-        if not eager:
+        if not native:
             form, blob = "artifact", variant.artifact
         else:
             # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:

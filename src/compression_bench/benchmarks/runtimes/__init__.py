@@ -81,6 +81,10 @@ class Runtime(Protocol):
     install: str
     #: whether an artifact is specialised to the batch size it was built for (then part of its key)
     batch_specific: bool
+    #: True for a runtime that runs the compressed module itself (eager PyTorch): its variant is the one
+    #: the compression pipeline built, and :meth:`prepare` runs it; False for one that builds an artifact
+    #: of its own from the float model (:meth:`build`, :meth:`load`). Nothing else tells runtimes apart.
+    native: bool
 
     def versions(self) -> dict[str, str]:
         """Versions of the packages its artifacts depend on (part of their cache key)."""

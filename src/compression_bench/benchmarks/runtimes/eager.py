@@ -30,6 +30,7 @@ class Eager:
     requires: tuple[str, ...] = ()
     install = ""
     batch_specific = False
+    native = True  # runs the variant module itself: the compression pipeline builds it
 
     def versions(self) -> dict[str, str]:
         return package_versions("torch")

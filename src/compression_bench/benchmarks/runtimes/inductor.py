@@ -245,6 +245,7 @@ class Inductor:
     requires = ("torchao",)
     install = "pip install torchao"
     batch_specific = True
+    native = False
 
     def versions(self) -> dict[str, str]:
         """torch, torchao, and the CPU's vector ISA: the compiled code is built for it (AVX512 code

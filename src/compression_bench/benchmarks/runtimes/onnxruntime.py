@@ -143,6 +143,7 @@ class OnnxRuntime:
     requires = ("onnxruntime", "onnx", "onnxscript")
     install = "pip install onnxruntime onnx onnxscript"
     batch_specific = False
+    native = False
 
     def versions(self) -> dict[str, str]:
         # the INT8 format depends on the CPU's class: an artifact built for another class is rebuilt

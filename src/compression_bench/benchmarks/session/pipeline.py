@@ -54,6 +54,22 @@ class Variant:
     def name(self) -> str:
         return f"{self.trained.name}/{self.method.id}"
 
+    @property
+    def runtime(self):
+        """The runtime that runs this module as it is (eager PyTorch)."""
+        from compression_bench.benchmarks.runtimes import get_runtime
+        return get_runtime("eager")
+
+    @property
+    def artifact_digest(self) -> str:
+        """What its measurements are keyed on: the content digest of the exported variant."""
+        return self.digest
+
+    def load(self, threads: int):
+        """A callable from a batch to logits: the module itself, run by its runtime (threads are set
+        by the caller's ``runtime.threads``, as for every runtime)."""
+        return self.runtime.prepare(self.model, None)
+
 
 def context_for(trained: TrainedModel, log: Log | None = None,
                 progress: zoo.training.Progress | None = None) -> CompressionContext:

@@ -61,6 +61,11 @@ class RuntimeVariant:
     def name(self) -> str:
         return f"{self.trained.name}/{self.method.id}@{self.runtime.name}"
 
+    @property
+    def artifact_digest(self) -> str:
+        """What its measurements are keyed on: the SHA-256 of the artifact's bytes."""
+        return hashlib.sha256(self.artifact).hexdigest()[:20]
+
     def load(self, threads: int) -> Prepared:
         return self.runtime.load(self.artifact, threads)
 
@@ -198,7 +203,7 @@ class Artifacts:
             reason = rt.unsupported(spec)
             if reason:
                 self.known[key] = reason
-            elif runtime == "eager":
+            elif rt.native:  # the compressed module itself is what runs
                 return self.variant(name, method, seed)
             else:
                 base = self.variant(name, float_base_id(spec), seed)
