@@ -136,21 +136,10 @@ class ArtifactCache:
         return blob
 
     def _save(self, path: Path, blob: dict) -> None:
-        data = encode_entry(blob)
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_atomic(path, encode_entry(blob))
         except OSError as err:
-            _remove(tmp)
             raise _io_error("write", path, err) from None
-        except BaseException:
-            _remove(tmp)
-            raise
 
     def _log_build(self, path: Path, seconds: float) -> None:
         """One line per artifact built, in ``<cache>/builds.log``: an audit trail that shows how
@@ -234,6 +223,23 @@ def _remove(path: str | None) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to a temporary file beside ``path``, flush it to disk, then
+    rename it over ``path``: a failure (a full disk, a kill) leaves the previous file, never a
+    truncated one. The project's one atomic write (cache entries, report files)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
 
 
 def read_entry(path: str | os.PathLike) -> dict:

@@ -158,18 +158,20 @@ def train_threads() -> int:
 
 
 @contextlib.contextmanager
-def fixed_threads(n: int):
+def torch_threads(count: int):
+    """torch's intra-op thread count set to ``count`` for the body, then restored; yields the count in
+    force. The one thread-count primitive of the project (training here, every runtime's ``threads``)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(count)
     try:
-        yield
+        yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 
 
 def fit(model: nn.Module, data: DataBundle, recipe: Recipe, **kw) -> TrainResult:
     """Train ``model`` in place with :func:`train_threads` threads; see :func:`_fit`."""
-    with fixed_threads(train_threads()):
+    with torch_threads(train_threads()):
         return _fit(model, data, recipe, **kw)
 
 

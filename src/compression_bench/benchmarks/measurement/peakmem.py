@@ -25,12 +25,13 @@ import gc
 import importlib
 import io
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from compression_bench.benchmarks.measurement.child import run_child
 
 CHILD_TIMEOUT_S = 300
 
@@ -148,10 +149,8 @@ def _in_child(form: str, blob: bytes, runtime: str, x, threads: int) -> dict:
         (d / FILES[form]).write_bytes(blob)
         spec = {"runtime": runtime, "threads": threads, "dir": tmp, "form": form}
         (d / "spec.json").write_text(json.dumps(spec))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         try:
-            done = subprocess.run([sys.executable, "-m", __name__, str(d / "spec.json")], env=env,
-                                  capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            done = run_child(f"{__name__}:_child", str(d / "spec.json"), timeout=CHILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise _ChildFailed(f"the child process took more than {CHILD_TIMEOUT_S} s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -187,7 +186,3 @@ def _child(spec_path: str) -> None:
     peak = _peak_mib()
     print(json.dumps({"peak_mib": peak, "peak_increase_mib": peak - baseline, "baseline_mib": baseline,
                       "form": spec["form"]}))
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1])

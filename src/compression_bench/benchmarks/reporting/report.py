@@ -10,10 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
@@ -26,6 +24,7 @@ from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.measurement import machine as machine_
 from compression_bench.benchmarks.session import records as records_
 from compression_bench.benchmarks.session.records import measured, number, setting_text
+from compression_bench.zoo.cache import write_atomic
 
 FIELDS, HEADERS = schema.FIELDS, schema.HEADERS  # from the schema: one list of fields for every consumer
 groups = records_.groups
@@ -262,24 +261,6 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
         if comparison is not None and any(p.model == model for p in comparison.pairs):
             lines += [comparison.render(heading="###", models=[model]), ""]
     return "\n".join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a failure
-    (a full disk) leaves the previous file, never a truncated one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _csv(rows: list[dict]) -> str:

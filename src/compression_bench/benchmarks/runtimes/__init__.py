@@ -21,15 +21,16 @@ use, so a new runtime is one new file here.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import pkgutil
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterable, Iterator, Protocol
+from typing import Callable, ContextManager, Iterable, Protocol
 
 import torch
 from torch import nn
+
+from compression_bench.zoo.training import torch_threads  # noqa: F401  (for runtimes: the one thread-count primitive)
 
 Prepared = Callable[[torch.Tensor], torch.Tensor]
 
@@ -114,16 +115,6 @@ def check_available(runtime: Runtime) -> None:
         raise RuntimeUnavailableError(f"runtime {runtime.name!r} needs {', '.join(missing)}, which "
                                       f"{'is' if len(missing) == 1 else 'are'} not installed: {runtime.install}")
 
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[int]:
-    """torch's intra-op thread count set to ``count`` for the body, then restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
 
 
 _REGISTRY: dict[str, Runtime] = {}

@@ -25,15 +25,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import nn
+
+from compression_bench.benchmarks.measurement.child import run_child
 
 from . import Prepared, Source, register_runtime, torch_threads
 
@@ -186,9 +185,7 @@ def _qat_program(source: Source, batches: list[torch.Tensor], example: torch.Ten
 def _compile_in_child(folder: Path, kind: str | None, log) -> Path:
     """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote."""
     (folder / "job.json").write_text(json.dumps({"kind": kind}))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    code = f"import sys; from {_MODULE} import _child; _child(sys.argv[1])"
-    done = subprocess.run([sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True)
+    done = run_child(f"{_MODULE}:_child", str(folder))
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"inductor: the compile process failed (exit {done.returncode}):\n{tail}")
