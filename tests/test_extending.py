@@ -101,3 +101,67 @@ def test_a_method_and_a_runtime_defined_in_a_users_conftest_run_through_the_matr
     assert 0.85 < rows["eager", "zero_smallest"]["nonzero_params"] / rows["eager", "original"]["nonzero_params"] < 0.95
     assert rows["torchscript", "zero_smallest"]["accuracy"] == rows["eager", "zero_smallest"]["accuracy"]
     assert "| **Original**" in r.stdout and "torchscript" in r.stdout
+
+
+PLUGIN = textwrap.dedent('''
+    """A pip-installed package's plugin module: a model and a method, registered on import."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from compression_bench.compression import Method, register_method
+    from compression_bench.zoo import register_model
+
+
+    @register_model("PluginNet", input_shape=(1, 8, 8), description="a model from an installed plugin")
+    def plugin_net():
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+    @register_method
+    class Halve(Method):
+        kind = "plugin_halve"
+        family = "pruning"
+        label = "Pruning (plugin)"
+        compression = "x0.5"
+
+        def build(self, spec, model, ctx):
+            model = copy.deepcopy(model)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(0.5)
+            return model
+''')
+
+
+def _install_plugin(site):
+    """What ``pip install`` leaves: the module, and a dist-info whose entry points name it."""
+    (site / "cb_plugin_demo.py").write_text(PLUGIN)
+    info = site / "cb_plugin_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cb-plugin-demo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[compression_bench.plugins]\ndemo = cb_plugin_demo\n")
+
+
+def _names_in_a_fresh_process(site) -> list[str]:
+    code = ("from compression_bench import zoo, compression; "
+            "print(zoo.list_models()[-1], compression.list_methods()[-1], compression.get_method('plugin_halve').label)")
+    r = subprocess.run([sys.executable, "-P", "-c", code], env=dict(os.environ, PYTHONPATH=str(site)),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.split()
+
+
+@pytest.mark.e2e
+def test_a_pip_installed_package_registers_a_model_and_a_method_through_entry_points(tmp_path):
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    _install_plugin(site)
+    model, method, *label = _names_in_a_fresh_process(site)
+    assert (model, method, " ".join(label)) == ("PluginNet", "plugin_halve", "Pruning (plugin)")
+    # a plugin that fails to import is named, not silently missing
+    (site / "cb_plugin_demo.py").write_text("raise ImportError('no such thing')\n")
+    r = subprocess.run([sys.executable, "-P", "-c", "from compression_bench import zoo; zoo.list_models()"],
+                       env=dict(os.environ, PYTHONPATH=str(site)), capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "plugin 'demo' (cb_plugin_demo)" in r.stderr and "no such thing" in r.stderr

@@ -228,12 +228,15 @@ def register_composition(method_id: str, *, order: float = 90.0, default: bool =
 
 
 def _load_builtins() -> None:
+    """The built-in methods, then the installed plugins' (:mod:`compression_bench.zoo.plugins`)."""
     global _LOADED
     if not _LOADED:
         _LOADED = True
         from . import methods
         for mod in sorted(pkgutil.iter_modules(methods.__path__), key=lambda m: m.name):
             importlib.import_module(f"{methods.__name__}.{mod.name}")
+    from compression_bench.zoo.plugins import load_plugins
+    load_plugins()
 
 
 def _ordered(include_optional: bool) -> list[MethodSpec]:

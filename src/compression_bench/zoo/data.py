@@ -47,6 +47,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .plugins import load_plugins
 from .splits import DataBundle, DataError, Split, fit_shape
 
 __all__ = ["DATASETS", "DataBundle", "DataError", "DatasetInfo", "Split", "default_data_root",
@@ -103,11 +104,13 @@ def unregister_dataset(name: str) -> None:
 
 
 def list_datasets() -> list[str]:
-    """Registered dataset names, in registration order."""
+    """Registered dataset names, in registration order (installed plugins' included)."""
+    load_plugins()
     return list(_DATASETS)
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
+    load_plugins()
     try:
         return _DATASETS[name]
     except KeyError:
@@ -241,4 +244,4 @@ register_dataset("mnist", load_mnist_data, description="MNIST through torchvisio
 register_dataset("cifar10", load_cifar10_data, description="CIFAR-10 through torchvision, from the data root")
 
 #: the built-in dataset names; :func:`list_datasets` also has those registered later
-DATASETS = tuple(list_datasets())
+DATASETS = tuple(_DATASETS)  # the built-in ones (list_datasets() also loads plugins: not at import time)

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Union
 import torch.nn as nn
 
 from .keys import closure_fingerprint
+from .plugins import load_plugins
 from .training import Recipe
 
 RecipeSpec = Union[Recipe, Mapping[str, Recipe], None]
@@ -109,11 +110,13 @@ def unregister_model(name: str) -> None:
 
 
 def list_models() -> list[str]:
-    """Registered model names, in registration (report) order."""
+    """Registered model names, in registration (report) order (installed plugins' included)."""
+    load_plugins()
     return list(_REGISTRY)
 
 
 def get_model_info(name: str) -> ModelInfo:
+    load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -30,6 +30,7 @@ from typing import Callable, ContextManager, Iterable, Protocol
 import torch
 from torch import nn
 
+from compression_bench.zoo.plugins import load_plugins
 from compression_bench.zoo.training import torch_threads  # noqa: F401  (for runtimes: the one thread-count primitive)
 
 Prepared = Callable[[torch.Tensor], torch.Tensor]
@@ -129,11 +130,13 @@ def register_runtime(runtime: Runtime) -> Runtime:
 
 
 def _load_builtins() -> None:
+    """The built-in runtimes (every module of this package), then the installed plugins'."""
     global _LOADED
     if not _LOADED:
         _LOADED = True
         for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
             importlib.import_module(f"{__name__}.{mod.name}")
+    load_plugins()
 
 
 def list_runtimes() -> list[str]:
