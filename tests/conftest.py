@@ -121,4 +121,5 @@ def suite_inprocess(_whole_package, pytester, monkeypatch, tmp_path):
                                          "--peak-memory", "off", *map(str, args))
         return types.SimpleNamespace(returncode=int(r.ret), stdout="\n".join(r.outlines),
                                      stderr="\n".join(r.errlines))
+    run.path = pytester.path  # where the run starts: a test file written there is collected
     return run

@@ -344,3 +344,25 @@ def test_a_runtime_whose_package_is_missing_fails_the_run_with_the_pip_command(t
     with pytest.raises(SessionError, match=r"runtime 'onnxruntime' needs onnxruntime, which is not installed: "
                                            r"pip install onnxruntime onnx onnxscript"):
         _session(tmp_path, runtimes="eager", float_baselines="onnxruntime")
+
+
+def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_inprocess, smoke_cache):
+    """The plugin, its one test and the session, run by pytest in this process (pytester) on a copy
+    of the shared smoke cache: two methods on eager and ONNX Runtime, timed briefly. The same wiring
+    as the command line, which the e2e tier runs in children; here in seconds, for the fast tier."""
+    import json
+    import shutil
+    shutil.copytree(smoke_cache, tmp_path / "cache", ignore=shutil.ignore_patterns("complete", "*.lock"))
+    (suite_inprocess.path / "test_bench.py").write_text(
+        "from compression_bench.benchmarks.suite import test_variant  # noqa: F401\n")
+    r = suite_inprocess("--zoo-models", "EnhancedLeNet5", "--compression-methods", "original,static_int8",
+                        "--runtimes", "eager,onnxruntime", "--benchmark-only", "--speedup-precision", "0.5")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "4 passed" in r.stdout and "epoch" not in r.stdout + r.stderr  # trained model from the shared cache
+    rows = {(x["runtime"], x["method"]): x for x in
+            json.loads((tmp_path / "report" / "results.json").read_text())["results"]}
+    assert set(rows) == {("eager", "original"), ("eager", "static_int8"),
+                         ("onnxruntime", "original"), ("onnxruntime", "static_int8")}
+    int8 = rows["onnxruntime", "static_int8"]
+    assert int8["status"] is None and int8["speedup_low"] <= int8["speedup"] <= int8["speedup_high"]
+    assert int8["accuracy"] > 50 and int8["size_mib"] < rows["onnxruntime", "original"]["size_mib"]
