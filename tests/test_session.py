@@ -316,7 +316,7 @@ def test_runtime_gates_take_speed_floors_only_from_the_runtimes_own_tables(tmp_p
     assert t.gates("EnhancedLeNet5", "static_int8", "smoke", "onnxruntime") == {"max_accuracy_drop": 1.0,
                                                                                  "min_speedup": 1.5}
     assert t.gates("SimpleCNN_6x2", "static_int8", "smoke", "inductor") == {"max_accuracy_drop": 1.0}
-    with pytest.raises(SessionError, match="unknown runtime; valid runtimes are eager, inductor, onnxruntime"):
+    with pytest.raises(SessionError, match="unknown runtime; valid runtimes are eager, inductor, onnxruntime, openvino"):
         _session(tmp_path, thresholds="[runtimes.tensorrt.defaults]\nmin_speedup = 2.0\n")
 
 

@@ -1,5 +1,5 @@
 """An independent check of the suite's runtime figures: float and static INT8 latency of each model on
-eager PyTorch, Inductor and ONNX Runtime, and of the model with half its channels pruned (Torch-Pruning,
+eager PyTorch, Inductor, ONNX Runtime and OpenVINO, and of the model with half its channels pruned (Torch-Pruning,
 kept counts rounded to 8) on eager, built, quantized and timed here with nothing of the suite's
 pipeline or timing code (only its architecture definitions: ``compression_bench.zoo.build``).
 
@@ -14,6 +14,9 @@ standard-normal inputs. Each path is the plain recipe of its toolkit:
 * onnxruntime: ``torch.onnx.export(dynamo=True)``, ``quant_pre_process``, ``quantize_static`` (QDQ,
   per-channel, U8 activations / S8 weights, 7-bit weights with ``reduce_range`` where /proc/cpuinfo
   shows no VNNI), CPU provider, one intra-op thread, sequential;
+* openvino: ``openvino.convert_model`` of the module with the timed batch (static shape), ``nncf.quantize``
+  on the calibration batches, compiled for the CPU with ``--threads`` inference threads, f32 precision,
+  the latency hint; called through the compiled model (not an infer request);
 * structured_50 (``--structured``): ``torch_pruning.pruner.MagnitudePruner`` removing half the channels
   of every layer but the classifier, ``round_to=8``, on eager.
 
@@ -148,10 +151,25 @@ def onnxruntime_(model, x, calib, threads: int):
     return session(d / "f.onnx"), session(d / "q.onnx")
 
 
+def openvino_(model, x, calib, threads: int):
+    import nncf
+    import openvino as ov
+    core = ov.Core()
+    with torch.no_grad():
+        fm = ov.convert_model(copy.deepcopy(model), example_input=x)
+    qm = nncf.quantize(fm, nncf.Dataset([b.numpy() for b in calib]), subset_size=len(calib))
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+
+    def compiled(m):
+        c = core.compile_model(m, "CPU", config)
+        return lambda t: c(t.numpy())[0]
+    return compiled(fm), compiled(qm)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(list_models()))
-    ap.add_argument("--runtimes", default="eager,inductor,onnxruntime")
+    ap.add_argument("--runtimes", default="eager,inductor,onnxruntime", help="of eager, inductor, onnxruntime, openvino")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=20)
@@ -178,6 +196,8 @@ def main() -> None:
                 f, q = inductor(model, x, calib)
             elif runtime == "structured":
                 f, q = structured(model, x, calib)
+            elif runtime == "openvino":
+                f, q = openvino_(model, x, calib, args.threads)
             else:
                 f, q = onnxruntime_(model, x, calib, args.threads)
             built = time.perf_counter() - t0

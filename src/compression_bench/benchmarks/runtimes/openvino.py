@@ -1,0 +1,119 @@
+"""``openvino``: the model converted to OpenVINO's IR by ``openvino.convert_model`` and run by the
+OpenVINO CPU plugin; static INT8 by NNCF's post-training quantization.
+
+* float: ``convert_model`` of the float model with the timed batch as the example input, its batch
+  dimension then made dynamic (one artifact serves every batch size, as on ONNX Runtime). The IR is
+  converted from the PyTorch module directly (not through the ONNX file of the ``onnxruntime``
+  runtime), so a conversion problem of one runtime does not hide the other's.
+* static INT8: ``nncf.quantize`` of that IR on the batches the eager static row calibrated on
+  (NNCF's defaults: symmetric INT8 weights per channel, activations per tensor, fast bias correction).
+* dynamic INT8: ``n/a``. NNCF's ``compress_weights`` quantizes weights only and leaves activations in
+  float, which is not what the dynamic rows of the other runtimes measure.
+* QAT: ``n/a``. NNCF's QAT fine-tunes a PyTorch model of its own making; this suite does not export one.
+
+The artifact is the IR (``.xml`` and ``.bin``) in one uncompressed zip; it does not depend on the CPU
+(the plugin compiles it for the CPU when it is loaded), so its key holds the OpenVINO and NNCF
+versions only. Loading compiles for the CPU with ``threads`` inference threads, the latency hint and
+f32 inference precision (the plugin's default on a CPU with bf16 instructions is bf16).
+Install with ``pip install 'compression-bench[openvino]'``.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import torch
+
+from compression_bench.zoo.keys import package_versions
+
+from . import Prepared, Source, register_runtime, torch_threads
+
+XML, BIN = "model.xml", "model.bin"
+
+
+def _pack(model) -> bytes:
+    """The IR of ``model`` as one zip of its .xml and .bin (float weights kept in float32)."""
+    import tempfile
+    from pathlib import Path
+
+    import openvino as ov
+    with tempfile.TemporaryDirectory(prefix="compression-bench-openvino-") as tmp:
+        ov.save_model(model, str(Path(tmp) / XML), compress_to_fp16=False)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+            for name in (XML, BIN):
+                z.write(Path(tmp) / name, name)
+    return buffer.getvalue()
+
+
+def _unpack(artifact: bytes):
+    """The ``openvino.Model`` read back from :func:`_pack`'s bytes, in memory."""
+    import openvino as ov
+    with zipfile.ZipFile(io.BytesIO(artifact)) as z:
+        xml, weights = z.read(XML), z.read(BIN)
+    return ov.Core().read_model(model=xml.decode("utf-8"), weights=ov.Tensor(np.frombuffer(weights, dtype=np.uint8)))
+
+
+class OpenVINO:
+    name = "openvino"
+    description = "OpenVINO on the CPU (convert_model; INT8 by NNCF post-training quantization)"
+    requires = ("openvino", "nncf")
+    install = "pip install 'compression-bench[openvino]'  (openvino and nncf)"
+    batch_specific = False
+    native = False
+
+    def versions(self) -> dict[str, str]:
+        return package_versions("openvino", "nncf")
+
+    def unsupported(self, method) -> str | None:
+        kind = method.kinds[-1] if method.quantized else None
+        if kind == "dynamic":
+            return ("no dynamic INT8: NNCF's weight compression keeps activations in float, another "
+                    "method than the other runtimes' dynamic rows")
+        if kind == "qat":
+            return "no QAT graph: NNCF's QAT trains a model of its own; use the static INT8 row"
+        if kind not in (None, "static"):
+            return f"no NNCF recipe for INT8 kind {kind!r} (static only)"
+        return None
+
+    def build(self, source: Source) -> bytes:
+        import openvino as ov
+        kind = source.quantization
+        if kind not in (None, "static"):
+            raise ValueError(f"openvino cannot build {source.method.id!r}: {self.unsupported(source.method)}")
+        example = source.example.detach().cpu().contiguous()
+        source.say("openvino: converting the float model (convert_model, dynamic batch)")
+        with torch.no_grad():
+            model = ov.convert_model(source.float_model.eval(), example_input=example)
+        model.reshape([-1, *example.shape[1:]])
+        if kind == "static":
+            import nncf
+            batches = [x.detach().cpu().numpy() for x in source.calibration()]
+            if not batches:
+                raise ValueError("static INT8 needs calibration batches; source.calibration() yielded none")
+            source.say(f"openvino: static INT8 by nncf.quantize on {len(batches)} calibration batches")
+            model = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
+        return _pack(model)
+
+    def load(self, artifact: bytes, threads: int) -> Prepared:
+        import openvino as ov
+        # f32 precision: on a CPU with bf16 instructions the plugin would otherwise run a float model in
+        # bf16 (logits 0.017 off eager on EnhancedLeNet5 here), which is another method than float
+        compiled = ov.Core().compile_model(_unpack(artifact), "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": "f32"})
+        request = compiled.create_infer_request()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            request.infer({0: x.detach().cpu().numpy()})
+            return torch.from_numpy(request.get_output_tensor(0).data.copy())
+        run.compiled = compiled  # kept alive by the closure; exposed for inspection
+        return run
+
+    def threads(self, count: int):
+        # torch's threads for what runs around the request; OpenVINO's own are set in load()
+        return torch_threads(count)
+
+
+OPENVINO = register_runtime(OpenVINO())
