@@ -33,6 +33,9 @@ pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times
     from compression_bench.benchmarks.measurement.timing import measure
     t = measure(lambda: int8(x), lambda: fp32(x))
     print(t.speedup, t.speedup_low, t.speedup_high, t.rounds)
+
+Its length (about 330 lines) is one protocol: the estimator, its interval, the stopping rule and the
+timed rounds are checked together by the tests and described together above.
 """
 from __future__ import annotations
 

@@ -10,6 +10,9 @@ test id is made of.
 pytest-benchmark compares timings only; this module is what compares accuracy and size, both for
 ``compression-bench compare A B`` and for the session-end tables of a run started with
 ``--benchmark-compare``.
+
+Its length (about 350 lines) is one comparison: pairing records, the change of each metric with its
+interval and noise floor, the regressions and the rendered tables share the same pairs.
 """
 from __future__ import annotations
 

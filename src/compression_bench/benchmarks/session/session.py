@@ -12,6 +12,11 @@ over this class.
 
 Problems become :class:`SessionError` with the exit status they stand for: 4 for bad input (found
 before anything trains), 7 when the cache cannot be read or written.
+
+Its length (about 310 lines) is the session's one class: splitting its roles (the configuration, the
+workspace that memoises models, variants and artifacts, the judge that makes records) into classes
+of their own is the next step of the redesign; until then they stay together rather than be cut at a
+line count.
 """
 from __future__ import annotations
 

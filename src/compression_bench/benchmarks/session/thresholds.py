@@ -58,6 +58,10 @@ Methods without a table of their own get gates derived from the registered ones,
   ``max_latency_ratio``) only when every step has one (their product).
 
 A table for the exact id (``[methods."structured_50+static_int8"]``) overrides the derived gates.
+
+Its length (about 390 lines) is the file's grammar and its lookup: validation of every key, the
+layers in order, the gates derived for levels and compositions, and the verdicts on intervals; a
+schema of its own (validated dataclasses) is the next step of the redesign.
 """
 from __future__ import annotations
 
