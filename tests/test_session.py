@@ -346,13 +346,12 @@ def test_a_runtime_whose_package_is_missing_fails_the_run_with_the_pip_command(t
         _session(tmp_path, runtimes="eager", float_baselines="onnxruntime")
 
 
-def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_inprocess, smoke_cache):
+def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_inprocess, smoke_cache_copy):
     """The plugin, its one test and the session, run by pytest in this process (pytester) on a copy
     of the shared smoke cache: two methods on eager and ONNX Runtime, timed briefly. The same wiring
     as the command line, which the e2e tier runs in children; here in seconds, for the fast tier."""
     import json
-    import shutil
-    shutil.copytree(smoke_cache, tmp_path / "cache", ignore=shutil.ignore_patterns("complete", "*.lock"))
+    assert smoke_cache_copy == tmp_path / "cache"  # the cache suite_inprocess points ZOO_CACHE at
     (suite_inprocess.path / "test_bench.py").write_text(
         "from compression_bench.benchmarks.suite import test_variant  # noqa: F401\n")
     r = suite_inprocess("--zoo-models", "EnhancedLeNet5", "--compression-methods", "original,static_int8",

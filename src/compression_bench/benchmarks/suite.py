@@ -53,7 +53,7 @@ def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: 
         pytest.exit(str(err), returncode=err.code)
 
 
-def _prepare(rt, variant, x, threads: int):
+def _prepare(variant, x, threads: int):
     """A callable running ``variant`` on ``x`` (the module itself on a native runtime, the loaded
     artifact elsewhere: each variant knows how it is loaded)."""
     run = variant.load(threads)
@@ -79,8 +79,8 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
         variant = _built(bench, model_name, method_id, runtime, batch_size, zoo_seed)
         x = latency_batch(variant.trained, batch_size)
         with rt.threads(threads) as in_force:
-            infer = _prepare(rt, variant, x, in_force)
-            reference = None if method_id == "original" else _prepare(rt, original, x, in_force)
+            infer = _prepare(variant, x, in_force)
+            reference = None if method_id == "original" else _prepare(original, x, in_force)
             if benchmark.disabled:
                 benchmark.pedantic(infer, rounds=1, iterations=1)
                 result = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import sys
@@ -89,6 +90,7 @@ def _named(obj) -> list:
     return found
 
 
+@functools.lru_cache(maxsize=None)  # once per object and process: the code that runs is the code imported
 def closure_fingerprint(obj) -> str:
     """:func:`code_fingerprint` of ``obj`` and of every function and class its code reaches by name
     (a builder's helpers, a model's blocks, in its module or another), so that editing a helper
