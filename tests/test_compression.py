@@ -357,6 +357,29 @@ def test_finetune_required_for_finetuned_methods(trained, data):
     assert C.compress(trained, "dynamic_int8", ctx) is not None
 
 
+def test_unstructured_pruning_fine_tunes_only_when_the_validation_split_says_it_lost_accuracy(trained, data):
+    """Fine-tuning is skipped when the pruned model scores within 0.5 pt of the original on the
+    validation split, and runs its whole budget otherwise (the scores are handed in here)."""
+    scores = {}
+
+    def validate(model):
+        return scores["original"] if model is trained else scores["pruned"]
+
+    for pruned, expect_finetune in ((99.6, False), (97.0, True), (99.0, False), (98.9, True)):
+        scores.update(original=99.5, pruned=pruned)
+        ctx = _ctx(data, profile="default")
+        ctx.validate = validate
+        messages = []
+        ctx.log = messages.append
+        C.compress(trained, "unstructured_30", ctx)
+        assert bool(ctx.finetune.calls) == expect_finetune, (pruned, messages)
+        assert any(("skipped" in m) != expect_finetune for m in messages)
+    # without a validate callable the budget always runs
+    ctx = _ctx(data, profile="default")
+    C.compress(trained, "unstructured_30", ctx)
+    assert ctx.finetune.calls
+
+
 def test_log_messages(trained, data):
     messages = []
     C.compress(trained, "unstructured_50", _ctx(data, log=messages.append))

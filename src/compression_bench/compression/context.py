@@ -26,7 +26,9 @@ class CompressionContext:
     from the training split (static INT8 calibration, QAT observer start
     values).  ``finetune``: see :data:`FineTuneFn`; ``None`` is only allowed for
     methods whose budget under ``profile`` is zero epochs.  ``log`` receives
-    short progress messages.
+    short progress messages.  ``validate(model)``: top-1 accuracy in percent on the
+    validation split (never the test split); methods that fine-tune only when pruning cost
+    accuracy use it, and without it they always fine-tune.
     """
 
     example_inputs: torch.Tensor
@@ -35,20 +37,37 @@ class CompressionContext:
     num_classes: int
     profile: str = "default"
     log: Optional[Callable[[str], None]] = None
+    validate: Optional[Callable[[torch.nn.Module], float]] = None
 
     def say(self, message: str) -> None:
         if self.log is not None:
             self.log(message)
 
 
-def run_finetune(ctx: CompressionContext, spec, model, **kw) -> None:
-    """Fine-tune ``model`` for ``spec``'s budget under ``ctx.profile`` (nothing when it is zero)."""
+def run_finetune(ctx: CompressionContext, spec, model, *, original: Optional[torch.nn.Module] = None,
+                 skip_within: Optional[float] = None, **kw) -> int:
+    """Fine-tune ``model`` for ``spec``'s budget under ``ctx.profile`` (nothing when it is zero);
+    returns the epochs run.
+
+    With ``skip_within`` (points) and ``original``, the compressed model is first scored on the
+    validation split: when it is within ``skip_within`` points of ``original`` (or better), fine-tuning
+    would buy nothing measurable and is skipped.
+    """
     budget = spec.budget(ctx.profile)
     if budget.epochs <= 0:
-        return
+        return 0
+    if skip_within is not None and original is not None and ctx.validate is not None:
+        before, after = ctx.validate(original), ctx.validate(model)
+        if after >= before - skip_within:
+            ctx.say(f"[{spec.id}] fine-tuning skipped: validation accuracy {after:.2f}% is within "
+                    f"{skip_within:g} pt of the original's {before:.2f}%")
+            return 0
+        ctx.say(f"[{spec.id}] validation accuracy {after:.2f}% against the original's {before:.2f}%: "
+                f"fine-tuning")
     if ctx.finetune is None:
         raise ValueError(
             f"method {spec.id!r} fine-tunes for {budget.epochs} epoch(s) under profile "
             f"{ctx.profile!r} but the context has no finetune callable; pass one"
         )
     ctx.finetune(model, budget.epochs, budget.lr_scale, **kw)
+    return budget.epochs

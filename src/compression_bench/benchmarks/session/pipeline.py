@@ -87,9 +87,13 @@ def context_for(trained: TrainedModel, log: Log | None = None,
         trained.finetune(model, epochs, lr_scale, on_epoch_start=on_epoch_start, progress=progress,
                          tag=f"{trained.name} fine-tune", recalibrate_bn=recalibrate_bn)
 
+    def validate(model: nn.Module) -> float:
+        return zoo.evaluate(model, data.val)
+
     return CompressionContext(example_inputs=data.train.first_batch(EXAMPLE_BATCH),
                               calibration=calibration, finetune=finetune,
-                              num_classes=data.num_classes, profile=trained.profile.name, log=log)
+                              num_classes=data.num_classes, profile=trained.profile.name, log=log,
+                              validate=validate)
 
 
 @functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
