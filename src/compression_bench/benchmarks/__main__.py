@@ -1,19 +1,35 @@
-"""``compression-bench compare A B``: accuracy, size, params and latency of two saved runs.
+"""The ``compression-bench`` command: ``compare``, ``log`` and ``machines``.
 
-A and B are saved runs: paths to pytest-benchmark JSON files (``--benchmark-save``,
-``--benchmark-autosave``, ``--benchmark-json``) or to the suite's ``results.json``, or
-pytest-benchmark run ids such as ``0001`` looked up in ``.benchmarks/`` (or ``--storage DIR``).
+``compare A B``: accuracy, size, params and latency of two saved runs. A and B are paths to
+pytest-benchmark JSON files (``--benchmark-save``, ``--benchmark-autosave``, ``--benchmark-json``) or
+to the suite's ``results.json``, pytest-benchmark run ids such as ``0001`` looked up in
+``.benchmarks/`` (or ``--storage DIR``), or MLflow session runs: ``mlflow:<run id>`` or
+``mlflow:machine=<key>[,commit=<sha>]`` (with ``--mlflow-uri`` or ``$MLFLOW_TRACKING_URI``).
 Exit status: 0 when compared, 1 when ``--compare-fail-speedup`` found a significant speedup drop, 2 when
 a run cannot be read or compared (one-sentence error).
+
+``log RESULTS``: log a saved ``results.json`` (and the report files beside it) to MLflow, adding only
+what the session's run does not have yet. Exit 0 when logged, 2 when it cannot be.
+
+``machines --model M``: the latest session of every machine in the MLflow experiment, as one
+method-by-machine table of ``M``'s speedups with their intervals.
+
+``export ARCHIVE`` / ``import ARCHIVE``: the cache's entries written to one archive, and verified and
+added to another machine's cache (:mod:`benchmarks.session.transfer`). Exit 0 when done, 2 when the
+archive or cache cannot be used (nothing added).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
-from compression_bench.benchmarks.reporting import compare, saved
-from compression_bench.benchmarks.session import options
+from tabulate import tabulate
+
+from compression_bench.benchmarks.reporting import compare, saved, tracking
+from compression_bench.benchmarks.session import options, transfer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,23 +39,79 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="compare two saved runs metric by metric, one table per model",
                        description="Compare two saved runs metric by metric: accuracy A → B (Δ points), size, "
                                    "params and median latency A → B (ratios B/A), one table per model.")
-    c.add_argument("a", metavar="A", help="the older run: a saved-run JSON file or a run id such as 0001")
-    c.add_argument("b", metavar="B", help="the newer run: a saved-run JSON file or a run id such as 0002")
+    c.add_argument("a", metavar="A", help="the older run: a saved-run JSON file, a run id such as 0001, or "
+                                          "mlflow:<run id> / mlflow:machine=<key>[,commit=<sha>]")
+    c.add_argument("b", metavar="B", help="the newer run, in the same forms")
     c.add_argument("--markdown", metavar="OUT", help="also write the comparison as Markdown to this file")
     c.add_argument("--storage", metavar="DIR", default=saved.DEFAULT_STORAGE,
                    help=f"pytest-benchmark storage folder for run ids (default: {saved.DEFAULT_STORAGE})")
     c.add_argument("--compare-fail-speedup", metavar="DROP", default=None,
                    help="exit 1 when a variant's speedup fell from A to B significantly (its 95%% interval "
                         "excludes no change) and by more than DROP, e.g. 10%% or 0.1")
+    _mlflow_args(c)
+    lg = sub.add_parser("log", help="log a saved results.json (and the report files beside it) to MLflow",
+                        description="Log a session's saved results to an MLflow tracking server: one run, a "
+                                    "child run per record, the files beside results.json as artifacts. Only "
+                                    "what the session's run does not have yet is logged, so this completes a "
+                                    "session whose logging failed mid-run.")
+    lg.add_argument("results", metavar="RESULTS", help="the session's results.json, e.g. reports/results.json")
+    _mlflow_args(lg)
+    m = sub.add_parser("machines", help="one model's speedups on every machine logged to MLflow",
+                       description="For one model, a method-by-machine table of speedups (with their 95%% "
+                                   "intervals) from the latest session each machine logged to the experiment.")
+    m.add_argument("--model", required=True, help="the model, e.g. ResNet50Custom")
+    m.add_argument("--markdown", metavar="OUT", help="also write the table as Markdown to this file")
+    _mlflow_args(m)
+    ex = sub.add_parser("export", help="write the cache's entries to one archive, to time on another machine",
+                        description="Write the cache's entries (trained models, variants, metrics, runtime "
+                                    "artifacts, peak-memory measurements) with their checksums to one tar "
+                                    "archive (.tar.gz: compressed).")
+    ex.add_argument("archive", metavar="ARCHIVE", help="the archive to write, e.g. prepared.tar")
+    ex.add_argument("--models", default=None, help="comma-separated models whose entries to export (default: all)")
+    ex.add_argument("--cache", default=None, help="the cache (default: $ZOO_CACHE or ~/.cache/compression-bench)")
+    im = sub.add_parser("import", help="verify an exported archive and add its entries to this machine's cache",
+                        description="Verify every entry of an archive written by 'compression-bench export' and "
+                                    "add them to the cache; nothing is added when one check fails. Entries built "
+                                    "for another machine's instruction set are left out (rebuilt here).")
+    im.add_argument("archive", metavar="ARCHIVE", help="an archive written by compression-bench export")
+    im.add_argument("--cache", default=None, help="the cache (default: $ZOO_CACHE or ~/.cache/compression-bench)")
     return p
 
 
+def _mlflow_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mlflow-uri", metavar="URI", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
+    p.add_argument("--mlflow-experiment", metavar="NAME", default=None,
+                   help=f"MLflow experiment (default: {tracking.DEFAULT_EXPERIMENT})")
+
+
+def _tracker(args, needed_for: str) -> tracking.Tracker:
+    uri = tracking.tracking_uri(args.mlflow_uri)
+    if not uri:
+        raise tracking.TrackingError(f"{needed_for} needs an MLflow tracking server: pass --mlflow-uri or set "
+                                     f"MLFLOW_TRACKING_URI.")
+    t = tracking.Tracker(uri, args.mlflow_experiment)
+    t.check()
+    return t
+
+
+def _resolve(ref: str, args, tmp: str, tracker_box: list) -> Path:
+    """A saved run's file: a path or run id (:func:`saved.resolve`), or an MLflow run's results.json."""
+    if not ref.startswith("mlflow:"):
+        storage = args.storage[len("file://"):] if args.storage.startswith("file://") else args.storage
+        return saved.resolve(ref, storage)
+    if not tracker_box:
+        tracker_box.append(_tracker(args, "an mlflow: run"))
+    t = tracker_box[0]
+    run_id = t.find_session(ref[len("mlflow:"):])
+    return t.download_results(run_id, Path(tmp) / run_id)
+
+
 def _compare(args) -> int:
-    storage = args.storage[len("file://"):] if args.storage.startswith("file://") else args.storage
-    runs = []
-    for ref in (args.a, args.b):
-        path = saved.resolve(ref, storage)
-        runs.append(saved.load_run(path))
+    runs, box = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ref in (args.a, args.b):
+            runs.append(saved.load_run(_resolve(ref, args, tmp, box), name=ref if ref.startswith("mlflow:") else None))
     a, b = runs
     if a.name == b.name:  # two runs saved under the same name in different folders
         a.name, b.name = f"A:{a.name}", f"B:{b.name}"
@@ -65,11 +137,81 @@ def _compare(args) -> int:
     return 0
 
 
+def _log(args) -> int:
+    path = Path(args.results)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise saved.CompareError(f"cannot read {path} as the suite's results.json ({err}).") from None
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise saved.CompareError(f"{path} is not the suite's results.json (no 'results' list).")
+    t = _tracker(args, "compression-bench log")
+    files = [f for f in path.parent.iterdir() if f.is_file() and (f.suffix in (".md", ".csv", ".png", ".svg")
+                                                                   or f.name == path.name)]
+    logged = t.log(data, sorted(files), progress=print)
+    print(logged.sentence(t.uri))
+    return 0
+
+
+def _machines(args) -> int:
+    t = _tracker(args, "compression-bench machines")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, run_id in t.sessions_by_machine().items():
+            path = t.download_results(run_id, Path(tmp) / run_id)
+            results[key] = json.loads(path.read_text(encoding="utf-8"))
+    if not results:
+        raise tracking.TrackingError(f"no session has been logged to experiment {t.experiment!r} at {t.uri}.")
+    headers, rows, notes = tracking.machine_table(results, args.model)
+    if not rows:
+        raise tracking.TrackingError(f"no machine's latest session in {t.experiment!r} has model {args.model!r}.")
+    title = f"{args.model}: speedup [95% CI] against each machine's eager float original, latest session per machine"
+    print(title)
+    print(tabulate(rows, headers=headers))
+    for n in notes:
+        print("  " + n)
+    if args.markdown:
+        text = f"#### {title}\n\n{tabulate(rows, headers=headers, tablefmt='github')}\n\n" + "".join(
+            f"- {n}\n" for n in notes)
+        try:
+            Path(args.markdown).write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise saved.CompareError(f"cannot write {args.markdown} ({err.strerror or err}).") from None
+    return 0
+
+
+def _export(args) -> int:
+    from compression_bench import zoo
+    from compression_bench.benchmarks.measurement import machine
+    root = zoo.ArtifactCache(args.cache).root
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    done = transfer.export_cache(root, args.archive, machine=machine.identify(), models=models, say=print)
+    print(f"{done.sentence('exported')} from {root} to {args.archive} (machine {done.machine.get('key')})")
+    return 0
+
+
+def _import(args) -> int:
+    from compression_bench import zoo
+    from compression_bench.benchmarks.measurement import machine
+    cache = zoo.ArtifactCache(args.cache)
+    try:
+        cache.check_writable()
+    except zoo.CacheError as err:
+        raise transfer.TransferError(str(err)) from None
+    done = transfer.import_archive(args.archive, cache.root, machine=machine.identify())
+    print(f"{done.sentence('imported')} from {args.archive} (exported on {done.machine.get('key', '?')}) into "
+          f"{cache.root}")
+    for line in done.left_out[:20]:
+        print(f"  left out: {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    run = {"compare": _compare, "log": _log, "machines": _machines, "export": _export, "import": _import}[args.command]
     try:
-        return _compare(args)
-    except (saved.CompareError, options.OptionError) as err:
+        return run(args)
+    except (saved.CompareError, options.OptionError, tracking.TrackingError, transfer.TransferError) as err:
         print(f"compression-bench {args.command}: error: {err}", file=sys.stderr)
         return 2
 

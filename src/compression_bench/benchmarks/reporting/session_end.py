@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from compression_bench.benchmarks.reporting import compare, plots, report, saved, summary
+from compression_bench.benchmarks.reporting import compare, plots, report, saved, summary, tracking
 from compression_bench.benchmarks.session.records import across_seeds, add_ratios
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -61,6 +61,22 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
         out.regressions += compare.speedup_regressions(comparison, speed)
     return comparison
 
+def _track(session, rows: list[dict], header: dict, files: list, out: Outcome, notices: list[str]) -> None:
+    """Log the session to its MLflow tracker; a failure is said with the command that retries it and
+    makes the exit status 7 (the files are written either way)."""
+    tracker = session.tracker
+    data = {"format": 1, "header": header, "results": [{k: r.get(k) for k in report.FIELDS} for r in rows]}
+    try:
+        logged = tracker.log(data, files, progress=session.say)
+    except tracking.TrackingError as err:
+        where = out.paths.get("json")
+        retry = (f"compression-bench log {where} --mlflow-uri {tracker.uri} --mlflow-experiment "
+                 f"{tracker.experiment}" if where else "nothing to retry from: results.json was not written")
+        out.unwritten.append(f"not logged to MLflow: {err} Retry: {retry}")
+    else:
+        notices.append(logged.sentence(tracker.uri))
+
+
 def finish(session, compared: Mapping | None = None) -> Outcome:
     """Sort the records (model and method order of the selection), derive ratios, note drift,
     compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
@@ -79,9 +95,13 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
                                repo=session.root, machine=getattr(session, "machine", None))
     if comparison is not None:
         header["Compared against"] = comparison.a
+    if getattr(session, "session_id", None):
+        header["Session id"] = session.session_id
     out.paths, out.unwritten = report.write_results(rows, header, session.report_dir, within=session.within,
                                                     method_order=session.methods, comparison=comparison,
                                                     plots=drawn, notices=notices)
+    if getattr(session, "tracker", None) is not None:
+        _track(session, rows, header, [*out.paths.values(), *drawn.paths], out, notices)
     if out.regressions or any(r["gate_failures"] for r in rows):
         out.status = EXIT_FAILED
     elif out.unwritten:

@@ -84,6 +84,11 @@ OPTIONS = (
     Option("--compare-fail-speedup", None, "with --benchmark-compare: fail when any variant's speedup fell "
                                            "significantly (the 95% interval of the change excludes none) and by "
                                            "more than this, e.g. 10% or 0.1", None, "DROP"),
+    Option("--mlflow-uri", None, "log the session to this MLflow tracking server (one run, a child run per "
+                                 "record, the report files as artifacts); checked before anything trains "
+                                 "(default: $MLFLOW_TRACKING_URI, else no logging)", None, "URI"),
+    Option("--mlflow-experiment", None, "the MLflow experiment to log to (default: compression-bench)", None,
+           "NAME"),
     Option("--compare-fail-accuracy", None, "with --benchmark-compare: fail when any variant's accuracy dropped by "
                                             "more than this many points against the compared run", float, "POINTS"),
 )

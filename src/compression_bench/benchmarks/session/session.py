@@ -24,6 +24,7 @@ import functools
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -33,7 +34,7 @@ from compression_bench import compression, zoo
 from compression_bench.benchmarks.measurement import machine, peakmem
 from compression_bench.benchmarks.session import options, pipeline, runtime_variants
 from compression_bench.benchmarks import runtimes
-from compression_bench.benchmarks.reporting import session_end, summary
+from compression_bench.benchmarks.reporting import session_end, summary, tracking
 from compression_bench.benchmarks.measurement import stats as stats_
 from compression_bench.benchmarks.session.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 from compression_bench.benchmarks.reporting.session_end import Outcome
@@ -53,6 +54,19 @@ VERSIONS = ("torch", "torchvision", "torch-pruning", "scikit-learn")
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def _tracker(uri: object, experiment: object) -> tracking.Tracker | None:
+    """The MLflow tracker of ``--mlflow-uri`` (or ``$MLFLOW_TRACKING_URI``), checked now; None without one."""
+    found = tracking.tracking_uri(None if uri is None else str(uri))
+    if not found:
+        return None
+    tracker = tracking.Tracker(found, None if experiment is None else str(experiment))
+    try:
+        tracker.check()
+    except tracking.TrackingError as err:
+        raise SessionError(str(err)) from None
+    return tracker
 
 
 class Session:
@@ -109,13 +123,16 @@ class Session:
             self.compare_fail_speedup = options.drop_fraction(get("compare_fail_speedup"), "--compare-fail-speedup")
         except options.OptionError as err:
             raise SessionError(str(err)) from None
-        if self.compare_fail_speedup is not None and not comparing:
-            raise SessionError("--compare-fail-speedup needs a run to compare against: add --benchmark-compare "
-                               "(the latest saved run) or --benchmark-compare=0001.")
-        if self.compare_fail is not None and not comparing:
-            raise SessionError("--compare-fail-accuracy needs a run to compare against: add --benchmark-compare "
-                               "(the latest saved run) or --benchmark-compare=0001.")
+        for flag, value in (("--compare-fail-speedup", self.compare_fail_speedup),
+                            ("--compare-fail-accuracy", self.compare_fail)):
+            if value is not None and not comparing:
+                raise SessionError(f"{flag} needs a run to compare against: add --benchmark-compare "
+                                   "(the latest saved run) or --benchmark-compare=0001.")
         self.comparing = comparing
+        #: where the session is logged (None: nowhere); reachable, or the session stops here (exit 4)
+        self.tracker = _tracker(get("mlflow_uri"), get("mlflow_experiment"))
+        #: unique to this session: its MLflow run is found again by it (``compression-bench log``)
+        self.session_id = uuid.uuid4().hex[:16]
         #: this machine: CPU, instruction-set features, capability class (benchmarks.measurement.machine)
         self.machine = machine.identify()
         self.cpu_class = self.machine["capability_class"]

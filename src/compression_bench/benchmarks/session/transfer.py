@@ -1,0 +1,198 @@
+"""Moving prepared artifacts between machines: a cache exported to one archive, and imported into
+another machine's cache after every entry is verified. No pytest.
+
+Train and compress where there is a GPU, time on the CPUs you deploy to: ``compression-bench export``
+writes the cache entries (trained models, variants, their metrics, runtime artifacts and peak-memory
+measurements) to a tar archive with a manifest of SHA-256 checksums and the exporting machine's
+identity; ``compression-bench import`` checks the whole archive first (every member listed, every
+checksum right, every entry an intact cache entry, no path outside the cache) and adds nothing if
+one check fails. Entries are found on the importing machine by the same keys, so a warm run there
+builds nothing that was imported.
+
+Entries built for one instruction set (compiled Inductor packages, ONNX Runtime INT8 files whose format
+follows the capability class: their keys carry ``cpu_capability`` or ``int8_format``) are left out when
+the importing machine's key differs from the exporting one's: the importing machine rebuilds them
+for its own CPU.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable
+
+from compression_bench.zoo.cache import CorruptEntry, decode_entry, write_atomic
+
+ARCHIVE_FORMAT = 1
+MANIFEST = "MANIFEST.json"
+#: keys in an entry's parts that make it specific to the CPU that built it
+MACHINE_MARKERS = ("cpu_capability", "int8_format")
+
+
+class TransferError(ValueError):
+    """An archive cannot be written or imported; one sentence, and nothing was added."""
+
+
+@dataclass
+class Transfer:
+    """What an export or import did: entries by kind, entries left out and why, the archive's machine."""
+    archive: Path
+    machine: dict = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    present: int = 0
+    left_out: list[str] = field(default_factory=list)
+
+    def sentence(self, verb: str) -> str:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.entries.items())) or "no entries"
+        extra = f"; {self.present} already there" if self.present else ""
+        extra += f"; {len(self.left_out)} left out ({self.left_out[0]}{', ...' if len(self.left_out) > 1 else ''})" \
+            if self.left_out else ""
+        return f"{verb} {sum(self.entries.values())} entries ({kinds}; {self.bytes / 2**20:.1f} MiB){extra}"
+
+
+def machine_specific(parts) -> bool:
+    """Whether an entry's key parts tie it to the instruction set of the machine that built it."""
+    if isinstance(parts, dict):
+        return any(k in MACHINE_MARKERS or machine_specific(v) for k, v in parts.items())
+    if isinstance(parts, list):
+        return any(machine_specific(v) for v in parts)
+    return False
+
+
+def _entries(root: Path, models: Iterable[str] | None) -> list[Path]:
+    wanted = tuple(f"{m}-" for m in models) if models else None
+    out = []
+    for kind in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(kind.glob("*.pt")):
+            if wanted is None or f.name.startswith(wanted):
+                out.append(f)
+    return out
+
+
+def export_cache(root: str | Path, archive: str | Path, *, machine: dict, models: Iterable[str] | None = None,
+                 say: Callable[[str], None] | None = None) -> Transfer:
+    """Write the entries of the cache at ``root`` (those of ``models`` when given) to ``archive`` (a tar
+    file; compressed when its name ends in .gz), with a manifest; ``machine``: this machine's identity
+    (:func:`benchmarks.measurement.machine.identify`)."""
+    root, archive = Path(root), Path(archive)
+    if not root.is_dir():
+        raise TransferError(f"there is no cache at {root} to export (choose one with --cache or ZOO_CACHE).")
+    files = _entries(root, models)
+    if not files:
+        which = f" for {', '.join(models)}" if models else ""
+        raise TransferError(f"the cache at {root} has no entries{which} to export.")
+    out = Transfer(archive, machine)
+    manifest = {"format": ARCHIVE_FORMAT, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "machine": machine, "entries": []}
+    blobs = []
+    for i, f in enumerate(files):
+        data = f.read_bytes()
+        try:
+            parts = decode_entry(data).get("parts", {})
+        except CorruptEntry as err:  # not exported: the archive holds only what would load
+            out.left_out.append(f"{f.relative_to(root)}: {err}")
+            continue
+        rel = f.relative_to(root).as_posix()
+        manifest["entries"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                                    "machine_specific": machine_specific(parts)})
+        blobs.append((rel, data))
+        kind = rel.split("/", 1)[0]
+        out.entries[kind] = out.entries.get(kind, 0) + 1
+        out.bytes += len(data)
+        if say and (i + 1) % 25 == 0:
+            say(f"  read {i + 1} of {len(files)} entries")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if archive.name.endswith(".gz") else "w") as tar:
+        for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + blobs:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    try:
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(archive, buf.getvalue())
+    except OSError as err:
+        raise TransferError(f"cannot write {archive} ({err.strerror or err}).") from None
+    return out
+
+
+def _read_archive(archive: Path) -> tuple[dict, dict[str, bytes]]:
+    try:
+        tar = tarfile.open(archive, mode="r:*")
+    except FileNotFoundError:
+        raise TransferError(f"there is no archive {archive}.") from None
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise TransferError(f"{archive} is not a readable export archive ({err}); nothing was imported.") from None
+    members: dict[str, bytes] = {}
+    with tar:
+        try:
+            for m in tar:
+                path = PurePosixPath(m.name)
+                if not m.isfile() or path.is_absolute() or ".." in path.parts:
+                    raise TransferError(f"{archive} holds {m.name!r}, which is not a plain file inside the cache; "
+                                        f"nothing was imported.")
+                f = tar.extractfile(m)
+                members[m.name] = f.read() if f is not None else b""
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+            raise TransferError(f"{archive} is damaged ({type(err).__name__}: {err}); nothing was imported.") from None
+    if MANIFEST not in members:
+        raise TransferError(f"{archive} has no {MANIFEST}: it was not written by compression-bench export; nothing "
+                            f"was imported.")
+    try:
+        manifest = json.loads(members.pop(MANIFEST))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TransferError(f"the manifest of {archive} is damaged ({err}); nothing was imported.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        raise TransferError(f"{archive} is an export archive of another format "
+                            f"({manifest.get('format') if isinstance(manifest, dict) else '?'!r}); nothing was imported.")
+    return manifest, members
+
+
+def import_archive(archive: str | Path, root: str | Path, *, machine: dict) -> Transfer:
+    """Verify ``archive`` whole, then add its entries to the cache at ``root``. Entries built for another
+    machine's instruction set are left out when ``machine`` (this machine's identity) has another key
+    than the exporting machine. Raises :class:`TransferError` (nothing added) when any check fails."""
+    archive, root = Path(archive), Path(root)
+    manifest, members = _read_archive(archive)
+    listed = {e.get("path"): e for e in manifest.get("entries") or [] if isinstance(e, dict)}
+    extra = sorted(set(members) - set(listed))
+    missing = sorted(set(listed) - set(members))
+    if extra or missing:
+        what = f"{extra[0]!r} is not in its manifest" if extra else f"{missing[0]!r} is listed but missing"
+        raise TransferError(f"{archive} does not match its manifest ({what}); nothing was imported.")
+    for name, data in members.items():
+        entry = listed[name]
+        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise TransferError(f"{name} in {archive} does not match its checksum (the archive was changed or "
+                                f"damaged); nothing was imported.")
+        try:
+            decode_entry(data)
+        except CorruptEntry as err:
+            raise TransferError(f"{name} in {archive} is not an intact cache entry ({err}); nothing was imported.") from None
+    source = (manifest.get("machine") or {}).get("key")
+    other_machine = source != machine.get("key")
+    out = Transfer(archive, manifest.get("machine") or {})
+    for name in sorted(members):
+        data, entry = members[name], listed[name]
+        if other_machine and entry.get("machine_specific"):
+            out.left_out.append(f"{name}: built for {source}, rebuilt here for {machine.get('key')}")
+            continue
+        dest = root / name
+        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == entry["sha256"]:
+            out.present += 1
+            continue
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, data)
+        except OSError as err:
+            raise TransferError(f"cannot write {dest} ({err.strerror or err}); the entries before it were "
+                                f"added and are complete.") from None
+        kind = name.split("/", 1)[0]
+        out.entries[kind] = out.entries.get(kind, 0) + 1
+        out.bytes += len(data)
+    return out
