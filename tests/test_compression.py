@@ -493,3 +493,76 @@ def test_unstructured_pruning_never_empties_a_layer_of_small_weights():
     assert abs(sparsity(model) - 0.7) < 0.01
     for layer in (model[0], model[2], model[4]):
         assert int((layer.weight != 0).sum()) > 0.05 * layer.weight.numel()
+
+
+# ---------------------------------------------------------------- accuracy-aware INT8
+class OutlierNet(nn.Module):
+    """A trained TinyNet with two layers inserted before its last one that change nothing in float but
+    break per-tensor INT8 activations: ``expand`` copies the 128 hidden features and adds one feature
+    500 times their sum, ``head`` is the old last layer with a zero weight for that feature. The
+    activation between them spans a range ~500x wider than the features that carry the prediction,
+    so INT8 rounds those to a few levels."""
+
+    def __init__(self, trained: TinyNet):
+        super().__init__()
+        import copy as _copy
+        self.features = _copy.deepcopy(trained.features)
+        self.hidden = nn.Sequential(*_copy.deepcopy(list(trained.classifier)[:3]))
+        last = trained.classifier[-1]
+        n = last.in_features
+        self.expand = nn.Linear(n, n + 1)
+        self.head = nn.Linear(n + 1, last.out_features)
+        with torch.no_grad():
+            self.expand.weight.copy_(torch.cat([torch.eye(n), 500 * torch.ones(1, n)]))
+            self.expand.bias.zero_()
+            self.head.weight.copy_(torch.cat([last.weight, torch.zeros(last.out_features, 1)], 1))
+            self.head.bias.copy_(last.bias)
+
+    def forward(self, x):
+        return self.head(self.expand(self.hidden(self.features(x))))
+
+
+def test_guarded_int8_keeps_the_layers_that_break_int8_in_float_until_within_the_bound(trained, data, tmp_path):
+    xtr, ytr, xva, yva = data
+    model = OutlierNet(trained).eval()
+    with torch.inference_mode():  # the inserted layers change nothing in float
+        assert torch.allclose(model(xva), trained(xva), atol=1e-3)
+    float_acc = 100 * _accuracy(model, xva, yva)
+    ctx = _ctx(data)
+    ctx.validate = lambda m: 100 * _accuracy(m, xva, yva)
+    plain = C.compress(model, "static_int8", ctx)
+    plain_acc = 100 * _accuracy(plain, xva, yva)
+    assert float_acc - plain_acc > 5, (float_acc, plain_acc)  # the model does break plain INT8
+    messages = []
+    ctx.log = messages.append
+    guarded = C.compress(model, "static_int8_guarded", ctx)
+    info = guarded.compression_info
+    assert float_acc - 100 * _accuracy(guarded, xva, yva) <= 0.5, messages
+    assert info["within"] and info["float_layers"] and set(info["float_layers"]) <= {"expand", "head"}
+    assert info["ranking"][0][0] in ("expand", "head")  # the most sensitive layer is an outlier one
+    # the rest is still INT8: the convolutions are quantized modules
+    quantized = [n for n, m in guarded.named_modules()
+                 if type(m).__module__.startswith(("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized"))]
+    assert any(n.startswith("features") for n in quantized) and "hidden.1" in quantized, quantized
+    assert not set(info["float_layers"]) & set(quantized)
+    # export and reload: same layers in float, same predictions
+    blob = C.export_variant(guarded, "static_int8_guarded")
+    torch.save(blob, tmp_path / "g.pt")
+    again = C.load_variant(torch.load(tmp_path / "g.pt", weights_only=True), OutlierNet(TinyNet()),
+                           "static_int8_guarded", ctx)
+    assert again.compression_info["float_layers"] == info["float_layers"]
+    with torch.inference_mode():
+        assert torch.equal(guarded(xva), again(xva))
+
+
+def test_guarded_int8_keeps_nothing_in_float_where_plain_int8_is_within_the_bound(trained, data):
+    xtr, ytr, xva, yva = data
+    ctx = _ctx(data)
+    ctx.validate = lambda m: 100 * _accuracy(m, xva, yva)
+    guarded = C.compress(trained, "static_int8_guarded:max_drop=5", ctx)
+    assert guarded.compression_info["float_layers"] == [] and guarded.compression_info["ranking"] == []
+    with pytest.raises(C.UnknownMethodError, match="max_drop takes a number from 0 to 100"):
+        C.get_method("static_int8_guarded:max_drop=lots")
+    ctx.validate = None
+    with pytest.raises(ValueError, match="validate"):
+        C.compress(trained, "static_int8_guarded", ctx)

@@ -89,12 +89,35 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------- static
-def _prepare_static(model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+#: the layers accuracy-aware INT8 may keep in float (each is one weight-carrying quantized op)
+QUANTIZABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def quantizable_layers(model: nn.Module) -> list[str]:
+    """Names of the modules static INT8 quantizes and accuracy-aware INT8 may keep in float."""
+    return [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+
+
+def _mapping(float_layers: Iterable[str] = (), only: str | None = None):
+    """The x86 default qconfig mapping with ``float_layers`` kept in float, or (``only``) a mapping
+    that quantizes that one layer and nothing else."""
+    tq, _, _ = _api()
+    with _quiet():
+        if only is not None:
+            return tq.QConfigMapping().set_module_name(only, tq.get_default_qconfig(BACKEND))
+        mapping = tq.get_default_qconfig_mapping(BACKEND)
+        for name in float_layers:
+            mapping.set_module_name(name, None)
+    return mapping
+
+
+def _prepare_static(model: nn.Module, example_inputs: torch.Tensor, mapping=None) -> nn.Module:
     _use_backend()
     tq, qfx, _ = _api()
     model = copy.deepcopy(model).cpu().eval()
     with _quiet():
-        return qfx.prepare_fx(model, tq.get_default_qconfig_mapping(BACKEND), (example_inputs.cpu(),))
+        return qfx.prepare_fx(model, mapping if mapping is not None else tq.get_default_qconfig_mapping(BACKEND),
+                              (example_inputs.cpu(),))
 
 
 def _convert(prepared: nn.Module) -> nn.Module:
@@ -129,6 +152,59 @@ def quantize_static_int8(
         raise ValueError("static INT8 needs calibration batches; ctx.calibration() yielded none")
     log(f"static INT8: calibrated on {n} batches, converting")
     return _convert(prepared)
+
+
+def quantize_static_int8_guarded(
+    model: nn.Module,
+    example_inputs: torch.Tensor,
+    calibration: Callable[[], Iterable[torch.Tensor]],
+    validate: Callable[[nn.Module], float],
+    max_drop: float,
+    log: Callable[[str], None] = lambda s: None,
+) -> tuple[nn.Module, dict]:
+    """Accuracy-aware static INT8: the plain recipe, and when it loses more than ``max_drop`` points of
+    validation accuracy, the layers most sensitive to quantization kept in float until it does not.
+
+    Sensitivity of a layer: the validation accuracy lost when that layer alone is quantized (the rest
+    in float), which isolates its own quantization error from the others'. Layers are then kept in
+    float one at a time, most sensitive first, until the drop is within ``max_drop`` or no layer whose
+    quantization alone costs anything is left. ``calibration()`` yields fresh calibration batches on
+    each call. Returns the converted model and what was decided (``float_layers``, ``ranking``,
+    ``float_accuracy``, ``int8_accuracy``, ``within``: on validation)."""
+    def build(mapping) -> nn.Module:
+        prepared = _prepare_static(model, example_inputs, mapping)
+        if _observe(prepared, calibration()) == 0:
+            raise ValueError("static INT8 needs calibration batches; ctx.calibration() yielded none")
+        return _convert(prepared)
+
+    base = validate(model)
+    q = build(_mapping())
+    acc = validate(q)
+    info = {"float_accuracy": base, "int8_accuracy": acc, "float_layers": [], "ranking": [], "max_drop": max_drop}
+    log(f"guarded INT8: float {base:.2f}%, all layers INT8 {acc:.2f}% on validation (bound: {max_drop:g} pt)")
+    if base - acc <= max_drop:
+        info["within"] = True
+        return q, info
+    layers = quantizable_layers(model)
+    costs = []
+    for i, name in enumerate(layers):
+        costs.append((base - validate(build(_mapping(only=name))), name))
+        if (i + 1) % 10 == 0 or i + 1 == len(layers):
+            log(f"guarded INT8: sensitivity of {i + 1} of {len(layers)} layers measured")
+    ranking = sorted(costs, key=lambda c: -c[0])
+    info["ranking"] = [[name, round(cost, 4)] for cost, name in ranking]
+    kept: list[str] = []
+    for cost, name in ranking:
+        if cost <= 0:
+            break
+        kept.append(name)
+        q = build(_mapping(float_layers=kept))
+        acc = validate(q)
+        log(f"guarded INT8: {len(kept)} layer(s) in float ({name} costs {cost:.2f} pt alone): {acc:.2f}%")
+        if base - acc <= max_drop:
+            break
+    info.update(float_layers=kept, int8_accuracy=acc, within=base - acc <= max_drop)
+    return q, info
 
 
 # ---------------------------------------------------------------- QAT
@@ -194,7 +270,8 @@ def quantize_qat_int8(
 
 
 # ---------------------------------------------------------------- rebuild for loading
-def rebuild(kind: str, float_model: nn.Module, example_inputs: torch.Tensor) -> nn.Module:
+def rebuild(kind: str, float_model: nn.Module, example_inputs: torch.Tensor,
+            float_layers: Iterable[str] = ()) -> nn.Module:
     """The converted module structure of ``kind`` for ``float_model``, with
     placeholder quantization parameters, ready for ``load_state_dict``.
 
@@ -205,7 +282,7 @@ def rebuild(kind: str, float_model: nn.Module, example_inputs: torch.Tensor) -> 
     if kind == "dynamic":
         return quantize_dynamic_int8(float_model)
     if kind == "static":
-        prepared = _prepare_static(float_model, example_inputs)
+        prepared = _prepare_static(float_model, example_inputs, _mapping(float_layers) if float_layers else None)
     elif kind == "qat":
         prepared = _prepare_qat(float_model, example_inputs)
     else:
@@ -224,6 +301,8 @@ __all__ = [
     "BACKEND",
     "quantize_dynamic_int8",
     "quantize_static_int8",
+    "quantize_static_int8_guarded",
+    "quantizable_layers",
     "quantize_qat_int8",
     "qat_freeze_epoch",
     "rebuild",

@@ -98,7 +98,8 @@ class Method:
     order: ClassVar[float] = 100.0
     finetune: ClassVar[Mapping[str, FineTune]] = budgets()
     options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
-    #: options a user may change in the id (``<id>:<option>=<integer>``), each with its valid range
+    #: options a user may change in the id (``<id>:<option>=<value>``), each with its valid range (integers;
+    #: a range given in floats takes any number)
     tunable: ClassVar[Mapping[str, tuple[int, int]]] = MappingProxyType({})
 
     def build(self, spec: "MethodSpec", model: "nn.Module", ctx: "CompressionContext") -> "nn.Module":
@@ -304,12 +305,15 @@ def _with_options(method_id: str) -> MethodSpec:
             raise UnknownMethodError(f"method {method_id!r}: {base.kind!r} has no option {key!r} to set in its id; "
                                      f"it has {', '.join(tunable) or 'none'}")
         lo, hi = tunable[key]
+        kind = float if isinstance(lo, float) else int  # a float range takes any number in it
         try:
-            number = int(value)
+            number = kind(value)
         except ValueError:
             number = None
         if not eq or number is None or not lo <= number <= hi:
-            raise UnknownMethodError(f"method {method_id!r}: {key} takes an integer from {lo} to {hi}, e.g. {key}={hi}")
+            what = "a number" if kind is float else "an integer"
+            raise UnknownMethodError(f"method {method_id!r}: {key} takes {what} from {lo:g} to {hi:g}, e.g. "
+                                     f"{key}={hi:g}")
         options[key] = number
     changed = ", ".join(f"{k}={options[k]}" for k in dict.fromkeys(p.partition("=")[0] for p in parts))
     return replace(base, id=method_id, compression=f"{base.compression} ({changed})",

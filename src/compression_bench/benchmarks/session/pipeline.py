@@ -164,6 +164,8 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
         # the fraction of channels structured pruning really removed (rounding to round_to removes more)
         "channels_pruned": (channels_pruned(trained.model, float_graph)
                             if any(map(is_structured, spec.kinds)) else None),
+        # accuracy-aware INT8: the layers it kept in float (chosen on the validation split)
+        "float_layers": (getattr(variant, "compression_info", None) or {}).get("float_layers"),
     }
 
 

@@ -181,6 +181,8 @@ class Record:
     sparsity: float | None = _number(metric=True)
     # structured pruning: the fraction of channels really removed (kept counts are rounded to a multiple)
     channels_pruned: float | None = _number(metric=True, column=Column("Channels pruned", ".1%"))
+    # accuracy-aware INT8: the layers kept in float (the Compression text says how many)
+    float_layers: list | None = _field(metric=True)
     size_mib: float = _field(required=4, numeric=True, metric=True, column=Column("Size (MiB)", ".2f"))
     zero_aware_size_mib: float | None = _number(metric=True, column=Column("Zero-aware (MiB)", ".2f"))
     macs: int | None = _number(metric=True, column=Column("MACs (M)", ".1f", scale=1e6))

@@ -56,6 +56,17 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def compression_text(spec, metrics: Mapping) -> str:
+    """The Compression column: the method's text, and for accuracy-aware INT8 the layers kept in float."""
+    kept = metrics.get("float_layers")
+    if kept is None:
+        return spec.compression
+    if not kept:
+        return f"{spec.compression}, 0 layers float"
+    names = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
+    return f"{spec.compression}, {len(kept)} layer(s) float ({names})"
+
+
 def _tracker(uri: object, experiment: object) -> tracking.Tracker | None:
     """The MLflow tracker of ``--mlflow-uri`` (or ``$MLFLOW_TRACKING_URI``), checked now; None without one."""
     found = tracking.tracking_uri(None if uri is None else str(uri))
@@ -259,7 +270,7 @@ class Session:
         ms = lambda s: None if s is None else s * 1e3  # noqa: E731
         o_size = original.metrics["size_mib"]
         paired = timing is not None and bool(timing.reference_samples)
-        r = Record(model=trained.name, method=spec.id, label=spec.label, compression=spec.compression,
+        r = Record(model=trained.name, method=spec.id, label=spec.label, compression=compression_text(spec, m),
                    family=spec.family, level=spec.level, profile=self.profile.name, dataset=trained.data.name,
                    batch_size=batch_size, threads=threads, runtime=runtime, seed=trained.seed,
                    # against the same runtime's float original, measured on the same images

@@ -45,6 +45,44 @@ class StaticInt8(_Int8):
 
 
 @register_method
+class GuardedStaticInt8(_Int8):
+    """Accuracy-aware static INT8 (opt-in): static INT8 with the layers most sensitive to quantization
+    kept in float until the validation accuracy is within ``max_drop`` points of the float model's
+    (``static_int8_guarded:max_drop=1.0`` changes the bound). The choice is made on the validation
+    split; the row's accuracy is then measured on the test split like every other row."""
+    kind, id, label, order = "static_guarded", "static_int8_guarded", "Quantization (Static, guarded)", 11.5
+    default = False
+    options = MappingProxyType(dict(StaticInt8.options, max_drop=0.5,
+                                    sensitivity="validation accuracy lost with the layer alone in INT8",
+                                    selection="most sensitive first, until within max_drop"))
+    tunable = MappingProxyType({"max_drop": (0.0, 100.0)})
+
+    def build(self, spec, model, ctx):
+        if ctx.validate is None:
+            raise ValueError(f"method {spec.id!r} needs a validate callable in the context (it chooses the "
+                             f"layers kept in float on the validation split)")
+        q, info = quant.quantize_static_int8_guarded(model, ctx.example_inputs.detach().cpu(), ctx.calibration,
+                                                     ctx.validate, float(spec.options["max_drop"]),
+                                                     log=lambda m: ctx.say(f"[{spec.id}] {m}"))
+        if not info["within"]:
+            ctx.say(f"[{spec.id}] the bound was not reached: {len(info['float_layers'])} layer(s) in float, "
+                    f"{info['float_accuracy'] - info['int8_accuracy']:.2f} pt lost on validation")
+        q.compression_info = info
+        return q
+
+    def export(self, spec, variant):
+        return {**super().export(spec, variant), "info": dict(getattr(variant, "compression_info", {}))}
+
+    def load(self, spec, blob, float_model, ctx):
+        info = dict(blob.get("info") or {})
+        model = quant.rebuild("static", float_model, ctx.example_inputs.detach().cpu(),
+                              float_layers=info.get("float_layers") or ())
+        model = quant.load_state(model, serialize.decode_state_dict(blob["state_dict"]))
+        model.compression_info = info
+        return model
+
+
+@register_method
 class QatInt8(_Int8):
     kind, id, label, order = "qat", "qat_int8", "Quantization (QAT)", 12.0
     finetune = budgets(FineTune(1, 0.1), FineTune(3, 0.1), FineTune(5, 0.1))
