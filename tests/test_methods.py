@@ -49,8 +49,12 @@ def _ctx(data, calls=None):
                 opt.step()
         model.eval()
 
+    def validate(model):
+        with torch.inference_mode():
+            return 100.0 * (model(x).argmax(1) == y).float().mean().item()
+
     return C.CompressionContext(example_inputs=x[:8], calibration=lambda: (x[i:i + 32] for i in range(0, 128, 32)),
-                                finetune=finetune, num_classes=N_CLASSES, profile="smoke")
+                                finetune=finetune, num_classes=N_CLASSES, profile="smoke", validate=validate)
 
 
 def _channels(model) -> list[int]:
