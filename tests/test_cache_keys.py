@@ -135,6 +135,8 @@ def test_every_fine_tune_runs_on_the_training_device(smoke_cache_copy, monkeypat
         seen.append(str(device))
         return real(model, data, recipe, device="cpu", **kw)
     monkeypatch.setattr(zoo.training, "_fit", spy)
+    # every pruned model scores far below the original on validation, so pruning always fine-tunes
+    monkeypatch.setattr(zoo, "evaluate", lambda model, split, **kw: 100.0 if model is tm.model else 0.0)
     for method in ("qat_int8", "unstructured_30", "structured_30"):
         before = len(seen)
         v = pipeline.get_variant(tm, method, cache)
@@ -166,3 +168,22 @@ def test_a_runtime_library_upgrade_measures_peak_memory_anew(monkeypatch, runtim
     monkeypatch.setattr(zoo.keys, "package_version", lambda name: "99.0" if name == package else real(name))
     peakmem.measure(variant, rt, torch.zeros(2, 1, 8, 8), 1, Cache())
     assert seen[0] != seen[1]
+
+
+def test_fine_tuning_stops_after_the_first_epoch_stop_when_accepts(smoke_cache_copy):
+    """``stop_when`` is asked after every epoch but the last, with the model in eval mode; its first
+    True ends training there."""
+    import copy
+    tm = zoo.get_trained(MODEL, "smoke", cache=ArtifactCache(smoke_cache_copy), progress=None)
+    model = copy.deepcopy(tm.model)
+    asked = []
+
+    def stop_when(m):
+        asked.append(m.training)
+        return len(asked) == 2
+    result = zoo.training.finetune(model, tm.data, tm.recipe, 4, 0.1, progress=None, stop_when=stop_when,
+                                   precise_bn=True)
+    assert len(result.history) == 2 and asked == [False, False] and not model.training
+    never = zoo.training.finetune(copy.deepcopy(tm.model), tm.data, tm.recipe, 3, 0.1, progress=None,
+                                  stop_when=lambda m: False)
+    assert len(never.history) == 3

@@ -566,3 +566,26 @@ def test_guarded_int8_keeps_nothing_in_float_where_plain_int8_is_within_the_boun
     ctx.validate = None
     with pytest.raises(ValueError, match="validate"):
         C.compress(trained, "static_int8_guarded", ctx)
+
+
+def test_structured_pruning_stops_fine_tuning_once_validation_has_recovered(trained, data):
+    """The default budget is 6 epochs; the pruned model reaches 0.5 pt of the original's validation
+    accuracy after the third, so fine-tuning stops there."""
+    epochs_run = []
+
+    def finetune(model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False, stop_when=None):
+        for e in range(epochs):
+            epochs_run.append(e)
+            if e < epochs - 1 and stop_when is not None and stop_when(model):
+                break
+    scores = iter([90.0, 97.0, 99.2, 99.5, 99.5])  # the pruned model after each epoch
+    messages = []
+    ctx = _ctx(data, finetune=finetune, profile="default", log=messages.append)
+    ctx.validate = lambda m: 99.5 if m is trained else next(scores)
+    C.compress(trained, "structured_30", ctx)
+    assert len(epochs_run) == 3, messages
+    assert any("stopped after epoch 3 of 6" in m for m in messages)
+    # without validate the whole budget runs
+    epochs_run.clear()
+    C.compress(trained, "structured_30", _ctx(data, finetune=finetune, profile="default"))
+    assert len(epochs_run) == 6

@@ -34,7 +34,7 @@ def data():
 def _ctx(data, calls=None):
     x, y = data
 
-    def finetune(model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False):
+    def finetune(model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False, stop_when=None):
         if calls is not None:
             calls.append(epochs)
         opt = torch.optim.SGD(model.parameters(), lr=0.01 * lr_scale)

@@ -32,17 +32,22 @@ from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.session.session import RECORD_KEY, SessionError, VariantFailure
 
 
-def _time(benchmark, infer, reference, bench) -> timing.Timing:
-    """:func:`timing.measure` with pytest-benchmark's timer; pytest-benchmark keeps (and saves) the
-    variant's per-call times of the paired rounds as its statistics."""
-    result = timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
-                            precision=bench.precision, clock=benchmark._timer)
+def _time(benchmark, infer, reference, bench, key) -> tuple[timing.Timing, int]:
+    """:func:`timing.measure` with pytest-benchmark's timer, timed again when the original ran far from
+    its median in the session's earlier tests (:func:`timing.measure_in_state`); pytest-benchmark keeps
+    (and saves) the variant's per-call times of the accepted paired rounds as its statistics. Returns
+    the accepted timing and the number of timings made."""
+    result, made = timing.measure_in_state(
+        lambda: timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
+                               precision=bench.precision, clock=benchmark._timer),
+        bench.typical_original(key))
+    bench.note_original(key, result.reference_median or result.median)
     benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
     stats = Stats()
     for s in result.samples:
         stats.update(s)
     benchmark.stats.stats = stats
-    return result
+    return result, made
 
 
 def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: int):
@@ -81,11 +86,13 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
         with rt.threads(threads) as in_force:
             infer = _prepare(variant, x, in_force)
             reference = None if method_id == "original" else _prepare(original, x, in_force)
+            made = 0
             if benchmark.disabled:
                 benchmark.pedantic(infer, rounds=1, iterations=1)
                 result = None
             else:
-                result = _time(benchmark, infer, reference, bench)
+                result, made = _time(benchmark, infer, reference, bench,
+                                     (model_name, runtime, batch_size, in_force, zoo_seed))
             out = infer()
         memory = bench.peak_memory(variant, rt, x, in_force)
     except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so
@@ -105,7 +112,8 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
-                          stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory)
+                          stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory,
+                          timings=made)
     benchmark.extra_info.update(record.extra_info())
     _keep(request, record)
 

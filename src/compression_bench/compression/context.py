@@ -12,8 +12,10 @@ import torch
 #: the model's own learning rate.  ``on_epoch_start(model, epoch_index)`` is
 #: called before each epoch.  With ``recalibrate_bn=True`` (pruning methods) the
 #: callable recomputes BatchNorm running statistics with the final weights
-#: before returning.  The callable puts the model in ``train()`` mode and
-#: leaves it in ``eval()`` mode.
+#: before returning.  With ``stop_when=fn`` (passed only by methods that stop on
+#: recovery, and only when the context has ``validate``) ``fn(model)`` is asked
+#: after each epoch and a True ends fine-tuning there.  The callable puts the
+#: model in ``train()`` mode and leaves it in ``eval()`` mode.
 FineTuneFn = Callable[..., None]
 
 
@@ -45,13 +47,14 @@ class CompressionContext:
 
 
 def run_finetune(ctx: CompressionContext, spec, model, *, original: Optional[torch.nn.Module] = None,
-                 skip_within: Optional[float] = None, **kw) -> int:
+                 skip_within: Optional[float] = None, stop_within: Optional[float] = None, **kw) -> int:
     """Fine-tune ``model`` for ``spec``'s budget under ``ctx.profile`` (nothing when it is zero);
-    returns the epochs run.
+    returns the epochs budgeted (0 when skipped).
 
     With ``skip_within`` (points) and ``original``, the compressed model is first scored on the
     validation split: when it is within ``skip_within`` points of ``original`` (or better), fine-tuning
-    would buy nothing measurable and is skipped.
+    would buy nothing measurable and is skipped. With ``stop_within``, it is scored after every epoch
+    and fine-tuning stops at the first epoch that brings it within ``stop_within`` points.
     """
     budget = spec.budget(ctx.profile)
     if budget.epochs <= 0:
@@ -69,5 +72,18 @@ def run_finetune(ctx: CompressionContext, spec, model, *, original: Optional[tor
             f"method {spec.id!r} fine-tunes for {budget.epochs} epoch(s) under profile "
             f"{ctx.profile!r} but the context has no finetune callable; pass one"
         )
+    if stop_within is not None and original is not None and ctx.validate is not None:
+        target = ctx.validate(original) - stop_within
+        seen = []
+
+        def recovered(m: torch.nn.Module) -> bool:
+            seen.append(ctx.validate(m))
+            if seen[-1] >= target:
+                ctx.say(f"[{spec.id}] fine-tuning stopped after epoch {len(seen)} of {budget.epochs}: validation "
+                        f"accuracy {seen[-1]:.2f}% is within {stop_within:g} pt of the original's "
+                        f"{target + stop_within:.2f}%")
+                return True
+            return False
+        kw["stop_when"] = recovered
     ctx.finetune(model, budget.epochs, budget.lr_scale, **kw)
     return budget.epochs

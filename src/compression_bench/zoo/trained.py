@@ -50,15 +50,16 @@ class TrainedModel:
 
     def finetune(self, model: nn.Module, epochs: int, lr_scale: float, *, tag: str | None = None,
                  on_epoch_start=None, progress: Progress | None = print_progress,
-                 recalibrate_bn: bool = False) -> None:
+                 recalibrate_bn: bool = False, stop_when=None) -> None:
         """Fine-tune ``model`` (derived from this one) on the same training split and recipe.
 
         ``recalibrate_bn`` recomputes BatchNorm statistics at the end (pruned models: their
-        activations no longer match the statistics the original collected).
+        activations no longer match the statistics the original collected). ``stop_when(model)``,
+        asked after each epoch, ends fine-tuning early when it says True.
         """
         finetune(model, self.data, self.recipe, epochs, lr_scale, tag=tag or self.name,
                  on_epoch_start=on_epoch_start, progress=progress, evaluate_each_epoch=False,
-                 precise_bn=recalibrate_bn, device=self.device)
+                 precise_bn=recalibrate_bn, device=self.device, stop_when=stop_when)
         model.to("cpu")
 
 

@@ -179,10 +179,13 @@ def _fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr:
         warmup_epochs: int = 0, device: str | torch.device = "cpu", tag: str = "model",
         progress: Progress | None = print_progress,
         on_epoch_start: Callable[[nn.Module, int], None] | None = None,
-        evaluate_each_epoch: bool = True, precise_bn: bool = True) -> TrainResult:
+        evaluate_each_epoch: bool = True, precise_bn: bool = True,
+        stop_when: Callable[[nn.Module], bool] | None = None) -> TrainResult:
     """Train ``model`` in place; leaves it in eval mode on ``device``.
 
     With ``precise_bn`` the BatchNorm statistics are recomputed before the last validation.
+    ``stop_when(model)`` (the model in eval mode) is asked after every epoch but the last; when it
+    says True, training stops there (BatchNorm statistics recomputed as for a last epoch).
     """
     gen = torch.Generator().manual_seed(recipe.seed)
     model.to(device)
@@ -216,6 +219,9 @@ def _fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr:
             loss_sum += loss.item() * x.shape[0]
             seen += x.shape[0]
         last = epoch == epochs - 1
+        if not last and stop_when is not None:
+            model.eval()
+            last = bool(stop_when(model))
         if last and precise_bn:
             recalibrate_batchnorm(model, data.train, recipe.batch_size, device)
         acc = evaluate(model, data.val, device=device) if (evaluate_each_epoch or last) else None
@@ -224,6 +230,8 @@ def _fit(model: nn.Module, data: DataBundle, recipe: Recipe, *, epochs: int, lr:
         history.append(rec)
         if progress is not None:
             progress(EpochReport(tag, epoch + 1, epochs, rec["loss"], acc, rec["seconds"]))
+        if last:
+            break
     model.eval()
     if epochs == 0:
         acc = evaluate(model, data.val, device=device)

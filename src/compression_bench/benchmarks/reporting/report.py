@@ -97,7 +97,17 @@ def noise_line(records: list[dict]) -> str | None:
     return (f"timing noise: speedup 95% intervals ±{ws[len(ws) // 2]:.1%} median, ±{worst:.1%} at most "
             f"({wr['model']} / {wr['method']} on {wr.get('runtime') or 'eager'}); the original's round-to-round "
             f"variation {noise[len(noise) // 2]:.1%} median" if noise else "timing noise: –") + (
-            f"; {sum(seconds) / len(seconds):.1f} s of paired rounds per test on average" if seconds else "")
+            f"; {sum(seconds) / len(seconds):.1f} s of paired rounds per test on average" if seconds else "") + (
+            _retimed(records))
+
+
+def _retimed(records: list[dict]) -> str:
+    again = [r for r in records if (number(r.get("timings")) or 0) > 1]
+    if not again:
+        return ""
+    names = ", ".join(f"{r['model']} / {r['method']}" for r in again[:4]) + (", ..." if len(again) > 4 else "")
+    return (f"; {len(again)} test(s) timed again because the original ran more than 10% off its median in "
+            f"the session's other tests (the machine changed state): {names}")
 
 
 def table_rows(records: Iterable[dict]) -> list[list[str]]:

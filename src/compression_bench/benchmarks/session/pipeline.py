@@ -82,10 +82,10 @@ def context_for(trained: TrainedModel, log: Log | None = None,
             yield x
 
     def finetune(model: nn.Module, epochs: int, lr_scale: float, on_epoch_start=None,
-                 recalibrate_bn: bool = False) -> None:
+                 recalibrate_bn: bool = False, stop_when=None) -> None:
         # on the session's training device (trained.device)
         trained.finetune(model, epochs, lr_scale, on_epoch_start=on_epoch_start, progress=progress,
-                         tag=f"{trained.name} fine-tune", recalibrate_bn=recalibrate_bn)
+                         tag=f"{trained.name} fine-tune", recalibrate_bn=recalibrate_bn, stop_when=stop_when)
 
     def validate(model: nn.Module) -> float:
         return zoo.evaluate(model, data.val)

@@ -209,6 +209,8 @@ class Record:
     reference_latency_rounds: int | None = _number()
     reference_noise: float | None = _number()             # round-to-round variation of the original (sd of log)
     timing_seconds: float | None = _number()              # wall time of the timed rounds
+    # timings made: 2 when the original ran >10% off its session median and the test was timed again
+    timings: int | None = _number()
     # the centre of the per-round ratios and its 95% bootstrap interval (timing.METHOD)
     speedup: float | None = _number(column=Column("Speedup [95% CI]", render=speedup_cell("speedup")))
     speedup_low: float | None = _number()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -147,12 +148,13 @@ class Session:
         #: this machine: CPU, instruction-set features, capability class (benchmarks.measurement.machine)
         self.machine = machine.identify()
         self.cpu_class = self.machine["capability_class"]
-        self.data_root = env("zoo_data_root")
-        self.download = bool(given.get("zoo_download"))
+        self.data_root, self.download = env("zoo_data_root"), bool(given.get("zoo_download"))
         self.say = say or _stderr
         self.heap: str | None = None  # what benchmarks.measurement.heap did to this process's allocator (set by the plugin)
         self.root = root
         self.records: list[Record] = []
+        #: the original's median per (model, runtime, batch, threads, seed) in each test so far (seconds)
+        self.originals: dict[tuple, list[float]] = {}
         self._trained: dict[tuple[str, int], zoo.TrainedModel] = {}
         self._variants: dict[tuple[str, str, int], pipeline.Variant] = {}
         self._artifacts = runtime_variants.Artifacts(self.variant, self.cache, say=lambda m: self.say("  " + m),
@@ -260,11 +262,23 @@ class Session:
 
     # ------------------------------------------------------------ one measurement
 
+    def typical_original(self, key: tuple) -> float | None:
+        """The median of the original's per-test medians so far for ``key`` (model, runtime, batch size,
+        threads, seed), in seconds; None before its first test."""
+        seen = self.originals.get(key)
+        return statistics.median(seen) if seen else None
+
+    def note_original(self, key: tuple, seconds: float) -> None:
+        """One more test's median of the original for ``key`` (see :meth:`typical_original`)."""
+        self.originals.setdefault(key, []).append(seconds)
+
     def record(self, variant: pipeline.Variant, original: pipeline.Variant, *, batch_size: int, threads: int,
-               timing: Timing | None = None, stats=None, runtime: str = "eager", memory: Mapping | None = None) -> Record:
+               timing: Timing | None = None, stats=None, runtime: str = "eager", memory: Mapping | None = None,
+               timings: int = 1) -> Record:
         """The record of one measurement, its gates judged (:meth:`gate`). ``timing`` is the accepted
         timing (None when not timed); ``stats`` (default: ``timing``) gives the variant's latency
-        statistics in seconds (``median``, ``iqr``, ``stddev``, ``rounds``), e.g. pytest-benchmark's."""
+        statistics in seconds (``median``, ``iqr``, ``stddev``, ``rounds``), e.g. pytest-benchmark's;
+        ``timings``: how many timings were made (2: timed again because the machine changed state)."""
         stats = timing if stats is None else stats
         m, trained, spec = variant.metrics, variant.trained, variant.method
         ms = lambda s: None if s is None else s * 1e3  # noqa: E731
@@ -287,6 +301,7 @@ class Session:
                    reference_latency_rounds=len(timing.reference_samples) if paired else None,
                    reference_noise=timing.reference_noise if paired else None,
                    timing_seconds=timing.seconds if timing else None,
+                   timings=timings if timing else None,
                    size_ratio=m["size_mib"] / o_size if o_size else None)
         if timing is not None and timing.samples:
             r.latency_low_ms, r.latency_high_ms = (ms(v) for v in timing.median_interval)
