@@ -307,3 +307,19 @@ def test_training_uses_a_fixed_thread_count_whatever_the_session_uses(tmp_path, 
     monkeypatch.setenv("ZOO_TRAIN_THREADS", "many")
     with pytest.raises(ValueError, match="ZOO_TRAIN_THREADS must be a positive integer"):
         zoo.cache_parts("EnhancedLeNet5", zoo.get_profile("smoke"))
+
+
+def test_the_digits_data_is_the_same_bits_on_every_cpu_class():
+    """The data's digest is part of every cache key: a model prepared on one machine is found on
+    another only if both load the same bits. ATen's float32 kernels round differently per instruction
+    set (resizing, reductions), so the data is computed in float64; here torch's capability is capped
+    to its plain C++ kernels in a child and the digests compared."""
+    import subprocess
+    import sys
+    code = ("from compression_bench.zoo.data import load_digits_data\n"
+            "print(load_digits_data((1, 28, 28)).digest(), load_digits_data((3, 32, 32)).digest())")
+    here = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=300)
+    capped = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "ATEN_CPU_CAPABILITY": "default"})
+    assert here.returncode == 0 and capped.returncode == 0, here.stderr + capped.stderr
+    assert here.stdout.split() == capped.stdout.split()

@@ -153,8 +153,10 @@ def load_digits_data(input_shape: tuple[int, int, int], *, data_root: str | None
     images = fit_shape(torch.from_numpy(x).unsqueeze(1), input_shape)
     labels = torch.from_numpy(y)
     tr, va, te = (torch.from_numpy(np.sort(ix)) for ix in (idx_train, idx_val, idx_test))
-    mean = float(images[tr].mean())  # normalised with the statistics of the train split
-    std = float(images[tr].std())
+    # normalised with the statistics of the train split, in float64 and rounded: the same values on every
+    # CPU class (a float32 reduction sums in another order per instruction set)
+    mean = round(float(images[tr].double().mean()), 6)
+    std = round(float(images[tr].double().std()), 6)
     mk = lambda ix: Split(images[ix], labels[ix], 1.0, (mean,), (std,))  # noqa: E731
     return DataBundle("digits", mk(tr), mk(va), len(digits.target_names),
                       f"scikit-learn digits, {len(tr)} train / {len(va)} validation / {len(te)} test, "

@@ -256,7 +256,10 @@ def _fit_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tenso
     """Resize ``N x C x H x W`` float images to ``shape`` and replicate grey to 3 channels."""
     c, h, w = shape
     if images.shape[-2:] != (h, w):
-        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+        # in float64, then back: the float32 result is then the same bits on every CPU class (ATen's
+        # vectorised float32 kernels round differently per instruction set, which changed the data's
+        # digest, and so every cache key, between an AVX-512 and an AVX2 machine)
+        images = F.interpolate(images.double(), size=(h, w), mode="bilinear", align_corners=False).to(images.dtype)
     if images.shape[1] != c:
         if images.shape[1] != 1:
             raise DataError(f"cannot turn {images.shape[1]}-channel images into {c} channels")
