@@ -309,11 +309,11 @@ def test_training_uses_a_fixed_thread_count_whatever_the_session_uses(tmp_path, 
         zoo.cache_parts("EnhancedLeNet5", zoo.get_profile("smoke"))
 
 
-def test_the_digits_data_is_the_same_bits_on_every_cpu_class():
+def test_the_digits_digest_is_the_same_on_every_cpu_class():
     """The data's digest is part of every cache key: a model prepared on one machine is found on
-    another only if both load the same bits. ATen's float32 kernels round differently per instruction
-    set (resizing, reductions), so the data is computed in float64; here torch's capability is capped
-    to its plain C++ kernels in a child and the digests compared."""
+    another only if both compute the same digest. ATen's float32 kernels round differently per
+    instruction set (resizing, reductions), so the digest comes from the images resized in float64;
+    here torch's capability is capped to its plain C++ kernels in a child and the digests compared."""
     import subprocess
     import sys
     code = ("from compression_bench.zoo.data import load_digits_data\n"

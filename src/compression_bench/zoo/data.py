@@ -153,14 +153,25 @@ def load_digits_data(input_shape: tuple[int, int, int], *, data_root: str | None
     images = fit_shape(torch.from_numpy(x).unsqueeze(1), input_shape)
     labels = torch.from_numpy(y)
     tr, va, te = (torch.from_numpy(np.sort(ix)) for ix in (idx_train, idx_val, idx_test))
-    # normalised with the statistics of the train split, in float64 and rounded: the same values on every
-    # CPU class (a float32 reduction sums in another order per instruction set)
-    mean = round(float(images[tr].double().mean()), 6)
-    std = round(float(images[tr].double().std()), 6)
+    mean = float(images[tr].mean())  # normalised with the statistics of the train split
+    std = float(images[tr].std())
     mk = lambda ix: Split(images[ix], labels[ix], 1.0, (mean,), (std,))  # noqa: E731
     return DataBundle("digits", mk(tr), mk(va), len(digits.target_names),
                       f"scikit-learn digits, {len(tr)} train / {len(va)} validation / {len(te)} test, "
-                      f"8x8 resized to {input_shape[1]}x{input_shape[2]}", mk(te))
+                      f"8x8 resized to {input_shape[1]}x{input_shape[2]}", mk(te),
+                      identity=_digits_identity(x, y, input_shape, (tr, va, te)))
+
+
+def _digits_identity(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], splits) -> str:
+    """The digits' digest for cache keys, the same on every CPU class: the images resized in float64
+    (then rounded to float32, which absorbs the last-bit differences of float64 kernels between
+    instruction sets), the labels and the split positions. The float32 images the models train on
+    are resized in float32, as they always were: their bits differ between an AVX-512 and an AVX2
+    machine by a rounding, not in what they show, and a model prepared on one is valid on the other."""
+    from .keys import content_digest
+    exact = fit_shape(torch.from_numpy(x.astype(np.float64)).unsqueeze(1), shape).float()
+    return "digits:" + content_digest({"images": exact, "labels": torch.from_numpy(y),
+                                       "splits": [s.tolist() for s in splits]})
 
 
 def carve_validation(labels: torch.Tensor, size: int, seed: int = DIGITS_SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:

@@ -172,6 +172,10 @@ class DataBundle:
     num_classes: int
     description: str
     test: Split | StreamingSplit | None = None
+    #: a digest of the data as defined, the same on every CPU class, where the loader gives one:
+    #: :meth:`digest` returns it instead of hashing the splits' float32 bits, which ATen's vectorised
+    #: kernels round differently per instruction set (a resize, a reduction)
+    identity: str | None = None
 
     @property
     def report(self) -> Split | StreamingSplit:
@@ -184,7 +188,10 @@ class DataBundle:
         return "validation" if self.test is None else "test"
 
     def digest(self) -> str:
-        """A digest of every split's content (:meth:`Split.digest`, :meth:`StreamingSplit.digest`)."""
+        """A digest of every split's content (:meth:`Split.digest`, :meth:`StreamingSplit.digest`), or
+        the bundle's :attr:`identity` where its loader gives one."""
+        if self.identity is not None:
+            return self.identity
         parts = [self.train.digest(), self.val.digest()] + ([] if self.test is None else [self.test.digest()])
         return "/".join(parts)
 
@@ -195,7 +202,8 @@ class DataBundle:
         cut = None if self.test is None else self.test.subset(test)
         sizes = f"{train} train / {val} validation" + ("" if cut is None else f" / {test} test")
         return DataBundle(self.name, self.train.subset(train), self.val.subset(val), self.num_classes,
-                          self.description + f" (subset: {sizes})", cut)
+                          self.description + f" (subset: {sizes})", cut,
+                          None if self.identity is None else f"{self.identity}|subset {train}/{val}/{test}")
 
     @classmethod
     def from_datasets(cls, name: str, train, val, *, test=None, mean: float | Sequence[float],
@@ -256,10 +264,7 @@ def _fit_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tenso
     """Resize ``N x C x H x W`` float images to ``shape`` and replicate grey to 3 channels."""
     c, h, w = shape
     if images.shape[-2:] != (h, w):
-        # in float64, then back: the float32 result is then the same bits on every CPU class (ATen's
-        # vectorised float32 kernels round differently per instruction set, which changed the data's
-        # digest, and so every cache key, between an AVX-512 and an AVX2 machine)
-        images = F.interpolate(images.double(), size=(h, w), mode="bilinear", align_corners=False).to(images.dtype)
+        images = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
     if images.shape[1] != c:
         if images.shape[1] != 1:
             raise DataError(f"cannot turn {images.shape[1]}-channel images into {c} channels")
