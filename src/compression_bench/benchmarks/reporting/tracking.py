@@ -148,7 +148,12 @@ class Tracker:
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(self.experiment) if create else None
+        if not create:
+            return None
+        exp_id = self.client.create_experiment(self.experiment)
+        # MLflow's UI then opens the experiment on its runs table (model training), not its GenAI overview
+        self.client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
+        return exp_id
 
     def session_run(self, session_id: str, experiment_id: str | None = None):
         """The parent run of ``session_id`` in this experiment, or None."""
