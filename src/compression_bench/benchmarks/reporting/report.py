@@ -281,6 +281,11 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def results_document(records: list[dict], header: dict) -> dict:
+    """What results.json holds: the format, the run header and every record's file fields."""
+    return {"format": 1, "header": header, "results": [{k: r.get(k) for k in FIELDS} for r in records]}
+
+
 def write_results(records: list[dict], header: dict, report_dir: str | Path,
                   **report_options) -> tuple[dict[str, Path], list[str]]:
     """report.md, results.json and results.csv in ``report_dir``, each written atomically;
@@ -289,11 +294,11 @@ def write_results(records: list[dict], header: dict, report_dir: str | Path,
     Returns (the files written, one sentence per file that could not be written): a failure to write
     one file does not stop the others."""
     d = Path(report_dir)
-    clean = [{k: r.get(k) for k in FIELDS} for r in records]
+    document = results_document(records, header)
     contents = {
         "report": ("report.md", lambda: render_report(records, header, **report_options)),
-        "json": ("results.json", lambda: json.dumps({"format": 1, "header": header, "results": clean}, indent=2)),
-        "csv": ("results.csv", lambda: _csv(clean)),
+        "json": ("results.json", lambda: json.dumps(document, indent=2)),
+        "csv": ("results.csv", lambda: _csv(document["results"])),
     }
     paths, unwritten = {}, []
     for key, (name, render) in contents.items():

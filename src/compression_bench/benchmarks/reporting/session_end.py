@@ -65,9 +65,8 @@ def _track(session, rows: list[dict], header: dict, files: list, out: Outcome, n
     """Log the session to its MLflow tracker; a failure is said with the command that retries it and
     makes the exit status 7 (the files are written either way)."""
     tracker = session.tracker
-    data = {"format": 1, "header": header, "results": [{k: r.get(k) for k in report.FIELDS} for r in rows]}
     try:
-        logged = tracker.log(data, files, progress=session.say)
+        logged = tracker.log(report.results_document(rows, header), files, progress=session.say)
     except tracking.TrackingError as err:
         where = out.paths.get("json")
         retry = (f"compression-bench log {where} --mlflow-uri {tracker.uri} --mlflow-experiment "

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -90,45 +92,54 @@ def export_cache(root: str | Path, archive: str | Path, *, machine: dict, models
     out = Transfer(archive, machine)
     manifest = {"format": ARCHIVE_FORMAT, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                 "machine": machine, "entries": []}
-    blobs = []
-    for i, f in enumerate(files):
-        data = f.read_bytes()
-        try:
-            parts = decode_entry(data).get("parts", {})
-        except CorruptEntry as err:  # not exported: the archive holds only what would load
-            out.left_out.append(f"{f.relative_to(root)}: {err}")
-            continue
-        rel = f.relative_to(root).as_posix()
-        manifest["entries"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                                    "machine_specific": machine_specific(parts)})
-        blobs.append((rel, data))
-        kind = rel.split("/", 1)[0]
-        out.entries[kind] = out.entries.get(kind, 0) + 1
-        out.bytes += len(data)
-        if say and (i + 1) % 25 == 0:
-            say(f"  read {i + 1} of {len(files)} entries")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if archive.name.endswith(".gz") else "w") as tar:
-        for name, data in [(MANIFEST, json.dumps(manifest, indent=1).encode())] + blobs:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(data))
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(archive, buf.getvalue())
+        fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=f".{archive.name}.", suffix=".tmp")
     except OSError as err:
         raise TransferError(f"cannot write {archive} ({err.strerror or err}).") from None
+    try:  # one entry in memory at a time; the manifest goes last, once every checksum is known
+        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w:gz" if archive.name.endswith(".gz") else "w") as tar:
+            for i, path in enumerate(files):
+                data = path.read_bytes()
+                try:
+                    parts = decode_entry(data).get("parts", {})
+                except CorruptEntry as err:  # not exported: the archive holds only what would load
+                    out.left_out.append(f"{path.relative_to(root)}: {err}")
+                    continue
+                rel = path.relative_to(root).as_posix()
+                manifest["entries"].append({"path": rel, "sha256": hashlib.sha256(data).hexdigest(),
+                                            "bytes": len(data), "machine_specific": machine_specific(parts)})
+                _add(tar, rel, data)
+                kind = rel.split("/", 1)[0]
+                out.entries[kind] = out.entries.get(kind, 0) + 1
+                out.bytes += len(data)
+                if say and (i + 1) % 25 == 0:
+                    say(f"  read {i + 1} of {len(files)} entries")
+            _add(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
+        os.replace(tmp, archive)
+    except OSError as err:
+        raise TransferError(f"cannot write {archive} ({err.strerror or err}).") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return out
 
 
-def _read_archive(archive: Path) -> tuple[dict, dict[str, bytes]]:
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _members(archive: Path):
+    """(name, bytes) of each member of ``archive``, one at a time; :class:`TransferError` (nothing was
+    imported) for an unreadable or damaged archive or a member that is not a plain file inside the cache."""
     try:
         tar = tarfile.open(archive, mode="r:*")
     except FileNotFoundError:
         raise TransferError(f"there is no archive {archive}.") from None
     except (tarfile.TarError, OSError, EOFError) as err:
         raise TransferError(f"{archive} is not a readable export archive ({err}); nothing was imported.") from None
-    members: dict[str, bytes] = {}
     with tar:
         try:
             for m in tar:
@@ -137,48 +148,62 @@ def _read_archive(archive: Path) -> tuple[dict, dict[str, bytes]]:
                     raise TransferError(f"{archive} holds {m.name!r}, which is not a plain file inside the cache; "
                                         f"nothing was imported.")
                 f = tar.extractfile(m)
-                members[m.name] = f.read() if f is not None else b""
+                yield m.name, f.read() if f is not None else b""
         except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
             raise TransferError(f"{archive} is damaged ({type(err).__name__}: {err}); nothing was imported.") from None
-    if MANIFEST not in members:
+
+
+def _verify(archive: Path) -> tuple[dict, dict[str, dict]]:
+    """The manifest of ``archive`` and its entries by path, after every member was read once and checked against it (one member
+    in memory at a time); :class:`TransferError` at the first problem."""
+    digests, manifest = {}, None
+    for name, data in _members(archive):
+        if name == MANIFEST:
+            try:
+                manifest = json.loads(data)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise TransferError(f"the manifest of {archive} is damaged ({err}); nothing was imported.") from None
+            continue
+        try:
+            decode_entry(data)
+        except CorruptEntry as err:
+            raise TransferError(f"{name} in {archive} is not an intact cache entry ({err}); nothing was imported.") from None
+        digests[name] = hashlib.sha256(data).hexdigest()
+    if manifest is None:
         raise TransferError(f"{archive} has no {MANIFEST}: it was not written by compression-bench export; nothing "
                             f"was imported.")
-    try:
-        manifest = json.loads(members.pop(MANIFEST))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise TransferError(f"the manifest of {archive} is damaged ({err}); nothing was imported.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
         raise TransferError(f"{archive} is an export archive of another format "
                             f"({manifest.get('format') if isinstance(manifest, dict) else '?'!r}); nothing was imported.")
-    return manifest, members
+    listed = {e.get("path"): e for e in manifest.get("entries") or [] if isinstance(e, dict)}
+    extra, missing = sorted(set(digests) - set(listed)), sorted(set(listed) - set(digests))
+    if extra or missing:
+        what = f"{extra[0]!r} is not in its manifest" if extra else f"{missing[0]!r} is listed but missing"
+        raise TransferError(f"{archive} does not match its manifest ({what}); nothing was imported.")
+    for name, digest in digests.items():
+        if digest != listed[name].get("sha256"):
+            raise TransferError(f"{name} in {archive} does not match its checksum (the archive was changed or "
+                                f"damaged); nothing was imported.")
+    return manifest, listed
 
 
 def import_archive(archive: str | Path, root: str | Path, *, machine: dict) -> Transfer:
     """Verify ``archive`` whole, then add its entries to the cache at ``root``. Entries built for another
     machine's instruction set are left out when ``machine`` (this machine's identity) has another key
-    than the exporting machine. Raises :class:`TransferError` (nothing added) when any check fails."""
+    than the exporting machine. Raises :class:`TransferError` (nothing added) when any check fails.
+    The archive is read twice, one entry in memory at a time: a cache of gigabytes needs no more."""
     archive, root = Path(archive), Path(root)
-    manifest, members = _read_archive(archive)
-    listed = {e.get("path"): e for e in manifest.get("entries") or [] if isinstance(e, dict)}
-    extra = sorted(set(members) - set(listed))
-    missing = sorted(set(listed) - set(members))
-    if extra or missing:
-        what = f"{extra[0]!r} is not in its manifest" if extra else f"{missing[0]!r} is listed but missing"
-        raise TransferError(f"{archive} does not match its manifest ({what}); nothing was imported.")
-    for name, data in members.items():
-        entry = listed[name]
-        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise TransferError(f"{name} in {archive} does not match its checksum (the archive was changed or "
-                                f"damaged); nothing was imported.")
-        try:
-            decode_entry(data)
-        except CorruptEntry as err:
-            raise TransferError(f"{name} in {archive} is not an intact cache entry ({err}); nothing was imported.") from None
+    manifest, listed = _verify(archive)
     source = (manifest.get("machine") or {}).get("key")
     other_machine = source != machine.get("key")
     out = Transfer(archive, manifest.get("machine") or {})
-    for name in sorted(members):
-        data, entry = members[name], listed[name]
+    for name, data in _members(archive):
+        if name == MANIFEST:
+            continue
+        entry = listed[name]
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:  # changed since the first read
+            raise TransferError(f"{name} in {archive} changed while it was imported; the entries before it were "
+                                f"added and are complete.")
         if other_machine and entry.get("machine_specific"):
             out.left_out.append(f"{name}: built for {source}, rebuilt here for {machine.get('key')}")
             continue
@@ -195,4 +220,5 @@ def import_archive(archive: str | Path, root: str | Path, *, machine: dict) -> T
         kind = name.split("/", 1)[0]
         out.entries[kind] = out.entries.get(kind, 0) + 1
         out.bytes += len(data)
+    out.left_out.sort()
     return out
