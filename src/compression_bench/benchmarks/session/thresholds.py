@@ -1,50 +1,23 @@
-"""Gates: accuracy, speed and size thresholds read from a TOML file.
+"""Gates: accuracy, speed and size thresholds read from a TOML file, layered and derived, and the verdicts.
 
-Layout of the file (every table optional; later layers override earlier ones)::
-
-    [defaults]                                  # every method, every model
-    [methods.<method>]                          # one method
-    [models.<model>.methods.<method>]           # one method on one model
-    [profiles.<profile>.defaults]               # the same three layers, for one profile only
-    [profiles.<profile>.methods.<method>]
-    [profiles.<profile>.models.<model>.methods.<method>]
-    [runtimes.<runtime>.defaults]               # the same three layers, for one runtime only
-    [runtimes.<runtime>.methods.<method>]       # (also inside a profile: [profiles.<p>.runtimes.<r>...])
-    [runtimes.<runtime>.models.<model>.methods.<method>]
-    [classes.<class>.defaults]                  # the same layers, for one CPU capability class only
-    [classes.<class>.methods.<method>]          # (src/compression_bench/benchmarks/measurement/machine.py: x86-avx2, x86-avx512-vnni, ...)
-    [classes.<class>.runtimes.<runtime>...]     # and one runtime on that class
+The file's grammar (its tables, keys and values, and what ``false`` means) is in
+src/compression_bench/benchmarks/session/thresholds_schema.py, which parses it into typed layers;
+this module looks gates up in them.
 
 Layers apply in this order, later ones overriding: the file's own, its runtime's, the machine's class,
-the class's runtime, the profile's, the profile's runtime. What INT8 or pruning buys depends on the
-CPU's instruction set (INT8 runs 4-5x faster than float with VNNI, 1.2-1.5x without), so speed floors
+the class's runtime, the profile's, the profile's runtime. Within a layer a model's table overrides
+the method's, which overrides the defaults. What INT8 or pruning buys depends on the CPU's
+instruction set (INT8 runs 4-5x faster than float with VNNI, 1.2-1.5x without), so speed floors
 that hold on one class only belong under ``[classes.<class>]``.
 
 On a runtime other than eager, ``min_speedup`` comes only from that runtime's layers (a speedup is
 against the same runtime's float original, and what INT8 gains depends on the runtime); every other
 gate applies on every runtime, and the runtime's layers override it. ``min_speedup = false`` in any
-layer switches the floor off, whatever the runtime.
-
-Keys (all optional):
-    min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)
-    max_accuracy_drop  largest drop from the original's accuracy, in points
-    min_speedup        original latency / variant latency at the same batch size, both timed in
-                       the variant's test (paired, see src/compression_bench/benchmarks/measurement/timing.py)
-    max_latency_ratio  variant latency / original latency (a ceiling, e.g. 1.15)
-    max_speedup        a ceiling on the speedup: catches timing artifacts where no speedup can exist
-                       (a masked dense model runs at the dense model's speed)
-    max_size_ratio     variant size / original size (serialized state_dict bytes)
-    fail_if_slower     true or false: whether a variant whose speedup interval lies wholly below 1.0x
-                       (slower than the float original it replaces), or a composition slower than
-                       its pruned parent, fails the run. Such a variant is flagged in its row and
-                       listed at the session end either way.
-    unsupported        a reason (text): the method is not run on this model and its row reads
-                       ``n/a: <reason>``, without failing the run (a method that fails without it
-                       reads ``failed: <error>`` and fails its test)
+layer switches the floor off, whatever the runtime. A key set to ``false`` switches that gate off
+for the layer and those below it. The original has only ``min_accuracy`` (drops and ratios are
+against itself).
 
 Every gate is asserted in the variant's own test.
-
-A key set to ``false`` switches that gate off for the layer and those below it.
 
 Methods without a table of their own get gates derived from the registered ones, layer by layer:
 
@@ -58,45 +31,36 @@ Methods without a table of their own get gates derived from the registered ones,
   ``max_latency_ratio``) only when every step has one (their product).
 
 A table for the exact id (``[methods."structured_50+static_int8"]``) overrides the derived gates.
-
-Its length (about 390 lines) is the file's grammar and its lookup: validation of every key, the
-layers in order, the gates derived for levels and compositions, and the verdicts on intervals; a
-schema of its own (validated dataclasses) is the next step of the redesign.
 """
 from __future__ import annotations
 
 import math
 import tomllib
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from compression_bench import compression
-from compression_bench.benchmarks.measurement import machine
-from compression_bench.compression.pruning import is_structured
 from compression_bench.benchmarks.measurement.stats import significance_text
+from compression_bench.benchmarks.session.thresholds_schema import (EMPTY, FLAGS, KEYS, Gates, Layer, Names,
+                                                                    ThresholdsError, ThresholdsFile)
+from compression_bench.compression.pruning import is_structured
+
+__all__ = ["DEFAULT_PATH", "FLAGS", "KEYS", "Thresholds", "ThresholdsError", "accuracy_failures", "size_failures",
+           "slowdown_flags", "speed_purpose", "speed_verdicts"]
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"  # compression_bench/benchmarks/
 
-KEYS = {
-    "min_accuracy": (0.0, 100.0),
-    "max_accuracy_drop": (0.0, 100.0),
-    "min_speedup": (0.0, 1000.0),
-    "max_latency_ratio": (0.0, 1000.0),
-    "max_speedup": (0.0, 1000.0),
-    "max_size_ratio": (0.0, 1000.0),
-}
-FLAGS = ("fail_if_slower",)  # keys that take true or false
-
-
-class ThresholdsError(ValueError):
-    """The thresholds file is unusable; the message names the file, the place and the fix."""
-
 
 class Thresholds:
-    def __init__(self, data: dict, source: str = "<dict>"):
+    """A thresholds file parsed (:class:`~.thresholds_schema.ThresholdsFile`) and its gates looked up.
+    ``Thresholds(data, source)`` checks the structure and the values of ``data`` (a file read by tomllib)
+    but not its names; :meth:`load` checks those too."""
+
+    def __init__(self, data: dict, source: str = "<dict>", names: Names = Names()):
         self.data = data
         self.source = source
-        self.runtimes: set[str] | None = None  # valid runtime names (None: not checked)
+        self.runtimes: set[str] | None = None if names.runtimes is None else set(names.runtimes)
+        self.file = ThresholdsFile.from_data(data, source, names)
 
     @classmethod
     def load(cls, path: str | Path | None, *, models: Iterable[str], methods: Iterable[str],
@@ -114,118 +78,34 @@ class Thresholds:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ThresholdsError(f"thresholds file {str(path)!r} is not valid TOML ({err}); fix the syntax.") from None
-        t = cls(data, str(path))
-        t.runtimes = None if runtimes is None else set(runtimes)
-        t.validate(set(models), set(methods), set(profiles))
-        return t
+        return cls(data, str(path), Names.of(models, methods, profiles, runtimes))
 
-    # ------------------------------------------------------------------ validation
-    def _fail(self, where: str, what: str) -> None:
-        raise ThresholdsError(f"thresholds file {self.source!r}: {where}: {what}.")
-
-    def _check_gates(self, where: str, table) -> None:
-        if not isinstance(table, dict):
-            self._fail(where, "expected a table of thresholds")
-        for key, value in table.items():
-            if key not in KEYS and key != "unsupported" and key not in FLAGS:
-                self._fail(f"{where}.{key}", f"unknown threshold; valid keys are {', '.join(KEYS)}, "
-                                             f"{', '.join(FLAGS)}, unsupported")
-            if value is False:
-                continue
-            if key in FLAGS:
-                if value is not True:
-                    self._fail(f"{where}.{key}", f"expected true or false, got {value!r}")
-                continue
-            if key == "unsupported":
-                if not isinstance(value, str) or not value.strip():
-                    self._fail(f"{where}.{key}", "expected the reason as text, e.g. unsupported = \"FX cannot trace "
-                                                 "the model\"")
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self._fail(f"{where}.{key}", f"expected a number, got {type(value).__name__} {value!r}")
-            lo, hi = KEYS[key]
-            if not lo <= value <= hi or (key != "max_accuracy_drop" and key != "min_accuracy" and value == 0):
-                self._fail(f"{where}.{key}", f"{value} is out of range ({lo} to {hi})")
-
-    def _check_methods(self, where: str, table, methods: set[str]) -> None:
-        if not isinstance(table, dict):
-            self._fail(where, "expected a table of methods")
-        for m, gates in table.items():
-            if m not in methods:
-                try:
-                    compression.get_method(m)
-                except compression.UnknownMethodError:
-                    self._fail(f"{where}.{m}", f"unknown method; valid methods are {', '.join(sorted(methods))}, "
-                                               f"any <kind>@<level> and compositions a+b")
-            self._check_gates(f"{where}.{m}", gates)
-
-    def _check_layer(self, where: str, layer: dict, models: set[str], methods: set[str]) -> None:
-        for key, value in layer.items():
-            here = f"{where}{key}"
-            if key == "defaults":
-                self._check_gates(here, value)
-            elif key == "methods":
-                self._check_methods(here, value, methods)
-            elif key == "models":
-                if not isinstance(value, dict):
-                    self._fail(here, "expected a table of models")
-                for model, sub in value.items():
-                    if model not in models:
-                        self._fail(f"{here}.{model}", f"unknown model; valid models are {', '.join(sorted(models))}")
-                    if not isinstance(sub, dict) or set(sub) - {"methods"}:
-                        self._fail(f"{here}.{model}", "expected only a [..methods.<method>] table")
-                    self._check_methods(f"{here}.{model}.methods", sub.get("methods", {}), methods)
-            elif key in ("profiles", "classes") and not where:
-                continue
-            elif key == "runtimes" and "runtimes." not in where:
-                if not isinstance(value, dict):
-                    self._fail(here, "expected a table of runtimes, such as [runtimes.onnxruntime.methods.static_int8]")
-                for runtime, sub in value.items():
-                    if self.runtimes is not None and runtime not in self.runtimes:
-                        self._fail(f"{here}.{runtime}", f"unknown runtime; valid runtimes are {', '.join(sorted(self.runtimes))}")
-                    if not isinstance(sub, dict):
-                        self._fail(f"{here}.{runtime}", "expected a table")
-                    self._check_layer(f"{here}.{runtime}.", sub, models, methods)
-            else:
-                self._fail(here, "unknown section; valid sections are defaults, methods, models, profiles, classes, "
-                                 "runtimes")
-
-    def validate(self, models: set[str], methods: set[str], profiles: set[str]) -> None:
-        self._check_layer("", self.data, models, methods)
-        if not isinstance(self.data.get("profiles", {}), dict):
-            self._fail("profiles", "expected a table of profiles, such as [profiles.smoke.defaults]")
-        for prof, layer in self.data.get("profiles", {}).items():
-            if prof not in profiles:
-                self._fail(f"profiles.{prof}", f"unknown profile; valid profiles are {', '.join(sorted(profiles))}")
-            if not isinstance(layer, dict):
-                self._fail(f"profiles.{prof}", "expected a table")
-            self._check_layer(f"profiles.{prof}.", layer, models, methods)
-        if not isinstance(self.data.get("classes", {}), dict):
-            self._fail("classes", "expected a table of CPU capability classes, such as [classes.x86-avx2.methods.static_int8]")
-        for cls, layer in self.data.get("classes", {}).items():
-            if cls not in machine.CLASSES:
-                self._fail(f"classes.{cls}", f"unknown capability class; valid classes are {', '.join(machine.CLASSES)}")
-            if not isinstance(layer, dict):
-                self._fail(f"classes.{cls}", "expected a table")
-            self._check_layer(f"classes.{cls}.", layer, models, methods)
+    def validate(self, models: Iterable[str], methods: Iterable[str], profiles: Iterable[str]) -> None:
+        """Check the names too (registered models, methods and profiles; capability classes; the runtimes
+        of :attr:`runtimes` when set): raises :class:`ThresholdsError` naming the first unknown one."""
+        self.file = ThresholdsFile.from_data(self.data, self.source, Names.of(models, methods, profiles, self.runtimes))
 
     # ------------------------------------------------------------------ lookup
+    def layers(self, profile: str, runtime: str = "eager", cpu_class: str | None = None) -> list[tuple[Layer, bool]]:
+        """The layers that apply, in order, each with whether its ``min_speedup`` applies on ``runtime``."""
+        prof = self.file.profiles.get(profile, EMPTY)
+        cls = self.file.classes.get(cpu_class, EMPTY) if cpu_class else EMPTY
+        layers = []
+        for base in (self.file.base, cls, prof):
+            layers.append((base, runtime == "eager"))
+            if runtime != "eager":
+                layers.append((base.runtimes.get(runtime, EMPTY), True))
+        return layers
+
     def gates(self, model: str, method: str, profile: str, runtime: str = "eager",
               cpu_class: str | None = None) -> dict[str, float]:
         """The thresholds that apply to ``method`` on ``model`` under ``profile``, on ``runtime``, on a
         machine of capability class ``cpu_class`` (None: no class layer applies)."""
         out: dict[str, float] = {}
-        prof = self.data.get("profiles", {}).get(profile, {})
-        cls = self.data.get("classes", {}).get(cpu_class, {}) if cpu_class else {}
-        layers = []
-        for base in (self.data, cls, prof):
-            layers.append((base, runtime == "eager"))
-            if runtime != "eager":
-                layers.append((base.get("runtimes", {}).get(runtime, {}), True))
-        for layer, own in layers:
-            got = dict(layer.get("defaults", {}))
-            got.update(_method_gates(layer.get("methods", {}), method))
-            got.update(_method_gates(layer.get("models", {}).get(model, {}).get("methods", {}), method))
+        for layer, own in self.layers(profile, runtime, cpu_class):
+            got = layer.defaults.as_dict()
+            got.update(_method_gates(layer.methods, method))
+            got.update(_method_gates(layer.models.get(model, {}), method))
             if not own and got.get("min_speedup") is not False:  # the general speedup floors are eager's
                 got.pop("min_speedup", None)
             out.update(got)
@@ -244,11 +124,11 @@ ACCURACY_KEYS = ("min_accuracy", "max_accuracy_drop")
 CEILING_KEYS = ("max_speedup", "max_latency_ratio")
 
 
-def _method_gates(table: dict, method: str) -> dict:
+def _method_gates(table: Mapping[str, Gates], method: str) -> dict:
     """The gates ``table`` (one layer's methods) gives ``method``: its own entry, else derived (see
     the module docstring)."""
     if method in table:
-        return dict(table[method])
+        return table[method].as_dict()
     try:
         spec = compression.get_method(method)
     except compression.UnknownMethodError:
@@ -260,8 +140,8 @@ def _method_gates(table: dict, method: str) -> dict:
         return {}  # a registered id has only the gates written for it
     levels = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
                     if s.kind == spec.kind and s.level is not None and not s.steps and s.id in table)
-    harsher = [table[mid] for level, mid in levels if level >= spec.level - 1e-9][:1]
-    milder = [table[mid] for level, mid in levels if level <= spec.level + 1e-9][-1:]
+    harsher = [table[mid].as_dict() for level, mid in levels if level >= spec.level - 1e-9][:1]
+    milder = [table[mid].as_dict() for level, mid in levels if level <= spec.level + 1e-9][-1:]
     out = {k: v for gates in milder for k, v in gates.items() if k not in ACCURACY_KEYS}
     out.update({k: v for gates in harsher for k, v in gates.items() if k in ACCURACY_KEYS})
     if not milder:  # ceilings hold at any level of a kind (e.g. masked weights are never faster)
