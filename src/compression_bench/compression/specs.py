@@ -27,11 +27,11 @@ others.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from ..plugins import Registry, import_submodules
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -182,9 +182,13 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- registry
-_KINDS: dict[str, Method] = {}
-_IDS: dict[str, MethodSpec] = {}
-_LOADED = False
+def _builtin_methods() -> None:
+    """Every module of :mod:`compression_bench.compression.methods` (read before the plugins')."""
+    import_submodules(f"{__package__}.methods")
+
+
+_KINDS: Registry[Method] = Registry("method kind", UnknownMethodError, builtins=_builtin_methods)
+_IDS: Registry[MethodSpec] = Registry("method id", UnknownMethodError, builtins=_builtin_methods)
 
 
 def percent(level: float) -> str:
@@ -206,20 +210,16 @@ def spec_for(method: Method, level: float | None = None, id: str | None = None) 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: register a :class:`Method` kind and its default ids."""
     method = cls()
-    if method.kind in _KINDS:
-        raise ValueError(f"method kind {method.kind!r} is registered twice")
     if not set(method.finetune) >= set(PROFILES):
         raise ValueError(f"method kind {method.kind!r} needs a fine-tune budget for each of {PROFILES}")
     _plain(dict(method.options))  # options must be plain data (they are part of cache keys)
-    _KINDS[method.kind] = method
+    _KINDS.add(method.kind, method)
     if method.levels:
         specs = [spec_for(method, lv, f"{method.kind}_{percent(lv)}") for lv in method.levels]
     else:
         specs = [spec_for(method, None, getattr(cls, "id", None) or method.kind)]
     for s in specs:
-        if s.id in _IDS:
-            raise ValueError(f"method id {s.id!r} is registered twice")
-        _IDS[s.id] = s
+        _IDS.add(s.id, s)
     return cls
 
 
@@ -232,21 +232,8 @@ def register_composition(method_id: str, *, order: float = 90.0, default: bool =
     _COMPOSITIONS[method_id] = (order, default)
 
 
-def _load_builtins() -> None:
-    """The built-in methods, then the installed plugins' (:mod:`compression_bench.zoo.plugins`)."""
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        from . import methods
-        for mod in sorted(pkgutil.iter_modules(methods.__path__), key=lambda m: m.name):
-            importlib.import_module(f"{methods.__name__}.{mod.name}")
-    from compression_bench.zoo.plugins import load_plugins
-    load_plugins()
-
-
 def _ordered(include_optional: bool) -> list[MethodSpec]:
-    _load_builtins()
-    rows = [(s.impl.order, s.level or 0.0, s) for s in _IDS.values() if include_optional or s.impl.default]
+    rows = [(s.impl.order, s.level or 0.0, s) for _, s in _IDS.items() if include_optional or s.impl.default]
     rows += [(order, 0.0, get_method(mid)) for mid, (order, default) in _COMPOSITIONS.items()
              if include_optional or default]
     return [s for _, _, s in sorted(rows, key=lambda r: r[:2])]
@@ -259,26 +246,24 @@ def list_methods(include_optional: bool = False) -> list[str]:
 
 def list_kinds() -> list[str]:
     """Kinds that take any level as ``<kind>@<level>``."""
-    _load_builtins()
     return [k for k, m in _KINDS.items() if m.levels]
 
 
 def get_method(method_id: str) -> MethodSpec:
     """The spec for ``method_id`` (see the module docstring for the forms an id takes);
     :class:`UnknownMethodError`, saying what is valid, for anything else."""
-    _load_builtins()
     if not isinstance(method_id, str) or not method_id.strip():
         raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
     method_id = method_id.strip()
     if method_id in _IDS:
-        return _IDS[method_id]
+        return _IDS.get(method_id)
     if "+" in method_id:
         from .compose import compose
         return compose(method_id, [get_method(part) for part in method_id.split("+")])
     if ":" in method_id:
         return _with_options(method_id)
     kind, at, level_text = method_id.partition("@")
-    if at and kind in _KINDS and _KINDS[kind].levels:
+    if at and kind in _KINDS and _KINDS.get(kind).levels:
         try:
             level = float(level_text)
         except ValueError:
@@ -286,7 +271,7 @@ def get_method(method_id: str) -> MethodSpec:
         if not 0.0 < level < 1.0:
             raise UnknownMethodError(f"method {method_id!r}: the level after '@' must be a fraction between 0 "
                                      f"and 1 (exclusive), e.g. {kind}@0.6")
-        return spec_for(_KINDS[kind], level, method_id)
+        return spec_for(_KINDS.get(kind), level, method_id)
     raise UnknownMethodError(f"unknown compression method {method_id!r}; valid ids: {_valid()}")
 
 

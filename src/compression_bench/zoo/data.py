@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .plugins import load_plugins
+from ..plugins import Registry
 from .splits import DataBundle, DataError, Split, fit_shape
 
 __all__ = ["DATASETS", "DataBundle", "DataError", "DatasetInfo", "Split", "default_data_root",
@@ -79,7 +79,7 @@ class DatasetInfo:
         return bundle
 
 
-_DATASETS: dict[str, DatasetInfo] = {}
+_DATASETS: Registry[DatasetInfo] = Registry("dataset", DataError)
 
 
 def register_dataset(name: str, loader: Loader, *, description: str) -> Loader:
@@ -91,30 +91,22 @@ def register_dataset(name: str, loader: Loader, *, description: str) -> Loader:
         raise ValueError(f"a dataset name must be a non-empty string, got {name!r}")
     if not callable(loader):
         raise TypeError(f"the loader of dataset {name!r} must be callable, got {type(loader).__name__}")
-    if name in _DATASETS:
-        raise ValueError(f"dataset {name!r} is registered twice")
-    _DATASETS[name] = DatasetInfo(name, loader, description)
+    _DATASETS.add(name, DatasetInfo(name, loader, description))
     return loader
 
 
 def unregister_dataset(name: str) -> None:
     """Remove a registered dataset (tests, notebooks)."""
-    get_dataset_info(name)
-    del _DATASETS[name]
+    _DATASETS.remove(name)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, in registration order (installed plugins' included)."""
-    load_plugins()
-    return list(_DATASETS)
+    return _DATASETS.names()
 
 
 def get_dataset_info(name: str) -> DatasetInfo:
-    load_plugins()
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; valid names are: {', '.join(_DATASETS)}") from None
+    return _DATASETS.get(name)
 
 
 def default_data_root() -> str:
@@ -256,5 +248,6 @@ register_dataset("digits", load_digits_data,
 register_dataset("mnist", load_mnist_data, description="MNIST through torchvision, from the data root")
 register_dataset("cifar10", load_cifar10_data, description="CIFAR-10 through torchvision, from the data root")
 
-#: the built-in dataset names; :func:`list_datasets` also has those registered later
-DATASETS = tuple(_DATASETS)  # the built-in ones (list_datasets() also loads plugins: not at import time)
+#: the built-in dataset names; :func:`list_datasets` also has those registered later (and loads the
+#: plugins, which no import may do: a plugin imports this package)
+DATASETS = ("digits", "mnist", "cifar10")

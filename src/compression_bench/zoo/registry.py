@@ -19,8 +19,8 @@ from typing import Callable, Mapping, Union
 
 import torch.nn as nn
 
+from ..plugins import Registry
 from .keys import closure_fingerprint
-from .plugins import load_plugins
 from .training import Recipe
 
 RecipeSpec = Union[Recipe, Mapping[str, Recipe], None]
@@ -50,7 +50,7 @@ class ModelInfo:
         return closure_fingerprint(self.builder)
 
 
-_REGISTRY: dict[str, ModelInfo] = {}
+_REGISTRY: Registry[ModelInfo] = Registry("model", UnknownModelError)
 
 
 def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int = 10,
@@ -95,9 +95,7 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
     path = os.path.abspath(os.fspath(weights)) if weights is not None else None
 
     def wrap(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, shape, num_classes, full, description, recipe, path, dataset)
+        _REGISTRY.add(name, ModelInfo(name, builder, shape, num_classes, full, description, recipe, path, dataset))
         return builder
 
     return wrap
@@ -105,23 +103,16 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
 
 def unregister_model(name: str) -> None:
     """Remove a registered model (tests, notebooks)."""
-    get_model_info(name)
-    del _REGISTRY[name]
+    _REGISTRY.remove(name)
 
 
 def list_models() -> list[str]:
     """Registered model names, in registration (report) order (installed plugins' included)."""
-    load_plugins()
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_model_info(name: str) -> ModelInfo:
-    load_plugins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; valid names are: {', '.join(_REGISTRY)}") from None
+    return _REGISTRY.get(name)
 
 
 def build(name: str) -> nn.Module:

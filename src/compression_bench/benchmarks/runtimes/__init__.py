@@ -21,16 +21,14 @@ use, so a new runtime is one new file here.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import pkgutil
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterable, Protocol
 
 import torch
 from torch import nn
 
-from compression_bench.zoo.plugins import load_plugins
+from compression_bench.plugins import Registry, import_submodules
 from compression_bench.zoo.training import torch_threads  # noqa: F401  (for runtimes: the one thread-count primitive)
 
 Prepared = Callable[[torch.Tensor], torch.Tensor]
@@ -118,35 +116,19 @@ def check_available(runtime: Runtime) -> None:
 
 
 
-_REGISTRY: dict[str, Runtime] = {}
-_LOADED = False
+#: the built-in runtimes (every module of this package), then the installed plugins'
+_REGISTRY: Registry[Runtime] = Registry("runtime", UnknownRuntimeError,
+                                        unknown="unknown {kind} {name!r}; valid names: {valid}",
+                                        builtins=lambda: import_submodules(__name__))
 
 
 def register_runtime(runtime: Runtime) -> Runtime:
-    if runtime.name in _REGISTRY:
-        raise ValueError(f"runtime {runtime.name!r} is registered twice")
-    _REGISTRY[runtime.name] = runtime
-    return runtime
-
-
-def _load_builtins() -> None:
-    """The built-in runtimes (every module of this package), then the installed plugins'."""
-    global _LOADED
-    if not _LOADED:
-        _LOADED = True
-        for mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-            importlib.import_module(f"{__name__}.{mod.name}")
-    load_plugins()
+    return _REGISTRY.add(runtime.name, runtime)
 
 
 def list_runtimes() -> list[str]:
-    _load_builtins()
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_runtime(name: str) -> Runtime:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownRuntimeError(f"unknown runtime {name!r}; valid names: {', '.join(_REGISTRY)}") from None
+    return _REGISTRY.get(name)

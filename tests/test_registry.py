@@ -1,0 +1,109 @@
+"""The one registry class behind models, datasets, methods and runtimes
+(:class:`compression_bench.plugins.Registry`), and the four registries built on it."""
+from __future__ import annotations
+
+import pytest
+
+from compression_bench import plugins, zoo
+from compression_bench.benchmarks.runtimes import UnknownRuntimeError, get_runtime, register_runtime
+from compression_bench.compression import get_method, register_method
+from compression_bench.plugins import PluginError, Registry
+
+
+class UnknownThingError(LookupError):
+    """A registry's own error for an unknown name."""
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The calls of the plugin loader (and of a registry's builtins hook), in order."""
+    calls: list[str] = []
+    monkeypatch.setattr(plugins, "load_plugins", lambda: calls.append("plugins") or [])
+    return calls
+
+
+def test_entries_keep_their_registration_order_and_a_taken_name_is_refused(loads):
+    things: Registry[int] = Registry("thing", UnknownThingError)
+    for name, value in [("b", 2), ("a", 1), ("c", 3)]:
+        assert things.add(name, value) == value
+    with pytest.raises(ValueError, match=r"^thing 'a' is registered twice$"):
+        things.add("a", 10)
+    assert things.names() == ["b", "a", "c"]
+    assert things.items() == [("b", 2), ("a", 1), ("c", 3)]  # the first registration kept
+    assert things.get("a") == 1 and "c" in things and "d" not in things
+    assert things.remove("b") == 2 and things.names() == ["a", "c"]
+    things.add("b", 20)  # a removed name is free again, and comes last
+    assert things.names() == ["a", "c", "b"]
+
+
+def test_an_unknown_name_raises_the_registrys_own_error_listing_the_valid_names(loads):
+    things: Registry[int] = Registry("thing", UnknownThingError)
+    things.add("b", 2)
+    things.add("a", 1)
+    with pytest.raises(UnknownThingError, match=r"^unknown thing 'z'; valid names are: b, a$"):
+        things.get("z")
+    with pytest.raises(UnknownThingError, match="unknown thing 'z'"):
+        things.remove("z")
+    assert things.names() == ["b", "a"]
+    worded: Registry[int] = Registry("gadget", KeyError, unknown="no {kind} called {name!r} (try {valid})")
+    worded.add("x", 1)
+    with pytest.raises(KeyError, match=r"no gadget called 'y' \(try x\)"):
+        worded.get("y")
+
+
+def test_builtins_then_plugins_are_loaded_before_every_read_but_not_by_adding(monkeypatch):
+    calls: list[str] = []
+
+    def builtins():
+        calls.append("builtins")
+        things.add("builtin", 0)
+
+    def load_plugins():  # a plugin registers on its first load, as an entry point's module does
+        calls.append("plugins")
+        if calls.count("plugins") == 1:
+            things.add("plugged", 1)
+        return []
+
+    things: Registry[int] = Registry("thing", UnknownThingError, builtins=builtins)
+    monkeypatch.setattr(plugins, "load_plugins", load_plugins)
+    things.add("early", -1)
+    assert calls == []  # registering while a module is imported loads nothing
+    assert things.names() == ["early", "builtin", "plugged"]
+    assert calls == ["builtins", "plugins"]
+    assert things.get("plugged") == 1 and "builtin" in things and things.items()[0] == ("early", -1)
+    assert calls == ["builtins"] + ["plugins"] * 4  # the builtins once; the plugin loader (once per process) first
+
+
+def test_a_plugin_that_fails_to_import_is_named(monkeypatch):
+    class Entry:
+        name, value = "broken", "broken_package.plugin"
+
+        def load(self):
+            raise ImportError("no module named broken_package")
+
+    monkeypatch.setattr(plugins, "_loaded", None)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [Entry()] if group == plugins.GROUP else [])
+    with pytest.raises(PluginError, match=r"plugin 'broken' \(broken_package.plugin\) .* "
+                                          r"ImportError: no module named broken_package"):
+        plugins.load_plugins()
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
+    assert plugins.load_plugins() == [] and plugins._loaded == []
+
+
+def test_the_four_registries_keep_their_errors():
+    with pytest.raises(zoo.UnknownModelError, match=r"^unknown model 'Nope'; valid names are: SimpleCNN_6x2, "):
+        zoo.get_model_info("Nope")
+    with pytest.raises(ValueError, match=r"^model 'SimpleCNN_6x2' is registered twice$"):
+        zoo.register_model("SimpleCNN_6x2", input_shape=(1, 8, 8), description="again")(
+            zoo.get_model_info("SimpleCNN_6x2").builder)
+    with pytest.raises(zoo.DataError, match=r"^unknown dataset 'imagenet'; valid names are: digits, mnist, cifar10"):
+        zoo.get_dataset_info("imagenet")
+    with pytest.raises(ValueError, match=r"^dataset 'digits' is registered twice$"):
+        zoo.register_dataset("digits", zoo.get_dataset_info("digits").loader, description="again")
+    with pytest.raises(ValueError, match=r"^method kind 'original' is registered twice$"):
+        register_method(type(get_method("original").impl))
+    with pytest.raises(UnknownRuntimeError, match=r"^unknown runtime 'tvm'; valid names: eager, "):
+        get_runtime("tvm")
+    with pytest.raises(ValueError, match=r"^runtime 'eager' is registered twice$"):
+        register_runtime(get_runtime("eager"))
+    assert zoo.list_datasets()[:3] == ["digits", "mnist", "cifar10"] and get_method("original").id == "original"
