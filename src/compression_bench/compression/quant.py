@@ -38,6 +38,8 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from .int8_request import Int8Request
+
 BACKEND = "x86"
 
 _QUIET_MESSAGES = (
@@ -79,8 +81,12 @@ def _api():
 
 
 # ---------------------------------------------------------------- dynamic
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
-    """INT8 dynamic quantization of every ``nn.Linear``; returns a new module."""
+def quantize_dynamic_int8(model: nn.Module, layers: Iterable[str] = ("linear",)) -> nn.Module:
+    """INT8 dynamic quantization of every ``nn.Linear``; returns a new module. ``layers`` are the
+    request's layer types (:class:`~compression_bench.compression.int8_request.Int8Request`): torch's
+    dynamic INT8 has no convolution kernel, so ``conv`` is refused."""
+    if set(layers) != {"linear"}:
+        raise ValueError(f"dynamic INT8 (torch.ao) quantizes Linear layers only, not {'+'.join(layers)}")
     _use_backend()
     tq, _, _ = _api()
     with _quiet():
@@ -98,14 +104,37 @@ def quantizable_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
 
 
-def _mapping(float_layers: Iterable[str] = (), only: str | None = None):
-    """The x86 default qconfig mapping with ``float_layers`` kept in float, or (``only``) a mapping
-    that quantizes that one layer and nothing else."""
+_TYPES = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
+
+
+def _qconfig(per_channel: bool = True):
+    """The x86 default static qconfig (per-channel symmetric weights), or its per-tensor form."""
     tq, _, _ = _api()
     with _quiet():
+        default = tq.get_default_qconfig(BACKEND)
+        return default if per_channel else tq.QConfig(activation=default.activation,
+                                                      weight=tq.default_weight_observer)
+
+
+def _mapping(float_layers: Iterable[str] = (), only: str | None = None, request: Int8Request | None = None):
+    """The qconfig mapping a static ``request`` asks for (the x86 default: every conv and linear layer,
+    per-channel weights) with ``float_layers`` kept in float, or (``only``) a mapping that quantizes
+    that one layer and nothing else."""
+    tq, _, _ = _api()
+    request = request or Int8Request()
+    q = _qconfig(request.per_channel)
+    with _quiet():
         if only is not None:
-            return tq.QConfigMapping().set_module_name(only, tq.get_default_qconfig(BACKEND))
-        mapping = tq.get_default_qconfig_mapping(BACKEND)
+            return tq.QConfigMapping().set_module_name(only, q)
+        if set(request.layers) == set(_TYPES):
+            mapping = tq.get_default_qconfig_mapping(BACKEND)
+            if not request.per_channel:
+                mapping.set_global(q)
+        else:  # some layer types only: everything else stays float
+            mapping = tq.QConfigMapping()
+            for kind in request.layers:
+                for t in _TYPES[kind]:
+                    mapping.set_object_type(t, q)
         for name in float_layers:
             mapping.set_module_name(name, None)
     return mapping
@@ -143,9 +172,11 @@ def quantize_static_int8(
     example_inputs: torch.Tensor,
     calibration: Iterable[torch.Tensor],
     log: Callable[[str], None] = lambda s: None,
+    request: Int8Request | None = None,
 ) -> nn.Module:
-    """Post-training static INT8 (FX, x86): prepare, calibrate, convert."""
-    prepared = _prepare_static(model, example_inputs)
+    """Post-training static INT8 (FX, x86) as ``request`` asks (default: per-channel weights, every
+    conv and linear layer): prepare, calibrate, convert."""
+    prepared = _prepare_static(model, example_inputs, _mapping(request=request))
     log("static INT8: calibrating observers")
     n = _observe(prepared, calibration)
     if n == 0:
@@ -270,23 +301,21 @@ def quantize_qat_int8(
 
 
 # ---------------------------------------------------------------- rebuild for loading
-def rebuild(kind: str, float_model: nn.Module, example_inputs: torch.Tensor,
+def rebuild(request: Int8Request, float_model: nn.Module, example_inputs: torch.Tensor,
             float_layers: Iterable[str] = ()) -> nn.Module:
-    """The converted module structure of ``kind`` for ``float_model``, with
+    """The converted module structure of ``request`` for ``float_model``, with
     placeholder quantization parameters, ready for ``load_state_dict``.
 
     One forward pass on ``example_inputs`` gives the observers finite ranges so
     that ``convert`` never sees empty observers; every value it produces is
     overwritten by the saved state dict.
     """
-    if kind == "dynamic":
-        return quantize_dynamic_int8(float_model)
-    if kind == "static":
-        prepared = _prepare_static(float_model, example_inputs, _mapping(float_layers) if float_layers else None)
-    elif kind == "qat":
+    if not request.static:
+        return quantize_dynamic_int8(float_model, request.layers)
+    if request.training == "qat":
         prepared = _prepare_qat(float_model, example_inputs)
     else:
-        raise ValueError(f"unknown quantization kind {kind!r}")
+        prepared = _prepare_static(float_model, example_inputs, _mapping(float_layers, request=request))
     _observe(prepared, [example_inputs])
     return _convert(prepared)
 

@@ -28,6 +28,7 @@ from typing import Callable, ContextManager, Iterable, Protocol
 import torch
 from torch import nn
 
+from compression_bench.compression.int8_request import Int8Request, int8_request
 from compression_bench.plugins import Registry, import_submodules
 from compression_bench.zoo.training import torch_threads  # noqa: F401  (for runtimes: the one thread-count primitive)
 
@@ -46,8 +47,11 @@ class RuntimeUnavailableError(RuntimeError):
 class Source:
     """What a runtime builds its artifact from.
 
-    ``method``: the :class:`~compression_bench.compression.MethodSpec`; its last step's ``kind``
-    (``dynamic``, ``static``, ``qat``) says which INT8 recipe when ``method.quantized``.
+    ``method``: the :class:`~compression_bench.compression.MethodSpec`; for an INT8 method,
+    :attr:`request` is what it asks for (activations, weights, layer types, QAT, layers kept in
+    float), which the runtime lowers with its own toolchain; no runtime reads the method's id or kind.
+    ``keep_float``: the layers (module names of ``float_model``) the method chose to keep in float
+    (accuracy-aware INT8: ``request.keep_float == "sensitive"``); the runtime keeps exactly those.
     ``float_model``: what the artifact is built from: the variant itself when it is float, else the
     float model its INT8 step starts from (the trained original, or a composition's parent). ``example``: a batch
     of the size that is timed (an artifact specialised to a batch size is traced on it).
@@ -62,11 +66,12 @@ class Source:
     epochs: int = 0
     lr_scale: float = 1.0
     log: Callable[[str], None] | None = None
+    keep_float: tuple[str, ...] = ()
 
     @property
-    def quantization(self) -> str | None:
-        """``dynamic``, ``static`` or ``qat`` for an INT8 method, else None."""
-        return self.method.kinds[-1] if self.method.quantized else None
+    def request(self) -> Int8Request | None:
+        """What the INT8 method asks for, or None for a float method."""
+        return int8_request(self.method)
 
     def say(self, message: str) -> None:
         if self.log is not None:

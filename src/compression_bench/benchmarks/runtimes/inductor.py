@@ -34,13 +34,14 @@ from torch import nn
 
 from compression_bench.benchmarks.measurement.child import run_child
 
+from compression_bench.compression.int8_request import int8_request, undeclared
+
 from . import Prepared, Source, register_runtime, torch_threads
 
 #: Inductor settings of every compile (the child process sets nothing else). Without the profilers'
 #: line tables (on by default) a package is 1.1-1.3 MiB smaller and runs the same code.
 COMPILE_OPTIONS = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.enable_line_tables": False}
 _MODULE = __name__
-_KINDS = (None, "static", "dynamic", "qat")  # float, and the INT8 recipes
 
 
 def _pt2e():
@@ -76,15 +77,17 @@ def _export(model: nn.Module, example: torch.Tensor, dynamic_batch: bool = False
 
 
 def _quantize(program: torch.export.ExportedProgram, kind: str, batches: list[torch.Tensor],
-              example: torch.Tensor) -> torch.export.ExportedProgram:
+              example: torch.Tensor, keep_float: list[str] = ()) -> torch.export.ExportedProgram:
     """Static or dynamic PT2E INT8 of ``program`` (exported with a dynamic batch), observed on
-    ``batches``, exported again at ``example``'s shape."""
+    ``batches``, exported again at ``example``'s shape; the modules ``keep_float`` stay float."""
     api = _pt2e()
     quantizer = api["quantizer"]()
     if kind == "static":
         quantizer.set_global(api["config"]())
     else:  # dynamic: Linear only, activations quantized per batch at run time
         quantizer.set_module_type_qconfig(nn.Linear, api["config"](is_dynamic=True))
+    for name in keep_float:
+        quantizer.set_module_name_qconfig(name, None)
     prepared = api["prepare"](program.module(), quantizer)
     with torch.no_grad():
         for batch in batches:
@@ -182,9 +185,9 @@ def _qat_program(source: Source, batches: list[torch.Tensor], example: torch.Ten
         return _export(api["convert"](prepared), example)
 
 
-def _compile_in_child(folder: Path, kind: str | None, log) -> Path:
+def _compile_in_child(folder: Path, kind: str | None, log, keep_float: tuple[str, ...] = ()) -> Path:
     """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote."""
-    (folder / "job.json").write_text(json.dumps({"kind": kind}))
+    (folder / "job.json").write_text(json.dumps({"kind": kind, "keep_float": list(keep_float)}))
     done = run_child(f"{_MODULE}:_child", str(folder))
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
@@ -197,15 +200,18 @@ def _compile_in_child(folder: Path, kind: str | None, log) -> Path:
 def _child(folder: str) -> None:
     """The compile process: load the exported program, quantize it (static/dynamic INT8), compile."""
     folder = Path(folder)
-    kind = json.loads((folder / "job.json").read_text())["kind"]
+    job = json.loads((folder / "job.json").read_text())
+    kind = job["kind"]
     example = torch.load(folder / "example.pt")
     if kind is not None:
         _pt2e()  # INT8: torchao's lowerings and fusion passes must be registered before compiling
     program = torch.export.load(folder / "program.pt2")
     if kind in ("static", "dynamic"):
         batches = torch.load(folder / "batches.pt")
-        program = _quantize(program, kind, batches, example)
-        print(f"{kind} INT8 (PT2E): observed {len(batches)} batches, converted")
+        program = _quantize(program, kind, batches, example, job.get("keep_float") or [])
+        kept = len(job.get("keep_float") or [])
+        print(f"{kind} INT8 (PT2E): observed {len(batches)} batches, converted"
+              + (f", {kept} layer(s) kept float" if kept else ""))
     # the compiled code does not check its input (AOTI_RUNTIME_CHECK_INPUTS unset): _Loaded does
     options = {**COMPILE_OPTIONS, "aot_inductor.metadata": {"input": _signature(example)}}
     with torch.no_grad():  # freezing only runs with gradients off
@@ -251,14 +257,30 @@ class Inductor:
         return {**package_versions("torch", "torchao"), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
     def unsupported(self, method) -> str | None:
-        """None: float methods, and INT8 static, QAT and dynamic (``nn.Linear`` only) via PT2E."""
-        kind = method.kinds[-1] if method.quantized else None
-        return None if kind in _KINDS else f"no torchao PT2E recipe for INT8 kind {kind!r}"
+        """None: float methods, and INT8 requests X86InductorQuantizer expresses: static (per-channel
+        weights, every conv and linear layer, layers kept float by module name), QAT, and dynamic
+        (``nn.Linear`` only)."""
+        if undeclared(method):
+            return undeclared(method)
+        r = int8_request(method)
+        if r is None:
+            return None
+        if not r.per_channel:
+            return "X86InductorQuantizer has per-channel weights only (no per-tensor configuration)"
+        if r.static and set(r.layers) != {"conv", "linear"}:
+            return f"X86InductorQuantizer's static configuration quantizes conv and linear layers, not {'+'.join(r.layers)} only"
+        if not r.static and set(r.layers) != {"linear"}:
+            return "no dynamic INT8 convolution in X86InductorQuantizer (dynamic INT8 of Linear only)"
+        if r.training == "qat" and r.keep_float != "none":
+            return "layers kept in float are not combined with QAT here"
+        return None
 
     def build(self, source: Source) -> bytes:
-        kind = source.quantization
-        if kind not in _KINDS:
-            raise ValueError(f"inductor: unknown quantization kind {kind!r}")
+        r = source.request
+        reason = None if r is None else self.unsupported(source.method)
+        if reason:
+            raise ValueError(f"inductor cannot build {source.method.id!r}: {reason}")
+        kind = None if r is None else ("qat" if r.training == "qat" else r.activations)
         if kind == "qat" and (source.finetune is None or source.epochs <= 0):
             raise ValueError(f"QAT INT8 on inductor needs source.finetune and epochs > 0 "
                              f"(got {source.finetune!r}, {source.epochs})")
@@ -279,7 +301,7 @@ class Inductor:
                                       dynamic_batch=True)
                     torch.save(batches if kind == "static" else batches[:1], folder / "batches.pt")
             torch.export.save(program, folder / "program.pt2")
-            return _compile_in_child(folder, kind, source.say).read_bytes()
+            return _compile_in_child(folder, kind, source.say, tuple(source.keep_float)).read_bytes()
 
     def load(self, artifact: bytes, threads: int) -> Prepared:
         """The package loaded (no compile); its kernels take torch's thread count at each call."""

@@ -11,7 +11,14 @@ quantized by ORT's own toolchain after ``quant_pre_process`` (shape inference, g
   format depends on the CPU's capability class (:func:`int8_format`);
 * dynamic: ``quantize_dynamic`` of MatMul/Gemm only (eager quantizes Linear only, and ORT's CPU
   build has no dynamic INT8 convolution kernel), INT8 weights, activations quantized per batch;
-* QAT: not supported (:meth:`OnnxRuntime.unsupported`).
+* QAT: not supported (:meth:`OnnxRuntime.unsupported`);
+* layers kept in float (accuracy-aware INT8, ``Source.keep_float``): the BatchNorms are folded into
+  their convolutions in torch before the export, so that each exported convolution carries its own
+  module's name (the exporter's folding names it after the BatchNorm), and those layers' nodes are
+  passed to ``quantize_static`` as ``nodes_to_exclude``; a name not found in the graph fails the build.
+
+What is quantized follows the method's :class:`~compression_bench.compression.int8_request.Int8Request`
+(per-channel or per-tensor weights, conv and/or linear layers), never its id.
 
 The choices, measured on a 2-core AMD EPYC with AVX-512 VNNI, batch 64, one thread, median of 20
 runs (random weights for speed; the default profile's digits-trained models, on the 450
@@ -49,6 +56,8 @@ from torch import nn
 
 from compression_bench.benchmarks.measurement import machine
 from compression_bench.zoo.keys import package_versions
+
+from compression_bench.compression.int8_request import int8_request, undeclared
 
 from . import Prepared, Source, register_runtime, torch_threads
 
@@ -103,10 +112,12 @@ def int8_format(cpu_class: str) -> tuple[str, str]:
 
 
 def quantize_static_qdq(src: str, dst: str, batches: Iterable[torch.Tensor], fmt: str,
-                        method: str) -> int:
+                        method: str, *, per_channel: bool = True, op_types: list[str] | None = None,
+                        exclude: Iterable[str] = ()) -> int:
     """Static INT8 of the pre-processed model ``src`` into ``dst`` in format ``fmt`` (a key of
-    :data:`FORMATS`), ranged by ``method`` (a CalibrationMethod name); returns the number of
-    calibration batches."""
+    :data:`FORMATS`), ranged by ``method`` (a CalibrationMethod name), with per-channel or per-tensor
+    weights, on ``op_types`` (None: every op ORT quantizes), the nodes named in ``exclude`` left in
+    float; returns the number of calibration batches."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     batches = iter(batches)
     first = next(batches, None)
@@ -114,16 +125,47 @@ def quantize_static_qdq(src: str, dst: str, batches: Iterable[torch.Tensor], fmt
         raise ValueError("static INT8 needs calibration batches; source.calibration() yielded none")
     reader = _Calibration(itertools.chain([first], batches))
     activations, weights, reduce_range = FORMATS[fmt]
-    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-                    weight_type=QuantType[weights], activation_type=QuantType[activations],
-                    calibrate_method=CalibrationMethod[method])
+    quantize_static(src, dst, reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, weight_type=QuantType[weights],
+                    activation_type=QuantType[activations], calibrate_method=CalibrationMethod[method],
+                    op_types_to_quantize=op_types, nodes_to_exclude=list(exclude) or None)
     return reader.count
 
 
-def quantize_dynamic_matmul(src: str, dst: str) -> None:
+def quantize_dynamic_matmul(src: str, dst: str, per_channel: bool = False) -> None:
     """Dynamic INT8 of the MatMul/Gemm nodes of the pre-processed model ``src`` into ``dst``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+    quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                     per_channel=per_channel)
+
+
+#: ONNX ops of each layer type of an Int8Request
+OPS = {"conv": ["Conv"], "linear": ["MatMul", "Gemm"]}
+
+
+def layer_nodes(path: str) -> dict[str, str]:
+    """Module name -> ONNX node name for each conv and linear node of the model at ``path``, from the
+    module path the dynamo exporter records on each node (``pkg.torch.onnx.name_scopes``; the last
+    scope is the op's own). A convolution folded with its BatchNorm by the exporter carries the
+    BatchNorm's name: fold the BatchNorms in torch first (:func:`folded`) where names matter."""
+    import ast
+
+    import onnx
+    out = {}
+    for node in onnx.load(path, load_external_data=False).graph.node:
+        if node.op_type in OPS["conv"] + OPS["linear"]:
+            meta = {p.key: p.value for p in node.metadata_props}
+            scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+            if len(scopes) > 1:
+                out[scopes[-2]] = node.name
+    return out
+
+
+def folded(model: nn.Module) -> nn.Module:
+    """``model`` with each BatchNorm folded into the convolution before it, in torch (a traced copy whose
+    convolutions keep their module names), so that the exported convolution carries its own name."""
+    from torch.fx.experimental.optimization import fuse
+    return fuse(copy.deepcopy(model).cpu().eval())
 
 
 def session(artifact: bytes, threads: int):
@@ -135,6 +177,19 @@ def session(artifact: bytes, threads: int):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return ort.InferenceSession(artifact, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _excluded(path: str, keep_float: Iterable[str]) -> list[str]:
+    """The ONNX node names of the layers ``keep_float`` (module names); every one must be found."""
+    keep = list(keep_float)
+    if not keep:
+        return []
+    nodes = layer_nodes(path)
+    missing = [name for name in keep if name not in nodes]
+    if missing:
+        raise ValueError(f"onnxruntime: layer(s) to keep in float not found in the exported graph: "
+                         f"{', '.join(missing)}")
+    return [nodes[name] for name in keep]
 
 
 class OnnxRuntime:
@@ -155,40 +210,48 @@ class OnnxRuntime:
         return int8_format(machine.identify()["capability_class"])
 
     def unsupported(self, method) -> str | None:
-        """None for float methods and the INT8 kinds :meth:`build` lowers (static, dynamic); a reason
-        for every other INT8 kind, so a new quantization method reads ``n/a`` here, never ``failed``."""
-        kind = method.kinds[-1] if method.quantized else None
-        if kind == "qat":
+        """None for float methods and the INT8 requests :meth:`build` lowers; a reason for the others,
+        so a new quantization method reads ``n/a`` here, never ``failed``."""
+        if undeclared(method):
+            return undeclared(method)
+        r = int8_request(method)
+        if r is None:
+            return None
+        if r.training == "qat":
             return ("no QAT graph: ONNX Runtime quantizes after training (quantize_static, the "
                     "static INT8 row); this suite does not export a QAT model")
-        if kind not in (None, "static", "dynamic"):
-            return f"no onnxruntime.quantization recipe for INT8 kind {kind!r} (static and dynamic only)"
+        if not r.static and "conv" in r.layers:
+            return "no dynamic INT8 convolution kernel in ONNX Runtime's CPU build (dynamic INT8 of MatMul/Gemm only)"
         return None
 
     def build(self, source: Source) -> bytes:
-        kind = source.quantization
-        if kind not in (None, "static", "dynamic"):
-            raise ValueError(f"onnxruntime cannot build {getattr(source.method, 'id', kind)!r}: "
-                             f"{self.unsupported(source.method)}")
+        r = source.request
+        reason = None if r is None else self.unsupported(source.method)
+        if reason:
+            raise ValueError(f"onnxruntime cannot build {source.method.id!r}: {reason}")
         with tempfile.TemporaryDirectory(prefix="compression-bench-onnx-") as tmp:
             tmp = Path(tmp)
             source.say("onnxruntime: exporting the float model to ONNX (dynamo exporter, dynamic batch)")
-            export_float(source.float_model, source.example, str(tmp / "float.onnx"))
-            if kind is None:
+            model = folded(source.float_model) if source.keep_float else source.float_model
+            export_float(model, source.example, str(tmp / "float.onnx"))
+            if r is None:
                 return (tmp / "float.onnx").read_bytes()
             from onnxruntime.quantization import quant_pre_process
             source.say("onnxruntime: quant_pre_process (shape inference, optimisation)")
             quant_pre_process(str(tmp / "float.onnx"), str(tmp / "prepared.onnx"))
-            if kind == "static":
+            if r.static:
                 fmt, why = self.format()
-                source.say(f"onnxruntime: static INT8 (QDQ, per channel, {fmt}: {why}), calibrating "
-                           f"({CALIBRATION_METHOD})")
-                n = quantize_static_qdq(str(tmp / "prepared.onnx"), str(tmp / "int8.onnx"),
-                                         source.calibration(), fmt, CALIBRATION_METHOD)
+                exclude = _excluded(str(tmp / "prepared.onnx"), source.keep_float)
+                source.say(f"onnxruntime: {r.describe()} (QDQ, {fmt}: {why}), calibrating ({CALIBRATION_METHOD})"
+                           + (f"; {len(exclude)} node(s) kept float" if exclude else ""))
+                ops = None if set(r.layers) == set(OPS) else [op for t in r.layers for op in OPS[t]]
+                n = quantize_static_qdq(str(tmp / "prepared.onnx"), str(tmp / "int8.onnx"), source.calibration(),
+                                        fmt, CALIBRATION_METHOD, per_channel=r.per_channel, op_types=ops,
+                                        exclude=exclude)
                 source.say(f"onnxruntime: static INT8 calibrated on {n} batches")
             else:
-                source.say("onnxruntime: dynamic INT8 of MatMul/Gemm")
-                quantize_dynamic_matmul(str(tmp / "prepared.onnx"), str(tmp / "int8.onnx"))
+                source.say(f"onnxruntime: {r.describe()} (MatMul/Gemm)")
+                quantize_dynamic_matmul(str(tmp / "prepared.onnx"), str(tmp / "int8.onnx"), r.per_channel)
             return (tmp / "int8.onnx").read_bytes()
 
     def load(self, artifact: bytes, threads: int) -> Prepared:

@@ -6,7 +6,11 @@ OpenVINO CPU plugin; static INT8 by NNCF's post-training quantization.
   converted from the PyTorch module directly (not through the ONNX file of the ``onnxruntime``
   runtime), so a conversion problem of one runtime does not hide the other's.
 * static INT8: ``nncf.quantize`` of that IR on the batches the eager static row calibrated on
-  (NNCF's defaults: symmetric INT8 weights per channel, activations per tensor, fast bias correction).
+  (NNCF's defaults: symmetric INT8 weights per channel, activations per tensor, fast bias correction;
+  per-tensor weights when the method's request asks for them).
+* layers kept in float (accuracy-aware INT8): NNCF's ``IgnoredScope`` of those modules' ops; the
+  BatchNorms are then folded in torch before the conversion (the converter's own folding renames the
+  convolution after it), and a name that matches no op fails the build.
 * dynamic INT8: ``n/a``. NNCF's ``compress_weights`` quantizes weights only and leaves activations in
   float, which is not what the dynamic rows of the other runtimes measure.
 * QAT: ``n/a``. NNCF's QAT fine-tunes a PyTorch model of its own making; this suite does not export one.
@@ -27,7 +31,10 @@ import torch
 
 from compression_bench.zoo.keys import package_versions
 
+from compression_bench.compression.int8_request import int8_request, undeclared
+
 from . import Prepared, Source, register_runtime, torch_threads
+from .onnxruntime import folded
 
 XML, BIN = "model.xml", "model.bin"
 
@@ -55,6 +62,37 @@ def _unpack(artifact: bytes):
     return ov.Core().read_model(model=xml.decode("utf-8"), weights=ov.Tensor(np.frombuffer(weights, dtype=np.uint8)))
 
 
+def ignored_scope(model, keep_float: list[str]):
+    """NNCF's ``IgnoredScope`` of the ops converted from the modules ``keep_float`` (the converter names
+    each op ``__module.<module name>/aten::<op>/<Op>``); every name must match an op of ``model``."""
+    import re
+
+    import nncf
+    ops = [op.get_friendly_name() for op in model.get_ordered_ops()]
+    patterns = [rf"__module\.{re.escape(name)}/aten::.*" for name in keep_float]
+    missing = [n for n, p in zip(keep_float, patterns) if not any(re.fullmatch(p, o) for o in ops)]
+    if missing:
+        raise ValueError(f"openvino: layer(s) to keep in float not found in the converted model: {', '.join(missing)}")
+    return nncf.IgnoredScope(patterns=patterns)
+
+
+def _quantize(model, source: Source, r):
+    """``nncf.quantize`` of the converted ``model`` as the request ``r`` asks, on the calibration batches."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, QuantizationParameters
+    batches = [x.detach().cpu().numpy() for x in source.calibration()]
+    if not batches:
+        raise ValueError("static INT8 needs calibration batches; source.calibration() yielded none")
+    keep = list(source.keep_float)
+    extra = {} if r.per_channel else {"advanced_parameters": AdvancedQuantizationParameters(
+        weights_quantization_params=QuantizationParameters(per_channel=False))}
+    if keep:
+        extra["ignored_scope"] = ignored_scope(model, keep)
+    source.say(f"openvino: {r.describe()} by nncf.quantize on {len(batches)} calibration batches"
+               + (f"; {len(keep)} layer(s) kept float" if keep else ""))
+    return nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), **extra)
+
+
 class OpenVINO:
     name = "openvino"
     description = "OpenVINO on the CPU (convert_model; INT8 by NNCF post-training quantization)"
@@ -67,33 +105,36 @@ class OpenVINO:
         return package_versions("openvino", "nncf")
 
     def unsupported(self, method) -> str | None:
-        kind = method.kinds[-1] if method.quantized else None
-        if kind == "dynamic":
+        if undeclared(method):
+            return undeclared(method)
+        r = int8_request(method)
+        if r is None:
+            return None
+        if not r.static:
             return ("no dynamic INT8: NNCF's weight compression keeps activations in float, another "
                     "method than the other runtimes' dynamic rows")
-        if kind == "qat":
+        if r.training == "qat":
             return "no QAT graph: NNCF's QAT trains a model of its own; use the static INT8 row"
-        if kind not in (None, "static"):
-            return f"no NNCF recipe for INT8 kind {kind!r} (static only)"
+        if set(r.layers) != {"conv", "linear"}:
+            return f"nncf.quantize quantizes every conv and linear layer, not {'+'.join(r.layers)} only"
         return None
 
     def build(self, source: Source) -> bytes:
         import openvino as ov
-        kind = source.quantization
-        if kind not in (None, "static"):
-            raise ValueError(f"openvino cannot build {source.method.id!r}: {self.unsupported(source.method)}")
+        r = source.request
+        reason = None if r is None else self.unsupported(source.method)
+        if reason:
+            raise ValueError(f"openvino cannot build {source.method.id!r}: {reason}")
         example = source.example.detach().cpu().contiguous()
         source.say("openvino: converting the float model (convert_model, dynamic batch)")
+        # layers kept in float are named by module: fold the BatchNorms in torch first, else the converter
+        # folds them and the convolution loses its module's name
+        model = folded(source.float_model) if source.keep_float else source.float_model.eval()
         with torch.no_grad():
-            model = ov.convert_model(source.float_model.eval(), example_input=example)
+            model = ov.convert_model(model, example_input=example)
         model.reshape([-1, *example.shape[1:]])
-        if kind == "static":
-            import nncf
-            batches = [x.detach().cpu().numpy() for x in source.calibration()]
-            if not batches:
-                raise ValueError("static INT8 needs calibration batches; source.calibration() yielded none")
-            source.say(f"openvino: static INT8 by nncf.quantize on {len(batches)} calibration batches")
-            model = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
+        if r is not None:
+            model = _quantize(model, source, r)
         return _pack(model)
 
     def load(self, artifact: bytes, threads: int) -> Prepared:

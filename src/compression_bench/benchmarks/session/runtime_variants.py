@@ -30,6 +30,7 @@ from compression_bench.benchmarks import runtimes as runtimes_pkg
 from compression_bench.benchmarks.session.errors import EXIT_FAULT, SessionError, VariantFailure
 from compression_bench.benchmarks.runtimes import Prepared, Runtime, Source, get_runtime
 from compression_bench.compression import MethodSpec, get_method
+from compression_bench.compression.int8_request import int8_request
 from compression_bench.zoo import ArtifactCache
 from compression_bench.zoo.keys import code_fingerprint, package_versions
 
@@ -107,13 +108,15 @@ def _budget(spec: MethodSpec, profile: str):
     return (spec.steps[-1] if spec.steps else spec).budget(profile)
 
 
-def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_size: int) -> dict:
+def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_size: int,
+                   keep_float: tuple[str, ...] = ()) -> dict:
     """Everything that determines a runtime artifact (its cache key)."""
     trained = base.trained
     parts = {"kind": "runtime", "runtime": rt.name, "method": spec.settings(trained.profile.name),
              "base_digest": base.digest, "trained_digest": trained.digest,
              "code": runtime_code_fingerprint(rt.name), "versions": {**package_versions("torch"), **rt.versions()}}
     if spec.quantized:
+        parts["int8"] = {**int8_request(spec).to_dict(), "float_layers": list(keep_float)}
         parts["calibration"] = [pipeline.CALIBRATION_BATCHES, pipeline.CALIBRATION_BATCH_SIZE, trained.key]
         if _budget(spec, trained.profile.name).epochs:
             parts["train_threads"] = zoo.training.train_threads()  # fine-tuning numerics depend on it
@@ -124,10 +127,12 @@ def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_
 
 def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, batch_size: int,
                         cache: ArtifactCache, *, log: pipeline.Log | None = None,
-                        progress: zoo.training.Progress | None = None) -> RuntimeVariant:
+                        progress: zoo.training.Progress | None = None,
+                        keep_float: tuple[str, ...] = ()) -> RuntimeVariant:
     """``spec``'s artifact on ``runtime`` built from ``base`` (see :func:`float_base_id`), from the
     cache or built and cached, with its accuracy. :class:`RuntimeUnsupported` when the runtime
-    cannot express the method."""
+    cannot express the method. ``keep_float``: the layers an accuracy-aware INT8 method chose to keep
+    in float (the eager variant's choice, made on the validation split), which the runtime keeps too."""
     rt = get_runtime(runtime)
     reason = rt.unsupported(spec)
     if reason:
@@ -145,7 +150,8 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
         source = Source(method=spec, float_model=base.model,
                         example=_example(trained, batch_size), calibration=ctx.calibration,
                         finetune=ctx.finetune, epochs=budget.epochs if spec.quantized else 0,
-                        lr_scale=budget.lr_scale, log=(lambda m: log(f"[{tag}] {m}")) if log else None)
+                        lr_scale=budget.lr_scale, log=(lambda m: log(f"[{tag}] {m}")) if log else None,
+                        keep_float=tuple(keep_float))
         torch.manual_seed(0)
         t0 = time.perf_counter()
         artifact = rt.build(source)
@@ -154,7 +160,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
             log(f"[{tag}] built in {seconds:.1f}s ({len(artifact) / 2**20:.2f} MiB)")
         return {"artifact": artifact, "build_seconds": seconds}
 
-    blob, built = cache.get_or_build("runtime", name, artifact_parts(base, spec, rt, batch_size), build)
+    blob, built = cache.get_or_build("runtime", name, artifact_parts(base, spec, rt, batch_size, keep_float), build)
     artifact = bytes(blob["artifact"])
     digest = hashlib.sha256(artifact).hexdigest()[:20]
 
@@ -195,6 +201,16 @@ class Artifacts:
         self.variant, self.cache, self.say, self.progress = variant, cache, say, progress
         self.known: dict[tuple, RuntimeVariant | VariantFailure | str] = {}
 
+    def _kept_float(self, name: str, spec: MethodSpec, seed: int) -> tuple[str, ...]:
+        """The layers the method's eager variant kept in float, when its request chooses some
+        (accuracy-aware INT8: the choice is made once, on the validation split, and every runtime
+        lowers it); else none."""
+        request = int8_request(spec)
+        if request is None or request.keep_float == "none":
+            return ()
+        info = getattr(self.variant(name, spec.id, seed).model, "compression_info", None) or {}
+        return tuple(info.get("float_layers") or ())
+
     def get(self, name: str, method: str, runtime: str, batch_size: int, seed: int = 0):
         rt = get_runtime(runtime)
         key = (name, method, runtime, batch_size if rt.batch_specific else None, seed)
@@ -207,9 +223,11 @@ class Artifacts:
                 return self.variant(name, method, seed)
             else:
                 base = self.variant(name, float_base_id(spec), seed)
+                keep_float = self._kept_float(name, spec, seed)
                 try:
                     self.known[key] = get_runtime_variant(base, spec, runtime, batch_size, self.cache,
-                                                          log=self.say, progress=self.progress)
+                                                          log=self.say, progress=self.progress,
+                                                          keep_float=keep_float)
                 except zoo.CacheError as err:
                     raise SessionError(str(err), EXIT_FAULT) from None
                 except Exception as err:  # noqa: BLE001 - export or compilation failed for this model: its row says why
