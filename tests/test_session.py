@@ -6,6 +6,7 @@ import ast
 import csv
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from compression_bench.benchmarks.session import options, schema
 from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.reporting import saved as saved_runs
 from compression_bench.benchmarks.runtimes import get_runtime
+from compression_bench.benchmarks.session.config import Config
 from compression_bench.benchmarks.session.schema import Record
 from compression_bench.benchmarks.session.session import Session, SessionError
 
@@ -25,13 +27,17 @@ MODELS = "EnhancedLeNet5,SimpleCNN_6x2"
 METHODS = "original,static_int8,structured_50"
 
 
-def _session(tmp_path, thresholds: str | None = None, **values) -> Session:
+def _config(tmp_path, thresholds: str | None = None, **values) -> Config:
     given = {"zoo_profile": "smoke", "zoo_cache": str(tmp_path / "cache"), "report_dir": str(tmp_path / "report"),
              "zoo_models": MODELS, "compression_methods": METHODS, **values}
     if thresholds is not None:
         (tmp_path / "t.toml").write_text(thresholds)
         given["thresholds"] = str(tmp_path / "t.toml")
-    return Session(given, say=lambda message: None)
+    return Config.from_options(given)
+
+
+def _session(tmp_path, thresholds: str | None = None, **values) -> Session:
+    return Session(_config(tmp_path, thresholds, **values), say=lambda message: None)
 
 
 def rec(model, method, *, acc=97.0, size=4.0, lat=None, ref=None, **kw) -> Record:
@@ -49,7 +55,7 @@ def test_finish_sorts_in_selection_order_and_derives_ratios(tmp_path):
               rec("EnhancedLeNet5", "static_int8", acc=96.5, size=1.0, lat=2.0, ref=8.0),
               rec("SimpleCNN_6x2", "original", lat=10.0),
               rec("EnhancedLeNet5", "original", lat=9.0)]:
-        s.add(r)
+        s.judge.add(r)
     out = s.finish()
     assert out.status == 0, out.lines
     assert [(r["model"], r["method"]) for r in out.records] == [
@@ -81,8 +87,8 @@ def _metrics(acc, size):
 def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
     s = _session(tmp_path)
     t = timing.Timing([0.002, 0.002, 0.003], [0.008, 0.008, 0.009], seconds=0.032)
-    r = s.record(_variant("EnhancedLeNet5", "static_int8", _metrics(96.0, 1.0)),
-                 _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1, timing=t)
+    r = s.judge.record(_variant("EnhancedLeNet5", "static_int8", _metrics(96.0, 1.0)),
+                       _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1, timing=t)
     assert (r.latency_median_ms, r.reference_latency_median_ms) == (2.0, 8.0)
     # the speedup is the centre of the per-round ratios (4, 4, 3), not the ratio of the medians (8 / 2)
     assert r.speedup == pytest.approx((4 * 4 * 3) ** (1 / 3)) and r.speedup_method == timing.METHOD
@@ -91,8 +97,8 @@ def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
     assert (r.size_ratio, r.timing_seconds) == (0.25, 0.032)
     assert (r.latency_rounds, r.reference_latency_rounds, r.runtime, r.macs) == (3, 3, "eager", 100)
     assert r.accuracy == 96.0 and r.original_accuracy == 97.0 and r.gate_failures == [] and r.inconclusive == []
-    untimed = s.record(_variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)),
-                       _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1)
+    untimed = s.judge.record(_variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)),
+                             _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1)
     assert untimed.latency_median_ms is None and untimed.speedup is None and untimed.speedup_low is None
     assert r.accuracy_low is None and r.delta_p_value is None  # no predictions recorded: no interval, no test
     # with every image's prediction: the interval and the paired test against the original on the same images
@@ -100,7 +106,7 @@ def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
     wrong = lambda k: [(y + 1) % 10 if i < k else y for i, y in enumerate(labels)]  # noqa: E731
     v = _variant("EnhancedLeNet5", "static_int8", dict(_metrics(90.0, 1.0), predictions=wrong(10)), labels=labels)
     o = _variant("EnhancedLeNet5", "original", dict(_metrics(100.0, 4.0), predictions=labels), labels=labels)
-    r = s.record(v, o, batch_size=64, threads=1, timing=t)
+    r = s.judge.record(v, o, batch_size=64, threads=1, timing=t)
     assert r.accuracy_low < 90.0 < r.accuracy_high and r.delta_p_value == pytest.approx(2 / 2 ** 10)
     assert r.delta_significant and r.agreement == 90.0 and r.per_class_delta == {str(k): -10.0 for k in range(10)}
     assert r.latency_p90_ms == pytest.approx(2.8) and r.latency_p99_ms == pytest.approx(2.98)
@@ -108,10 +114,10 @@ def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
 
 def test_a_failed_gate_gives_exit_status_1(tmp_path):
     s = _session(tmp_path, "[profiles.smoke.methods.static_int8]\nmax_size_ratio = 0.01\n")
-    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
-    bad = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, size_ratio=0.25))
+    s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    bad = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, size_ratio=0.25))
     assert len(bad.gate_failures) == 1 and "at most 0.010x" in bad.gate_failures[0]
-    s.add(bad)
+    s.judge.add(bad)
     out = s.finish()
     assert out.status == 1
     assert ("gates failed (each in its own test)", "section") in out.lines
@@ -120,65 +126,68 @@ def test_a_failed_gate_gives_exit_status_1(tmp_path):
 
 def test_a_speed_gate_whose_interval_straddles_it_is_inconclusive_and_gives_exit_status_6(tmp_path):
     s = _session(tmp_path, "[profiles.smoke.methods.static_int8]\nmin_speedup = 4.2\n")
-    r = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, speedup_low=3.8, speedup_high=4.4))
+    r = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, speedup_low=3.8,
+                         speedup_high=4.4))
     assert r.gate_failures == [] and len(r.inconclusive) == 1
     assert "95% interval 3.80-4.40x" in r.inconclusive[0] and "required at least 4.20x" in r.inconclusive[0]
-    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
-    s.add(r)
+    s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    s.judge.add(r)
     assert s.finish().status == 6
     # the same estimate with the whole interval below the floor is a failure
-    below = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, speedup_low=3.9, speedup_high=4.1))
+    below = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, speedup_low=3.9,
+                             speedup_high=4.1))
     assert below.inconclusive == [] and "required at least 4.20x" in below.gate_failures[0]
 
 
 def test_a_speed_variant_slower_than_what_it_replaces_is_flagged_with_its_cause_and_fails_only_where_set(tmp_path):
     s = _session(tmp_path, "[methods.structured_50]\nfail_if_slower = true\n",
                  compression_methods="original,static_int8,structured_50,structured_50+static_int8")
-    s.cpu_class = "x86-avx2"
+    s.judge.cpu_class = "x86-avx2"
     slow = dict(lat=10.0, ref=8.0, speedup_low=0.78, speedup_high=0.82)
-    int8 = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, **slow))
+    int8 = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, **slow))
     (flag,) = int8.flags
     assert "slower than its float original on eager: 0.80x (0.78-0.82)" in flag and "without VNNI" in flag
     assert int8.gate_failures == []  # INT8 on a CPU without VNNI: flagged, not failed
-    pruned = s.gate(rec("EnhancedLeNet5", "structured_50", size=1.0, **slow))
+    pruned = s.judge.gate(rec("EnhancedLeNet5", "structured_50", size=1.0, **slow))
     assert pruned.flags and "fail_if_slower" in pruned.gate_failures[0]
-    fine = s.gate(rec("EnhancedLeNet5", "structured_50", size=1.0, lat=4.0, ref=8.0, speedup_low=1.9,
-                      speedup_high=2.1))
+    fine = s.judge.gate(rec("EnhancedLeNet5", "structured_50", size=1.0, lat=4.0, ref=8.0, speedup_low=1.9,
+                            speedup_high=2.1))
     assert fine.flags == [] and fine.gate_failures == []
-    noisy = s.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=8.2, ref=8.0, speedup_low=0.95,
-                       speedup_high=1.02))
+    noisy = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=8.2, ref=8.0, speedup_low=0.95,
+                             speedup_high=1.02))
     assert noisy.flags == []  # the interval reaches 1.0x: not shown to be slower
-    masked = s.gate(rec("EnhancedLeNet5", "unstructured_50", size=4.0, **slow))
+    masked = s.judge.gate(rec("EnhancedLeNet5", "unstructured_50", size=4.0, **slow))
     assert masked.flags == []  # masked weights run on dense kernels: not a method for speed
     # a composition slower than its pruned parent, timed earlier in the session
-    s.add(fine)
-    comp = s.gate(rec("EnhancedLeNet5", "structured_50+static_int8", size=1.0, lat=5.0, ref=8.0, speedup_low=1.5,
-                      speedup_high=1.7))
+    s.judge.add(fine)
+    comp = s.judge.gate(rec("EnhancedLeNet5", "structured_50+static_int8", size=1.0, lat=5.0, ref=8.0,
+                            speedup_low=1.5, speedup_high=1.7))
     (flag,) = comp.flags
     assert "slower than its parent structured_50 on eager: 1.60x (1.50-1.70) against 2.00x" in flag
-    s.add(comp)
+    s.judge.add(comp)
     lines = [text for text, _ in s.finish().lines]
     assert any(line.startswith("slower than what they replace") for line in lines)
     assert any(line.startswith("EnhancedLeNet5 / structured_50+static_int8: slower than its parent") for line in lines)
 
 
 def test_an_unwritable_report_dir_gives_exit_status_7_and_names_each_file(tmp_path):
-    s = _session(tmp_path)
+    config = _config(tmp_path)
     (tmp_path / "a-file").write_text("not a directory")
-    s.report_dir = tmp_path / "a-file" / "report"  # the report directory became unusable after the start
-    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    # the report directory became unusable after the start
+    s = Session(replace(config, report_dir=tmp_path / "a-file" / "report"), say=lambda message: None)
+    s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
     out = s.finish()
     assert out.status == 7 and out.paths == {}
     for name in ("report.md", "results.json", "results.csv"):
         (line,) = [u for u in out.unwritten if f"/{name} " in u]
-        assert line.startswith(f"could not write {s.report_dir / name}") and (line, "red") in out.lines
+        assert line.startswith(f"could not write {s.config.report_dir / name}") and (line, "red") in out.lines
     assert any("| **original**" in line for line, _ in out.lines)  # the tables still print
 
 
 def test_result_files_hold_the_schemas_fields(tmp_path):
     s = _session(tmp_path)
-    s.add(rec("EnhancedLeNet5", "original", lat=10.0))
-    s.add(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0))
+    s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
+    s.judge.add(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0))
     out = s.finish()
     rows = list(csv.DictReader(out.paths["csv"].open()))
     assert list(rows[0]) == schema.FIELDS and "runtime" in schema.FIELDS
@@ -283,7 +292,7 @@ def test_runtime_rows_get_speedups_against_their_own_float_and_eager_and_a_cross
               rec("EnhancedLeNet5", "original", lat=16.0, **ort),
               rec("EnhancedLeNet5", "static_int8", acc=96.9, size=1.1, lat=8.0, ref=16.0, **ort),
               rec("EnhancedLeNet5", "structured_50", acc=90.0, size=2.0, lat=4.0, ref=16.0, **ort)]:
-        s.add(r)
+        s.judge.add(r)
     out = s.finish()
     rows = {(r["runtime"], r["method"]): r for r in out.records}
     assert [(r["runtime"], r["method"]) for r in out.records][:2] == [("eager", "original"), ("eager", "static_int8")]
@@ -304,14 +313,14 @@ def test_runtime_rows_get_speedups_against_their_own_float_and_eager_and_a_cross
 
 
 def test_runtime_gates_take_speed_floors_only_from_the_runtimes_own_tables(tmp_path):
-    s = _session(tmp_path, thresholds="""
+    c = _config(tmp_path, thresholds="""
         [methods.static_int8]
         max_accuracy_drop = 1.0
         min_speedup = 3.0
         [runtimes.onnxruntime.models.EnhancedLeNet5.methods.static_int8]
         min_speedup = 1.5
     """)
-    t = s.thresholds
+    t = c.thresholds
     assert t.gates("EnhancedLeNet5", "static_int8", "smoke") == {"max_accuracy_drop": 1.0, "min_speedup": 3.0}
     assert t.gates("EnhancedLeNet5", "static_int8", "smoke", "onnxruntime") == {"max_accuracy_drop": 1.0,
                                                                                  "min_speedup": 1.5}
@@ -321,15 +330,15 @@ def test_runtime_gates_take_speed_floors_only_from_the_runtimes_own_tables(tmp_p
 
 
 def test_the_cases_hold_every_method_per_runtime_and_the_eager_original_always(tmp_path):
-    s = _session(tmp_path, runtimes="onnxruntime", float_baselines="inductor", zoo_models="EnhancedLeNet5")
-    assert s.cases() == [("EnhancedLeNet5", "original", "eager", 0),
+    c = _config(tmp_path, runtimes="onnxruntime", float_baselines="inductor", zoo_models="EnhancedLeNet5")
+    assert c.cases() == [("EnhancedLeNet5", "original", "eager", 0),
                          *[("EnhancedLeNet5", m, "onnxruntime", 0) for m in METHODS.split(",")],
                          ("EnhancedLeNet5", "original", "inductor", 0)]
     with pytest.raises(SessionError, match="unknown runtime 'tvm' in --runtimes"):
         _session(tmp_path, runtimes="eager,tvm")
     # --zoo-seeds 2: every case once per seed, seed by seed
-    two = _session(tmp_path, zoo_seeds="2", zoo_models="EnhancedLeNet5", compression_methods="original,static_int8",
-                   float_baselines="none")
+    two = _config(tmp_path, zoo_seeds="2", zoo_models="EnhancedLeNet5", compression_methods="original,static_int8",
+                  float_baselines="none")
     assert two.cases() == [("EnhancedLeNet5", "original", "eager", 0), ("EnhancedLeNet5", "static_int8", "eager", 0),
                            ("EnhancedLeNet5", "original", "eager", 1), ("EnhancedLeNet5", "static_int8", "eager", 1)]
     for bad in ("0", "three", "21"):

@@ -1,5 +1,7 @@
 """The pytest plugin of the benchmark suite: options, parametrization, fixtures, and hooks that forward
-to a :class:`benchmarks.session.session.Session`, where the logic lives (no pytest there).
+to a :class:`benchmarks.session.session.Session`, where the logic lives (no pytest there): the
+options' values go to :meth:`benchmarks.session.config.Config.from_options`, the one place settings are
+read and checked.
 
 The suite's own ``benchmarks/conftest.py`` loads it; in another repository a conftest.py loads it with
 ``pytest_plugins = ["compression_bench.benchmarks.plugin"]`` and a test module imports the test,
@@ -20,8 +22,10 @@ from compression_bench import compression, zoo
 from compression_bench.benchmarks.measurement import heap
 from compression_bench.benchmarks.session import options
 from compression_bench.benchmarks import runtimes
+from compression_bench.benchmarks.session.config import Config
+from compression_bench.benchmarks.session.errors import SessionError
 from compression_bench.benchmarks.session.schema import Record
-from compression_bench.benchmarks.session.session import RECORD_KEY, Session, SessionError
+from compression_bench.benchmarks.session.session import RECORD_KEY, Session
 
 
 def pytest_addoption(parser):
@@ -54,9 +58,9 @@ def pytest_configure(config):
         return
     values = {dest: config.getoption(dest) for dest in options.dests()}
     try:
-        s = Session(values, comparing=bool(config.getoption("benchmark_compare", None)), say=_say(config),
-                    root=config.rootpath)
-        s.check_data()
+        settings = Config.from_options(values, comparing=bool(config.getoption("benchmark_compare", None)))
+        s = Session(settings, say=_say(config), root=config.rootpath)
+        s.workspace.check_data()
     except SessionError as err:
         _fail(err)
     parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
@@ -88,7 +92,7 @@ class _Records:
         for key, value in report.user_properties:
             if key == RECORD_KEY:
                 # named by the test id, as pytest-benchmark names the benchmark: saved runs are matched on it
-                self.session.add(Record.from_dict(dict(value, name=report.nodeid.rsplit("::", 1)[-1])))
+                self.session.judge.add(Record.from_dict(dict(value, name=report.nodeid.rsplit("::", 1)[-1])))
 
 
 def _session(config) -> Session | None:
@@ -98,16 +102,16 @@ def _session(config) -> Session | None:
 def pytest_generate_tests(metafunc):
     if "method_id" not in metafunc.fixturenames:
         return
-    s = _session(metafunc.config)
-    cases = s.cases()
+    c = _session(metafunc.config).config
+    cases = c.cases()
     # the ids are what saved runs are matched on: test_variant[<model>-<method>-bs<batch>-t<threads>] on eager,
     # test_variant[<model>-<method>-<runtime>-bs<batch>-t<threads>] on another runtime; seeds after the
     # first (--zoo-seeds) add -seed<k> after the runtime
     metafunc.parametrize(("model_name", "method_id", "runtime", "zoo_seed"), cases,
                          ids=[f"{m}-{k}" + ("" if r == "eager" else f"-{r}") + (f"-seed{s}" if s else "")
                               for m, k, r, s in cases])
-    metafunc.parametrize("batch_size", s.batch_sizes, ids=[f"bs{n}" for n in s.batch_sizes])
-    metafunc.parametrize("threads", s.thread_counts, ids=[f"t{n}" for n in s.thread_counts])
+    metafunc.parametrize("batch_size", c.batch_sizes, ids=[f"bs{n}" for n in c.batch_sizes])
+    metafunc.parametrize("threads", c.thread_counts, ids=[f"t{n}" for n in c.thread_counts])
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +125,7 @@ def pytest_report_header(config):
         return None
     from compression_bench.benchmarks.measurement.machine import describe
     return [f"compression-bench machine: {describe(s.machine)}",
-            f"compression-bench machine key: {s.machine['key']} (speed gates for class {s.cpu_class})"]
+            f"compression-bench machine key: {s.machine['key']} (speed gates for class {s.judge.cpu_class})"]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

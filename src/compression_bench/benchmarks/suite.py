@@ -8,7 +8,7 @@ runtime's float original, and accuracy comes from running the runtime's artifact
 variant and the original alternately, round by round, with pytest-benchmark's timer on both sides,
 until the speedup's 95% interval is narrow enough or the test's budget is spent; pytest-benchmark
 keeps (and saves) the variant's per-round times as its statistics. The session builds the record and
-judges the gates on the interval (:meth:`benchmarks.session.session.Session.record`); they are all asserted
+judges the gates on the interval (:meth:`benchmarks.session.judge.Judge.record`); they are all asserted
 here, so the test that fails is the one whose variant missed its gate, whichever tests were selected.
 A speed gate whose interval straddles it, with the estimate on the wrong side, is reported as
 inconclusive instead of failed.
@@ -29,7 +29,8 @@ from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.session.pipeline import latency_batch
 from compression_bench.benchmarks.session.runtime_variants import RuntimeUnsupported
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.session.session import RECORD_KEY, SessionError, VariantFailure
+from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
+from compression_bench.benchmarks.session.session import RECORD_KEY
 
 
 def _time(benchmark, infer, reference, bench, key) -> tuple[timing.Timing, int]:
@@ -37,11 +38,12 @@ def _time(benchmark, infer, reference, bench, key) -> tuple[timing.Timing, int]:
     its median in the session's earlier tests (:func:`timing.measure_in_state`); pytest-benchmark keeps
     (and saves) the variant's per-call times of the accepted paired rounds as its statistics. Returns
     the accepted timing and the number of timings made."""
+    c, judge = bench.config, bench.judge
     result, made = timing.measure_in_state(
-        lambda: timing.measure(infer, reference, warmup=bench.warmup, target_s=bench.target_s,
-                               precision=bench.precision, clock=benchmark._timer),
-        bench.typical_original(key))
-    bench.note_original(key, result.reference_median or result.median)
+        lambda: timing.measure(infer, reference, warmup=c.warmup, target_s=c.target_s,
+                               precision=c.precision, clock=benchmark._timer),
+        judge.typical_original(key))
+    judge.note_original(key, result.reference_median or result.median)
     benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
     stats = Stats()
     for s in result.samples:
@@ -53,7 +55,7 @@ def _time(benchmark, infer, reference, bench, key) -> tuple[timing.Timing, int]:
 def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: int):
     """The variant as ``runtime`` runs it, trained and built on first use (then from the cache)."""
     try:
-        return bench.on_runtime(model, method, runtime, batch_size, seed)
+        return bench.workspace.on_runtime(model, method, runtime, batch_size, seed)
     except SessionError as err:  # bad input (4) or a cache fault (7): the whole run stops
         pytest.exit(str(err), returncode=err.code)
 
@@ -71,10 +73,10 @@ def _keep(request, record) -> None:
 
 def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, batch_size, threads, request):
     def not_run(status: str):
-        _keep(request, bench.status_record(model_name, method_id, status, batch_size=batch_size, threads=threads,
-                                           runtime=runtime, seed=zoo_seed))
+        _keep(request, bench.judge.status_record(model_name, method_id, status, batch_size=batch_size,
+                                                 threads=threads, runtime=runtime, seed=zoo_seed))
 
-    reason = bench.unsupported(model_name, method_id, runtime)
+    reason = bench.judge.unsupported(model_name, method_id, runtime)
     if reason:  # declared in the thresholds file: not run, not a failure
         not_run(f"n/a: {reason}")
         pytest.skip(f"n/a: {reason}")
@@ -94,7 +96,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
                 result, made = _time(benchmark, infer, reference, bench,
                                      (model_name, runtime, batch_size, in_force, zoo_seed))
             out = infer()
-        memory = bench.peak_memory(variant, rt, x, in_force)
+        memory = bench.workspace.peak_memory(variant, rt, x, in_force)
     except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so
         not_run(f"n/a: {why}")
         pytest.skip(f"n/a: {why}")
@@ -111,9 +113,9 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
         pytest.fail(f"{model_name} / {method_id} on {runtime}: {status}", pytrace=False)
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
-    record = bench.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
-                          stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory,
-                          timings=made)
+    record = bench.judge.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
+                                stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory,
+                                timings=made)
     benchmark.extra_info.update(record.extra_info())
     _keep(request, record)
 

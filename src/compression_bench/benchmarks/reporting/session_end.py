@@ -1,6 +1,7 @@
 """The end of a benchmark session: sort the records, derive ratios, note drift, compare against a saved
 run, draw the plots, write the files, and the exit status. No pytest. :meth:`Session.finish
-<benchmarks.session.session.Session.finish>` calls :func:`finish` with itself.
+<benchmarks.session.session.Session.finish>` calls :func:`finish` with itself: its ``config`` chooses
+the order, the report folder and the comparison gates, its ``judge`` holds the records.
 """
 from __future__ import annotations
 
@@ -27,10 +28,10 @@ class Outcome:
     regressions: list[str] = field(default_factory=list)
 
 
-def _order(session, r):
-    model = session.models.index(r.model) if r.model in session.models else len(session.models)
-    method = session.methods.index(r.method) if r.method in session.methods else len(session.methods)
-    order = ["eager"] + [n for n in session.runtimes + getattr(session, "baselines", []) if n != "eager"]
+def _order(config, r):
+    model = config.models.index(r.model) if r.model in config.models else len(config.models)
+    method = config.methods.index(r.method) if r.method in config.methods else len(config.methods)
+    order = ["eager"] + [n for n in config.runtimes + config.baselines if n != "eager"]
     runtime = order.index(r.runtime) if r.runtime in order else len(order)
     return model, runtime, method, r.batch_size or 0, r.threads or 0
 
@@ -47,16 +48,16 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
     else:
         if comparison is None:
             problem = "accuracy and size not compared: no saved run matched --benchmark-compare."
-    speed = getattr(session, "compare_fail_speedup", None)
+    speed, accuracy = session.config.compare_fail_speedup, session.config.compare_fail
     if problem:
         notices.append(problem)
-        if session.compare_fail is not None:
+        if accuracy is not None:
             out.regressions.append(f"--compare-fail-accuracy could not be checked: {problem}")
         if speed is not None:
             out.regressions.append(f"--compare-fail-speedup could not be checked: {problem}")
         return comparison
-    if session.compare_fail is not None:
-        out.regressions += compare.accuracy_regressions(comparison, session.compare_fail)
+    if accuracy is not None:
+        out.regressions += compare.accuracy_regressions(comparison, accuracy)
     if speed is not None:
         out.regressions += compare.speedup_regressions(comparison, speed)
     return comparison
@@ -81,23 +82,23 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
     compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
     Status: 1 when a gate failed or accuracy regressed against the compared run, else 7 when a
     file could not be written, else 6 when a speed gate was inconclusive, else 0."""
-    out = Outcome()
-    if not session.records:
+    out, c, records = Outcome(), session.config, session.judge.records
+    if not records:
         return out
-    rows = add_ratios([r.to_dict() for r in sorted(session.records, key=functools.partial(_order, session))])
+    rows = add_ratios([r.to_dict() for r in sorted(records, key=functools.partial(_order, c))])
     out.records = rows
     notices = [n for n in [report.drift_notice(rows)] if n]
-    comparison = _compare(session, rows, compared, out, notices) if session.comparing else None
-    drawn = plots.make_plots(across_seeds(rows), session.report_dir, within=session.within, method_order=session.methods)
-    header = report.run_header(rows, profile=session.profile.name, batch_sizes=session.batch_sizes,
-                               threads=", ".join(map(str, session.thread_counts)), versions=session.versions,
+    comparison = _compare(session, rows, compared, out, notices) if c.comparing else None
+    drawn = plots.make_plots(across_seeds(rows), c.report_dir, within=c.within, method_order=c.methods)
+    header = report.run_header(rows, profile=c.profile.name, batch_sizes=c.batch_sizes,
+                               threads=", ".join(map(str, c.thread_counts)), versions=session.versions,
                                repo=session.root, machine=getattr(session, "machine", None))
     if comparison is not None:
         header["Compared against"] = comparison.a
     if getattr(session, "session_id", None):
         header["Session id"] = session.session_id
-    out.paths, out.unwritten = report.write_results(rows, header, session.report_dir, within=session.within,
-                                                    method_order=session.methods, comparison=comparison,
+    out.paths, out.unwritten = report.write_results(rows, header, c.report_dir, within=c.within,
+                                                    method_order=c.methods, comparison=comparison,
                                                     plots=drawn, notices=notices)
     if getattr(session, "tracker", None) is not None:
         _track(session, rows, header, [*out.paths.values(), *drawn.paths], out, notices)
@@ -107,7 +108,7 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
         out.status = EXIT_FAULT
     elif any(r["inconclusive"] for r in rows):
         out.status = EXIT_INCONCLUSIVE
-    out.lines = list(summary.lines(rows, within=session.within, method_order=session.methods, comparison=comparison,
+    out.lines = list(summary.lines(rows, within=c.within, method_order=c.methods, comparison=comparison,
                                    notices=notices + drawn.notices, paths=out.paths, unwritten=out.unwritten,
-                                   plots=drawn, report_dir=session.report_dir, regressions=out.regressions))
+                                   plots=drawn, report_dir=c.report_dir, regressions=out.regressions))
     return out

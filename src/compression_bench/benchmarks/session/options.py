@@ -1,7 +1,7 @@
 """The suite's options as data, and checks of their values, done before anything trains. No pytest.
 
-:data:`OPTIONS` declares the benchmark options (the pytest plugin adds each one; a
-:class:`benchmarks.session.session.Session` reads them by ``dest``). :data:`ZOO_OPTIONS` are the zoo options
+:data:`OPTIONS` declares the benchmark options (the pytest plugin adds each one;
+:meth:`benchmarks.session.config.Config.from_options` reads them by ``dest``). :data:`ZOO_OPTIONS` are the zoo options
 that the repository's root conftest declares, with the environment variable each falls back to.
 Each check returns the parsed value or raises :class:`OptionError` with one sentence that names the
 option, the valid range and what was given; the pytest layer turns that into a usage error (exit 4).
