@@ -26,6 +26,10 @@ ConvBn, Dropout, fake-quant) still follow ``train()``/``eval()`` during QAT.
 
 Converted models take float input and return float output (FX inserts the
 quantize / dequantize nodes).
+
+Its length (about 340 lines) is one concern: every call into torch.ao's FX
+quantization (the three recipes, the accuracy-aware search, rebuilding for
+loading), kept in one module so that the deprecated API is used nowhere else.
 """
 
 from __future__ import annotations

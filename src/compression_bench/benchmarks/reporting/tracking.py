@@ -11,6 +11,9 @@ reports/results.json`` after a failure mid-run completes the run instead of dupl
 
 MLflow is an optional dependency (the ``mlflow`` extra); it is imported only when a tracking URI is
 given.
+
+Its length (about 360 lines) is one concern: every use of MLflow's API (checking the server, logging
+a session and its records, finding a session again, reading results back, the machines table's query).
 """
 from __future__ import annotations
 

@@ -19,6 +19,10 @@ imports the quantizer only for INT8. QAT must fine-tune in this process (``sourc
 closure over the training data); it runs with ``torch._inductor.config`` restored afterwards
 (:func:`_inductor_config_restored`); the pattern registrations stay, but nothing in this process
 is compiled by this runtime, so its artifacts never depend on what ran before.
+
+Layers an accuracy-aware INT8 method keeps in float get a ``None`` configuration by module name
+(``set_module_name_qconfig``). Its length (about 320 lines) is the runtime and its compile child
+together: export, the PT2E recipes (QAT with its fine-tuning), the child process and the loaded package.
 """
 from __future__ import annotations
 
