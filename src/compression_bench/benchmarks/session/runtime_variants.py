@@ -183,6 +183,9 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
     metrics.update(accuracy=float(measured["accuracy"]), accuracy_split=trained.data.report_split,
                    accuracy_images=len(split), predictions=list(measured["predictions"]),
                    size_mib=len(artifact) / 2**20, zero_aware_size_mib=None, build_seconds=float(blob["build_seconds"]))
+    request = int8_request(spec)
+    if request is not None and request.keep_float != "none":  # the row says which layers this artifact keeps float
+        metrics["float_layers"] = list(keep_float)
     return RuntimeVariant(base, spec, rt, artifact, metrics, not built, batch_size if rt.batch_specific else None)
 
 
