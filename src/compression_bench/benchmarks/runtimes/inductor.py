@@ -288,6 +288,10 @@ class Inductor:
         if kind == "qat" and (source.finetune is None or source.epochs <= 0):
             raise ValueError(f"QAT INT8 on inductor needs source.finetune and epochs > 0 "
                              f"(got {source.finetune!r}, {source.epochs})")
+        modules = dict(source.float_model.named_modules())
+        missing = [name for name in source.keep_float if name not in modules]
+        if missing:  # the quantizer would ignore a name that matches nothing: fail instead
+            raise ValueError(f"inductor: layer(s) to keep in float not found in the model: {', '.join(missing)}")
         example = source.example.detach().cpu().contiguous()
         with tempfile.TemporaryDirectory(prefix="cb-inductor-build-") as tmp:
             folder = Path(tmp)
