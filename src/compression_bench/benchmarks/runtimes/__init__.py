@@ -21,6 +21,7 @@ use, so a new runtime is one new file here.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterable, Protocol
@@ -105,6 +106,15 @@ class Runtime(Protocol):
 
     def threads(self, count: int) -> ContextManager[int]:
         """Run the body with ``count`` threads; yields the count actually in force."""
+
+
+def folded(model: nn.Module) -> nn.Module:
+    """``model`` with each BatchNorm folded into the convolution before it, in torch (a traced copy whose
+    convolutions keep their module names). Exporters that fold BatchNorms themselves name the folded
+    convolution after the BatchNorm (ONNX Runtime) or anew (OpenVINO); a runtime that must find layers by
+    module name (the layers an accuracy-aware method keeps in float) exports this instead."""
+    from torch.fx.experimental.optimization import fuse
+    return fuse(copy.deepcopy(model).cpu().eval())
 
 
 def missing_packages(runtime: Runtime) -> list[str]:

@@ -59,7 +59,7 @@ from compression_bench.zoo.keys import package_versions
 
 from compression_bench.compression.int8_request import int8_request, undeclared
 
-from . import Prepared, Source, register_runtime, torch_threads
+from . import Prepared, Source, folded, register_runtime, torch_threads
 
 INPUT, OUTPUT = "input", "logits"
 #: static INT8 formats: name -> (activation type, weight type, reduce_range); types are names of
@@ -147,7 +147,7 @@ def layer_nodes(path: str) -> dict[str, str]:
     """Module name -> ONNX node name for each conv and linear node of the model at ``path``, from the
     module path the dynamo exporter records on each node (``pkg.torch.onnx.name_scopes``; the last
     scope is the op's own). A convolution folded with its BatchNorm by the exporter carries the
-    BatchNorm's name: fold the BatchNorms in torch first (:func:`folded`) where names matter."""
+    BatchNorm's name: fold the BatchNorms in torch first (:func:`~compression_bench.benchmarks.runtimes.folded`) where names matter."""
     import ast
 
     import onnx
@@ -159,13 +159,6 @@ def layer_nodes(path: str) -> dict[str, str]:
             if len(scopes) > 1:
                 out[scopes[-2]] = node.name
     return out
-
-
-def folded(model: nn.Module) -> nn.Module:
-    """``model`` with each BatchNorm folded into the convolution before it, in torch (a traced copy whose
-    convolutions keep their module names), so that the exported convolution carries its own name."""
-    from torch.fx.experimental.optimization import fuse
-    return fuse(copy.deepcopy(model).cpu().eval())
 
 
 def session(artifact: bytes, threads: int):

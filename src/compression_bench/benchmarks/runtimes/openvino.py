@@ -33,8 +33,7 @@ from compression_bench.zoo.keys import package_versions
 
 from compression_bench.compression.int8_request import int8_request, undeclared
 
-from . import Prepared, Source, register_runtime, torch_threads
-from .onnxruntime import folded
+from . import Prepared, Source, folded, register_runtime, torch_threads
 
 XML, BIN = "model.xml", "model.bin"
 
