@@ -263,6 +263,22 @@ def test_the_interval_uses_blocks_of_rounds_when_neighbouring_rounds_are_correla
     assert block == 6 and (hi_w / lo_w) > (hi_iid / lo_iid)  # correlated rounds are less evidence: wider
 
 
+def test_a_change_of_machine_state_for_part_of_the_test_widens_the_interval_to_cover_both_states():
+    """40 rounds whose ratio is 5.0 (1% noise) for the first 24 and 5.4 for the last 16 (the machine
+    changed state; a small INT8 model is slowed more than its original): the bootstrap over rounds,
+    even in blocks, is narrower than the two states are apart; the interval must hold both."""
+    import math
+    import random
+    rng = random.Random(3)
+    logs = [math.log(5.0) + rng.gauss(0, 0.01) for _ in range(24)] + [math.log(5.4) + rng.gauss(0, 0.01) for _ in range(16)]
+    assert timing.segment_half_width(logs) > 0
+    low, high, _ = timing.interval(logs)
+    assert low < 5.0 * 1.01 and high > 5.4 / 1.01, (low, high)
+    assert timing.normal_half_width(logs) > 0.02  # the stopping rule sees it too: timing goes on
+    steady = [math.log(5.0) + rng.gauss(0, 0.01) for _ in range(40)]
+    assert timing.segment_half_width(steady) == 0.0  # no change of state: the bootstrap's interval as it was
+
+
 def test_the_estimate_is_not_moved_by_a_few_interrupted_rounds():
     import math
     logs = [math.log(4.0)] * 36 + [math.log(4.0 * 1.5)] * 2 + [math.log(4.0 / 1.5)] * 2
