@@ -374,3 +374,16 @@ def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_in
     int8 = rows["onnxruntime", "static_int8"]
     assert int8["status"] is None and int8["speedup_low"] <= int8["speedup"] <= int8["speedup_high"]
     assert int8["accuracy"] > 50 and int8["size_mib"] < rows["onnxruntime", "original"]["size_mib"]
+
+
+def test_every_suite_option_s_help_text_prints():
+    """``pytest benchmarks/ --help`` formats every help text with argparse, which reads ``%`` as a
+    format: "e.g. 10%" once made the whole help fail with a TypeError."""
+    import argparse
+
+    from compression_bench.benchmarks.session import options
+    parser = argparse.ArgumentParser()
+    for option in options.OPTIONS:
+        parser.add_argument(option.flag, **option.kwargs(models="M", methods="m", runtimes="eager"))
+    text = " ".join(parser.format_help().split())
+    assert "e.g. 10% or 0.1" in text and "0.02 for ±2%" in text

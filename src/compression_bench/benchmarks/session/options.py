@@ -43,7 +43,8 @@ class Option:
         return self.flag.lstrip("-").replace("-", "_")
 
     def kwargs(self, **names: str) -> dict:
-        kw = {"default": self.default, "help": self.help.format(**names)}
+        # argparse expands %-formats in help texts (pytest --help would fail on "10%"): a plain % is %%
+        kw = {"default": self.default, "help": self.help.format(**names).replace("%", "%%")}
         kw.update({k: v for k, v in (("type", self.type), ("metavar", self.metavar)) if v is not None})
         return kw
 
