@@ -134,8 +134,8 @@ def segment_half_width(log_ratios: Sequence[float], segments: int = SEGMENTS, al
     memory traffic), and a small INT8 model is slowed more than its float original, so the per-round
     ratio shifts for that long. Measured on a 2-core VM (2026-12-04, EnhancedLeNet5 static INT8, random
     weights, batch 64, one thread): a test whose original ran 10% slower than the machine's quiet 21 ms
-    read a speedup 4-9% lower and one 23-28% slower 12-17% lower, while the bootstrap over rounds
-    said +-2-4%. A
+    read a speedup 4-9% lower, and 15-28% slower 8-17% lower, while the bootstrap over rounds said
+    +-1-4%. A
     shift that lasts a few rounds is seen by the bootstrap's blocks; one that lasts a fifth of the test
     or more is seen here, as segments that disagree. Rounds without such a shift keep the bootstrap's
     interval (the ANOVA rarely fires on them)."""
