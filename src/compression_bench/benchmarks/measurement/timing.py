@@ -21,7 +21,8 @@ so that slow noise is not counted as independent evidence. When the machine chan
 fifth of the test or longer (the means of five consecutive segments differ significantly), the
 interval is at least as wide as the segments' spread says (:func:`segment_half_width`). It covers
 the noise within the test; a state that lasts through the whole test (another process for tens of
-seconds) is not in it: the suite times such a test again (:func:`measure_in_state`).
+seconds) is not in it. Where the original's latency shows such a state, the suite times the test
+again (:func:`measure_in_state`).
 
 **Stopping**: timing stops when the time budget ``target_s`` is spent (after at least
 :data:`MIN_ROUNDS` rounds), or, after :data:`EARLY_ROUNDS` rounds, as soon as the interval's half-width
@@ -133,12 +134,11 @@ def segment_half_width(log_ratios: Sequence[float], segments: int = SEGMENTS, al
     Why: on a shared VM the machine also changes state for a second or more (another tenant's
     memory traffic), and a small INT8 model is slowed more than its float original, so the per-round
     ratio shifts for that long. Measured on a 2-core VM (2026-12-04, EnhancedLeNet5 static INT8, random
-    weights, batch 64, one thread): a test whose original ran 10% slower than the machine's quiet 21 ms
-    read a speedup 4-9% lower, and 15-28% slower 8-17% lower, while the bootstrap over rounds said
-    +-1-4%. A
-    shift that lasts a few rounds is seen by the bootstrap's blocks; one that lasts a fifth of the test
-    or more is seen here, as segments that disagree. Rounds without such a shift keep the bootstrap's
-    interval (the ANOVA rarely fires on them)."""
+    weights, batch 64, one thread): timings whose original ran 8-15% slower than the machine's quiet
+    21 ms read a speedup 4-9% lower, and 15-28% slower 8-17% lower, while the bootstrap over rounds
+    said +-1-4%. A shift that lasts a few rounds is seen by the bootstrap's blocks; one that lasts a
+    fifth of the test or more is seen here, as segments that disagree. Rounds without such a shift
+    keep the bootstrap's interval (the ANOVA rarely fires on them)."""
     xs = np.asarray(log_ratios, dtype=float)
     if len(xs) < 4 * segments:
         return 0.0
