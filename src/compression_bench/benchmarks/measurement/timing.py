@@ -24,6 +24,12 @@ the noise within the test; a state that lasts through the whole test (another pr
 seconds) is not in it. Where the original's latency shows such a state, the suite times the test
 again (:func:`measure_in_state`).
 
+**Slices**: a test can also be timed in several short timings (slices) at different moments of a
+session, pooled by :func:`pooled`: the speedup is the geometric mean of the slices' estimates, and
+its interval is widened by :func:`dispersion`, how much more the slices of the session's tests
+disagree than their own intervals say (the suite times each compressed variant so,
+``--speed-slices``; the session runs the slices, this module only pools them).
+
 **Stopping**: timing stops when the time budget ``target_s`` is spent (after at least
 :data:`MIN_ROUNDS` rounds), or, after :data:`EARLY_ROUNDS` rounds, as soon as the interval's half-width
 is at most ``precision`` (2% by default), or after :data:`MAX_ROUNDS` rounds. From few rounds the
@@ -39,8 +45,8 @@ pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times
     t = measure(lambda: int8(x), lambda: fp32(x))
     print(t.speedup, t.speedup_low, t.speedup_high, t.rounds)
 
-Its length (about 330 lines) is one protocol: the estimator, its interval, the stopping rule and the
-timed rounds are checked together by the tests and described together above.
+Its length (about 500 lines) is one protocol: the estimator, its interval, the slices, the stopping rule
+and the timed rounds are checked together by the tests and described together above.
 """
 from __future__ import annotations
 
@@ -48,7 +54,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -64,6 +70,10 @@ STATE_ALPHA = 0.05    # significance at which their means count as different
 Z95 = 1.959963984540054
 METHOD = ("10%-trimmed geometric mean of per-round ratios (A B B A), 95% percentile bootstrap over rounds, "
           "widened to the spread of 5 consecutive segments when they differ")
+METHOD_SLICED = ("geometric mean of the estimates of {k} slices timed at different moments of the session (each: "
+                 + METHOD + "); 95% interval from their standard errors widened by the session's dispersion "
+                 "(x{ratio:.2f} in variance)")
+SLICE_MIN_ROUNDS = 6  # rounds of one slice at least, when a test is timed in slices
 
 
 # ---------------------------------------------------------------- statistics of per-round ratios
@@ -220,9 +230,24 @@ class Timing:
     calls: tuple[int, int] = (1, 1)          # calls per block: variant, reference
     seconds: float = 0.0                     # wall time of the timed rounds
     precision: float = PRECISION
+    #: the rounds of each slice, in order, when the timing pools slices made at different moments of
+    #: the session (:func:`pooled`); empty for one timing
+    slices: tuple[int, ...] = ()
+    #: how much more the slices' estimates disagree than their own intervals say (:func:`dispersion`),
+    #: and the degrees of freedom it was estimated from
+    dispersion: float = 1.0
+    dispersion_df: int = 0
 
     def __post_init__(self):
         self._ci = None
+        self._summary = None
+
+    @property
+    def summary(self) -> tuple[float, float]:
+        """This timing's :func:`slice_summary`: (estimate, standard error), in logs."""
+        if self._summary is None:
+            self._summary = slice_summary(self.log_ratios)
+        return self._summary
 
     @property
     def rounds(self) -> int:
@@ -256,15 +281,33 @@ class Timing:
     def log_ratios(self) -> list[float]:
         return [math.log(r / v) for r, v in zip(self.reference_samples, self.samples)]
 
+    @property
+    def slice_log_ratios(self) -> list[list[float]]:
+        """The per-round log ratios of each slice (one list for a single timing)."""
+        logs, out, i = self.log_ratios, [], 0
+        for n in self.slices or (len(logs),):
+            out.append(logs[i:i + n])
+            i += n
+        return out
+
     def _interval(self) -> tuple[float, float, int]:
         if self._ci is None:
-            self._ci = interval(self.log_ratios)
+            if len(self.slices) > 1:
+                self._ci = pooled_interval([slice_summary(s) for s in self.slice_log_ratios], self.dispersion,
+                                           self.dispersion_df)
+            else:
+                self._ci = interval(self.log_ratios)
         return self._ci
 
     @property
     def speedup(self) -> float | None:
-        """The reference's per-call time over the variant's: the centre of the per-round ratios."""
-        return centre(self.log_ratios) if self.reference_samples else None
+        """The reference's per-call time over the variant's: the centre of the per-round ratios (of a
+        pooled timing, the geometric mean of its slices' centres)."""
+        if not self.reference_samples:
+            return None
+        if len(self.slices) > 1:
+            return math.exp(statistics.fmean(math.log(centre(s)) for s in self.slice_log_ratios))
+        return centre(self.log_ratios)
 
     @property
     def speedup_low(self) -> float | None:
@@ -283,12 +326,78 @@ class Timing:
         return half_width(self.speedup_low, self.speedup_high)
 
     @property
+    def method(self) -> str:
+        """How the speedup and its interval were made (:data:`METHOD`, or :data:`METHOD_SLICED`)."""
+        if len(self.slices) > 1:
+            return METHOD_SLICED.format(k=len(self.slices), ratio=self.dispersion)
+        return METHOD
+
+    @property
     def reference_noise(self) -> float | None:
         """Round-to-round variation of the reference's per-call time: the standard deviation of its
         logarithm (0.03: about 3%), the machine's noise as this test saw it."""
         if len(self.reference_samples) < 2:
             return None
         return statistics.stdev(math.log(s) for s in self.reference_samples)
+
+
+# ---------------------------------------------------------------- slices spread over a session
+
+def slice_summary(log_ratios: Sequence[float]) -> tuple[float, float]:
+    """One slice's estimate and standard error, both in logs: the log of :func:`centre`, and the
+    half-width of :func:`interval` (bootstrap, small-sample and segment widening included) over z."""
+    lo, hi, _ = interval(log_ratios)
+    return math.log(centre(log_ratios)), (math.log(hi) - math.log(lo)) / (2 * Z95)
+
+
+def dispersion(groups: Iterable[Sequence[tuple[float, float]]]) -> tuple[float, int]:
+    """How much more slices of the same test disagree than their standard errors say: the Birge ratio
+    (Cochran's Q over its degrees of freedom, pooled over tests) of ``groups``, each the
+    :func:`slice_summary` of one test's slices; at least 1. Returns (ratio, degrees of freedom); (1, 0)
+    when no test has two slices.
+
+    Why: a slice's interval covers the noise of its own second or two; on a shared VM the machine
+    also changes state for seconds to tens of seconds (another tenant), and a small INT8 model is
+    slowed more than its float original then, so slices a minute apart differ by more than their
+    intervals (measured on a 2-core VM: EnhancedLeNet5 static INT8 estimates spread 5% between
+    processes against 0.7% claimed by each). The ratio measures that excess in this session, on every
+    test at once (one test's two or three slices are too few to measure it alone), and each pooled
+    interval is widened by its square root."""
+    q, df = 0.0, 0
+    for g in groups:
+        if len(g) < 2:
+            continue
+        w = [1.0 / max(se, 1e-6) ** 2 for _, se in g]
+        mean = sum(wi * c for wi, (c, _) in zip(w, g)) / sum(w)
+        q += sum(wi * (c - mean) ** 2 for wi, (c, _) in zip(w, g))
+        df += len(g) - 1
+    return (max(1.0, q / df), df) if df else (1.0, 0)
+
+
+def pooled_interval(summaries: Sequence[tuple[float, float]], ratio: float = 1.0,
+                    df: int = 0) -> tuple[float, float, int]:
+    """The 95% interval (as ratios) of the geometric mean of slices' estimates, from their
+    :func:`slice_summary` ``summaries``: standard error sqrt(ratio * sum(se^2)) / k, with ``ratio`` the
+    session's :func:`dispersion` and Student's t on its ``df`` degrees of freedom (the normal quantile
+    without). The third value, the bootstrap block, is 1."""
+    k = len(summaries)
+    c = statistics.fmean(m for m, _ in summaries)
+    se = math.sqrt(ratio * sum(s * s for _, s in summaries)) / k
+    from scipy.stats import t
+    q = float(t.ppf(0.975, df)) if df else Z95
+    return math.exp(c - q * se), math.exp(c + q * se), 1
+
+
+def pooled(slices: Sequence["Timing"], ratio: float = 1.0, df: int = 0) -> "Timing":
+    """One timing of the variant from ``slices`` (paired timings of the same variant and original at
+    different moments of the session, oldest first): the rounds of all, the speedup the geometric mean
+    of the slices' estimates, its interval :func:`pooled_interval` with the session's
+    :func:`dispersion` ``ratio`` on ``df`` degrees of freedom. One slice is returned as it is."""
+    if len(slices) == 1:
+        return slices[0]
+    return Timing([s for t in slices for s in t.samples], [s for t in slices for s in t.reference_samples],
+                  slices[-1].calls, sum(t.seconds for t in slices), slices[-1].precision,
+                  slices=tuple(t.rounds for t in slices), dispersion=ratio, dispersion_df=df)
 
 
 #: how far (relative) the original's median in one test may be from its median over the session's
