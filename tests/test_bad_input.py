@@ -76,6 +76,7 @@ BAD_INPUT = [
     ("target-negative", ["--latency-target-s=-5"], {}, "--latency-target-s takes seconds above 0"),
     ("target-inf", ["--latency-target-s=inf"], {}, "--latency-target-s takes seconds above 0"),
     ("precision-negative", ["--speedup-precision=-0.1"], {}, "--speedup-precision takes a fraction from 0 to 10"),
+    ("slices-zero", ["--speed-slices=0"], {}, "--speed-slices takes a count from 1 to 5; got 0"),
     ("within-negative", ["--recommend-within=-1"], {}, "--recommend-within takes a number of points from 0 to 100"),
     ("thresholds-profiles-not-a-table", ["--thresholds={tmp}/profiles5.toml"], {},
      "profiles: expected a table of profiles"),

@@ -364,9 +364,12 @@ def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_in
     (suite_inprocess.path / "test_bench.py").write_text(
         "from compression_bench.benchmarks.suite import test_variant  # noqa: F401\n")
     r = suite_inprocess("--zoo-models", "EnhancedLeNet5", "--compression-methods", "original,static_int8",
-                        "--runtimes", "eager,onnxruntime", "--benchmark-only", "--speedup-precision", "0.5")
+                        "--runtimes", "eager,onnxruntime", "--benchmark-only", "--speedup-precision", "0.5",
+                        "--speed-slices", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "4 passed" in r.stdout and "epoch" not in r.stdout + r.stderr  # trained model from the shared cache
+    # one slice of each compressed variant before the tests, one in its test, pooled
+    assert "speed slices: timing 2 compressed variant(s) 1 time(s) each before the tests" in r.stdout
     rows = {(x["runtime"], x["method"]): x for x in
             json.loads((tmp_path / "report" / "results.json").read_text())["results"]}
     assert set(rows) == {("eager", "original"), ("eager", "static_int8"),
@@ -374,6 +377,8 @@ def test_the_plugin_runs_a_small_matrix_in_process_end_to_end(tmp_path, suite_in
     int8 = rows["onnxruntime", "static_int8"]
     assert int8["status"] is None and int8["speedup_low"] <= int8["speedup"] <= int8["speedup_high"]
     assert int8["accuracy"] > 50 and int8["size_mib"] < rows["onnxruntime", "original"]["size_mib"]
+    assert int8["speed_slices"] == 2 and rows["eager", "static_int8"]["speed_slices"] == 2
+    assert rows["eager", "original"]["speed_slices"] is None  # unpaired: timed once, in its test
 
 
 def test_every_suite_option_s_help_text_prints():

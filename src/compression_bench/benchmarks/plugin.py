@@ -15,12 +15,13 @@ not be read or written.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 from compression_bench import compression, zoo
 from compression_bench.benchmarks.measurement import heap
-from compression_bench.benchmarks.session import options
+from compression_bench.benchmarks.session import options, slices
 from compression_bench.benchmarks import runtimes
 from compression_bench.benchmarks.session.config import Config
 from compression_bench.benchmarks.session.errors import SessionError
@@ -114,9 +115,26 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("threads", c.thread_counts, ids=[f"t{n}" for n in c.thread_counts])
 
 
+#: the test's parameters that name a case, in the order :func:`slices.time_slices` takes them
+CASE_PARAMS = ("model_name", "method_id", "runtime", "zoo_seed", "batch_size", "threads")
+
+
 @pytest.fixture(scope="session")
-def bench(pytestconfig) -> Session:
-    return _session(pytestconfig)
+def bench(request) -> Session:
+    """The session; when timing, the speed slices of every selected test are timed first
+    (:mod:`benchmarks.session.slices`), so that each test pools them with its own."""
+    s = _session(request.config)
+    timer = getattr(request.config, "_benchmarksession", None)
+    if timer is not None and not timer.disabled and not timer.skip:
+        cases = [tuple(item.callspec.params[p] for p in CASE_PARAMS) for item in request.session.items
+                 if all(p in getattr(getattr(item, "callspec", None), "params", {}) for p in CASE_PARAMS)]
+        # --benchmark-timer, as the tests use it (pytest-benchmark keeps it wrapped)
+        clock = getattr(getattr(timer, "options", {}).get("timer"), "target", None) or time.perf_counter
+        try:
+            slices.time_slices(s, cases, clock)
+        except SessionError as err:
+            _fail(err)
+    return s
 
 
 def pytest_report_header(config):

@@ -28,21 +28,31 @@ from pytest_benchmark.stats import Stats
 from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.session.pipeline import latency_batch
 from compression_bench.benchmarks.session.runtime_variants import RuntimeUnsupported
+from compression_bench.benchmarks.session.slices import slice_budget
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
 from compression_bench.benchmarks.session.session import RECORD_KEY
 
 
-def _time(benchmark, infer, reference, bench, key) -> tuple[timing.Timing, int]:
-    """:func:`timing.measure` with pytest-benchmark's timer, timed again when the original ran far from
-    its median in the session's earlier tests (:func:`timing.measure_in_state`); pytest-benchmark keeps
-    (and saves) the variant's per-call times of the accepted paired rounds as its statistics. Returns
-    the accepted timing and the number of timings made."""
+def _time(benchmark, infer, reference, bench, key, method) -> tuple[timing.Timing, int]:
+    """:func:`timing.measure` with pytest-benchmark's timer. A compressed variant timed in slices
+    (``--speed-slices``, :mod:`benchmarks.session.slices`) times its last slice here and pools it with
+    those timed before the tests; otherwise the test is timed again when the original ran far from its
+    median in the session's earlier tests (:func:`timing.measure_in_state`). pytest-benchmark keeps (and
+    saves) the variant's per-call times of the accepted paired rounds as its statistics. Returns the
+    timing and the number of timings made in this test."""
     c, judge = bench.config, bench.judge
-    result, made = timing.measure_in_state(
-        lambda: timing.measure(infer, reference, warmup=c.warmup, target_s=c.target_s,
-                               precision=c.precision, clock=benchmark._timer),
-        judge.typical_original(key))
+    model, runtime, batch_size, threads, seed = key
+    if reference is not None and c.slices > 1:
+        last = timing.measure(infer, reference, warmup=c.warmup, target_s=slice_budget(c.target_s, c.slices),
+                              precision=c.precision, min_rounds=timing.SLICE_MIN_ROUNDS, clock=benchmark._timer)
+        judge.add_slice((model, method, runtime, batch_size, threads, seed), last)
+        result, made = judge.pooled((model, method, runtime, batch_size, threads, seed)), 1
+    else:
+        result, made = timing.measure_in_state(
+            lambda: timing.measure(infer, reference, warmup=c.warmup, target_s=c.target_s,
+                                   precision=c.precision, clock=benchmark._timer),
+            judge.typical_original(key))
     judge.note_original(key, result.reference_median or result.median)
     benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
     stats = Stats()
@@ -94,7 +104,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
                 result = None
             else:
                 result, made = _time(benchmark, infer, reference, bench,
-                                     (model_name, runtime, batch_size, in_force, zoo_seed))
+                                     (model_name, runtime, batch_size, in_force, zoo_seed), method_id)
             out = infer()
         memory = bench.workspace.peak_memory(variant, rt, x, in_force)
     except RuntimeUnsupported as why:  # the runtime cannot express this method: a row that says so

@@ -34,7 +34,7 @@ class Config:
     ``profile`` (``--zoo-profile``); the selections ``models``, ``methods``, ``runtimes`` and
     ``baselines`` (``--float-baselines``, less the runtimes already chosen); ``batch_sizes`` and
     ``thread_counts`` (sorted, distinct); ``seeds`` (how many of each model); ``measure_memory``
-    (``--peak-memory``); the timing protocol's ``warmup``, ``target_s`` and ``precision``; ``within``
+    (``--peak-memory``); the timing protocol's ``warmup``, ``target_s``, ``precision`` and ``slices`` (``--speed-slices``); ``within``
     (``--recommend-within``, points); ``compare_fail`` (``--compare-fail-accuracy``, points) and
     ``compare_fail_speedup`` (a fraction), which need ``comparing`` (``--benchmark-compare``);
     ``train_device`` as given (checked usable here); the loaded ``thresholds``; the ``cache``
@@ -52,6 +52,7 @@ class Config:
     warmup: int
     target_s: float
     precision: float
+    slices: int
     within: float
     compare_fail: float | None
     compare_fail_speedup: float | None
@@ -96,6 +97,7 @@ class Config:
                 measure_memory=options.on_off(get("peak_memory"), "--peak-memory"),
                 warmup=options.warmup(get("latency_warmup")),
                 target_s=options.target_seconds(get("latency_target_s")),
+                slices=options.slices(get("speed_slices")),
                 precision=options.fraction(get("speedup_precision"), "--speedup-precision"),
                 within=options.points(get("recommend_within"), "--recommend-within", "1.0"),
                 compare_fail=options.points(get("compare_fail_accuracy"), "--compare-fail-accuracy", "0.5"))

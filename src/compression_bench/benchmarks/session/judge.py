@@ -9,7 +9,7 @@ from typing import Mapping
 
 from compression_bench import compression
 from compression_bench.benchmarks.measurement import stats as stats_
-from compression_bench.benchmarks.measurement.timing import METHOD, Timing, percentile, samples_of
+from compression_bench.benchmarks.measurement.timing import Timing, centre, dispersion, percentile, pooled, samples_of
 from compression_bench.benchmarks.session import pipeline
 from compression_bench.benchmarks.session.config import Config
 from compression_bench.benchmarks.session.records import setting_text
@@ -38,6 +38,8 @@ class Judge:
         self.records: list[Record] = []
         #: the original's median per (model, runtime, batch, threads, seed) in each test so far (seconds)
         self.originals: dict[tuple, list[float]] = {}
+        #: the slices timed so far per (model, method, runtime, batch, threads, seed) (see :meth:`add_slice`)
+        self.slices: dict[tuple, list[Timing]] = {}
 
     def unsupported(self, model: str, method: str, runtime: str = "eager") -> str | None:
         """The thresholds file's reason for not running ``method`` on ``model`` on ``runtime``, or None."""
@@ -63,6 +65,20 @@ class Judge:
     def note_original(self, key: tuple, seconds: float) -> None:
         """One more test's median of the original for ``key`` (see :meth:`typical_original`)."""
         self.originals.setdefault(key, []).append(seconds)
+
+    def add_slice(self, key: tuple, t: Timing) -> None:
+        """One more paired timing (slice) of the variant of ``key`` (model, method, runtime, batch size,
+        threads, seed)."""
+        self.slices.setdefault(key, []).append(t)
+
+    def pooled(self, key: tuple) -> Timing:
+        """The slices of ``key`` so far as one timing (:func:`timing.pooled`), widened by the dispersion of
+        the session's slices of its kind: those of INT8 variants apart from the others, since a change of
+        machine state moves an INT8 variant's ratio more (:func:`timing.dispersion`)."""
+        kind = compression.get_method(key[1]).quantized
+        ratio, df = dispersion([t.summary for t in ts] for k, ts in self.slices.items()
+                               if compression.get_method(k[1]).quantized == kind)
+        return pooled(self.slices[key], ratio, df)
 
     def record(self, variant: pipeline.Variant, original: pipeline.Variant, *, batch_size: int, threads: int,
                timing: Timing | None = None, stats=None, runtime: str = "eager", memory: Mapping | None = None,
@@ -99,7 +115,10 @@ class Judge:
             r.latency_low_ms, r.latency_high_ms = (ms(v) for v in timing.median_interval)
         if paired:  # the centre of the per-round ratios, with its interval
             r.speedup, r.speedup_low, r.speedup_high = timing.speedup, timing.speedup_low, timing.speedup_high
-            r.speedup_half_width, r.speedup_method = timing.half_width, METHOD
+            r.speedup_half_width, r.speedup_method = timing.half_width, timing.method
+            r.speed_slices, r.dispersion = len(timing.slices) or 1, timing.dispersion
+            if len(timing.slices) > 1:
+                r.slice_speedups = [round(centre(s), 4) for s in timing.slice_log_ratios]
         else:
             r.speedup = speedup(r.reference_latency_median_ms, r.latency_median_ms)
         if m.get("predictions") is not None:  # the interval, and the paired test against the original

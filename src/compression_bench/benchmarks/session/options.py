@@ -53,6 +53,7 @@ class Option:
 #: alone also runs on (--float-baselines); docs/concepts/fair-baselines.md says why these
 DEFAULT_RUNTIMES = "eager"
 DEFAULT_BASELINES = "onnxruntime"
+MAX_SLICES = 5
 
 OPTIONS = (
     Option("--zoo-models", None, "comma-separated models (default: all: {models})"),
@@ -69,6 +70,10 @@ OPTIONS = (
                                       "speedup's interval is narrow enough (--speedup-precision) or this is spent, "
                                       f"after at least {MIN_ROUNDS} and at most {MAX_ROUNDS} rounds (default: 2.0)",
            float),
+    Option("--speed-slices", 3, "time each compressed variant in this many slices spread over the session and pool "
+                                "them: all but the last before the first test, the last in the variant's own test, "
+                                "each with its share of --latency-target-s; 1 times it once, in its test "
+                                f"(default: 3, at most {MAX_SLICES})", int),
     Option("--speedup-precision", PRECISION, "stop timing a test once the 95% interval of its speedup is within "
                                              "this fraction of the estimate, e.g. 0.02 for ±2% (default: "
                                              f"{PRECISION})", float, "FRACTION"),
@@ -224,6 +229,12 @@ def target_seconds(value: float) -> float:
     if not (math.isfinite(value) and 0 < value <= MAX_TARGET_S):
         raise OptionError(f"--latency-target-s takes seconds above 0 and at most {MAX_TARGET_S:g}, such as 2.0; "
                           f"got {value}")
+    return value
+
+
+def slices(value: int) -> int:
+    if not 1 <= value <= MAX_SLICES:
+        raise OptionError(f"--speed-slices takes a count from 1 to {MAX_SLICES}; got {value}")
     return value
 
 

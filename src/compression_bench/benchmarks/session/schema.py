@@ -217,6 +217,12 @@ class Record:
     speedup_high: float | None = _number()
     speedup_half_width: float | None = _number()          # relative: sqrt(high / low) - 1
     speedup_method: str | None = _field()
+    # slices pooled into the speedup (timing.pooled; 1: timed once), and the session's dispersion that
+    # widened its interval (timing.dispersion; 1: the slices agreed as their intervals said)
+    speed_slices: int | None = _number()
+    dispersion: float | None = _number()
+    # each slice's own speedup estimate, oldest first (empty: timed once)
+    slice_speedups: list = _field(factory=list)
     # against the eager float original at the same batch size and threads (records.add_ratios): the gain
     # over shipping the float model as it is; for another runtime's original, what that runtime alone buys
     speedup_vs_eager: float | None = _number(column=Column("vs eager float", render=speedup_cell("speedup_vs_eager")))

@@ -1,0 +1,66 @@
+"""Speed slices: each compressed variant's paired timing is made in several short slices spread over the
+session, and its speedup pools them (:func:`benchmarks.measurement.timing.pooled`). All slices but the
+last are timed here, in passes over every selected test before the first one runs; the last is timed
+in the variant's own test, which judges its gates on the pooled figure. No pytest.
+
+Why: on a shared VM the machine changes state for seconds to tens of seconds (another tenant), and a
+small INT8 model is slowed by such a state more than its float original, so a speedup timed within two
+seconds carries the state it fell in, whatever its interval says. Slices minutes apart fall in
+different states; their mean moves less between runs, and how much they disagree, measured over the
+whole session, widens every interval to what the slices show (:func:`timing.dispersion`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.runtimes import get_runtime
+from compression_bench.benchmarks.session.errors import SessionError
+from compression_bench.benchmarks.session.pipeline import latency_batch
+
+
+def slice_budget(target_s: float, slices: int) -> float:
+    """Seconds of paired rounds in one slice: the test's budget shared by its slices."""
+    return target_s / slices
+
+
+def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
+    """Time ``session.config.slices - 1`` slices of every case (model, method, runtime, seed, batch size,
+    threads) whose method is not the original, pass after pass, into ``session.judge`` (its
+    :meth:`Judge.add_slice`). A case that cannot be built or run is left to its test, which reports it;
+    a :class:`SessionError` (bad input, a cache fault) stops the session as in a test. Returns the number
+    of slices timed."""
+    c, judge, space = session.config, session.judge, session.workspace
+    cases = [case for case in dict.fromkeys(cases) if case[1] != "original"
+             and not judge.unsupported(case[0], case[1], case[2])]
+    passes = c.slices - 1
+    if passes < 1 or not cases:
+        return 0
+    budget = slice_budget(c.target_s, c.slices)
+    session.say(f"speed slices: timing {len(cases)} compressed variant(s) {passes} time(s) each before the tests "
+                f"({budget:.2f} s of paired rounds a slice); each test times one more slice and pools them")
+    made, t0 = 0, time.perf_counter()
+    for p in range(passes):
+        for model, method, runtime, seed, batch_size, threads in cases:
+            rt = get_runtime(runtime)
+            try:
+                original = space.on_runtime(model, "original", runtime, batch_size, seed)
+                variant = space.on_runtime(model, method, runtime, batch_size, seed)
+                x = latency_batch(variant.trained, batch_size)
+                with rt.threads(threads) as in_force:
+                    run, ref = variant.load(in_force), original.load(in_force)
+                    t = timing.measure(lambda: run(x), lambda: ref(x), warmup=c.warmup, target_s=budget,
+                                       precision=c.precision, min_rounds=timing.SLICE_MIN_ROUNDS, clock=clock)
+            except SessionError:
+                raise
+            except Exception as err:  # noqa: BLE001 - unbuildable, unsupported or failing: its own test says why
+                if p == 0:
+                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                    session.say(f"  [{model}/{method}@{runtime}] not timed before its test ({first[:200]}); "
+                                f"its test times it once")
+                continue
+            judge.add_slice((model, method, runtime, batch_size, in_force, seed), t)
+            made += 1
+        session.say(f"speed slices: pass {p + 1} of {passes} done ({time.perf_counter() - t0:.0f} s)")
+    return made
