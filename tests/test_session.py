@@ -392,3 +392,42 @@ def test_every_suite_option_s_help_text_prints():
         parser.add_argument(option.flag, **option.kwargs(models="M", methods="m", runtimes="eager"))
     text = " ".join(parser.format_help().split())
     assert "e.g. 10% or 0.1" in text and "0.02 for ±2%" in text
+
+
+def _slicing_session(events: list, fail: dict):
+    """A session for :func:`slices.time_slices` whose variants are tiny functions; ``fail`` maps a
+    method to the exception building it raises."""
+    from compression_bench.benchmarks.session.judge import Judge
+    x = torch.zeros(4, 3)
+    trained = SimpleNamespace(data=SimpleNamespace(val=SimpleNamespace(first_batch=lambda n: x[:n])))
+
+    def on_runtime(model, method, runtime, batch_size, seed):
+        events.append(("build", method))
+        if method in fail:
+            raise fail[method]
+        return SimpleNamespace(trained=trained, load=lambda threads: events.append(("load", method)) or torch.sum)
+    config = SimpleNamespace(slices=3, target_s=0.03, warmup=0, precision=0.02)
+    judge = Judge(config, "x86-avx2")
+    judge.unsupported = lambda *a: None  # nothing declared unsupported (no thresholds file here)
+    said: list[str] = []
+    return SimpleNamespace(config=config, judge=judge, say=said.append, said=said,
+                           workspace=SimpleNamespace(on_runtime=on_runtime))
+
+
+def test_speed_slices_build_everything_first_time_each_variant_twice_and_leave_failures_to_their_tests():
+    from compression_bench.benchmarks.session import slices
+    from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
+    events: list = []
+    s = _slicing_session(events, {"structured_50": VariantFailure("", ValueError("cannot group"))})
+    cases = [("M", m, "eager", 0, 4, 1) for m in ("original", "static_int8", "structured_50", "unstructured_30")]
+    assert slices.time_slices(s, cases) == 4  # two slices of each of the two variants that build
+    assert set(s.judge.slices) == {("M", "static_int8", "eager", 4, 1, 0), ("M", "unstructured_30", "eager", 4, 1, 0)}
+    assert all(len(v) == 2 and v[0].rounds >= 6 for v in s.judge.slices.values())
+    first_load = events.index(next(e for e in events if e[0] == "load"))
+    assert all(e[0] == "build" for e in events[:first_load]) and ("build", "unstructured_30") in events[:first_load]
+    assert any("[M/structured_50@eager] not timed before its test (failed: ValueError: cannot group)" in line
+               for line in s.said)
+    # a cache fault stops the session, as it would in a test
+    s = _slicing_session([], {"static_int8": SessionError("cache unreadable", 7)})
+    with pytest.raises(SessionError):
+        slices.time_slices(s, cases)

@@ -26,9 +26,9 @@ def slice_budget(target_s: float, slices: int) -> float:
 
 
 def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
-    """Time ``session.config.slices - 1`` slices of every case (model, method, runtime, seed, batch size,
-    threads) whose method is not the original, pass after pass, into ``session.judge`` (its
-    :meth:`Judge.add_slice`). A case that cannot be built or run is left to its test, which reports it;
+    """Build every case (model, method, runtime, seed, batch size, threads) whose method is not the
+    original, then time ``session.config.slices - 1`` slices of each, pass after pass, into
+    ``session.judge`` (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its test, which reports it;
     a :class:`SessionError` (bad input, a cache fault) stops the session as in a test. Returns the number
     of slices timed."""
     c, judge, space = session.config, session.judge, session.workspace
@@ -40,25 +40,38 @@ def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = ti
     budget = slice_budget(c.target_s, c.slices)
     session.say(f"speed slices: timing {len(cases)} compressed variant(s) {passes} time(s) each before the tests "
                 f"({budget:.2f} s of paired rounds a slice); each test times one more slice and pools them")
-    made, t0 = 0, time.perf_counter()
+    def skip(case, err: Exception) -> None:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        session.say(f"  [{case[0]}/{case[1]}@{case[2]}] not timed before its test ({first[:200]}); its test "
+                    f"times it once")
+
+    # everything is built (a cold run: trained, compressed, exported) before anything is timed, so that
+    # no slice is timed right after a build
+    built = {}
+    for case in cases:
+        model, method, runtime, seed, batch_size, _ = case
+        try:
+            built[case] = (space.on_runtime(model, "original", runtime, batch_size, seed),
+                           space.on_runtime(model, method, runtime, batch_size, seed))
+        except SessionError:
+            raise
+        except Exception as err:  # noqa: BLE001 - unbuildable or unsupported: its own test says why
+            skip(case, err)
+    made, t0, failed = 0, time.perf_counter(), set()
     for p in range(passes):
-        for model, method, runtime, seed, batch_size, threads in cases:
-            rt = get_runtime(runtime)
+        for case, (original, variant) in built.items():
+            model, method, runtime, seed, batch_size, threads = case
+            if case in failed:
+                continue
             try:
-                original = space.on_runtime(model, "original", runtime, batch_size, seed)
-                variant = space.on_runtime(model, method, runtime, batch_size, seed)
                 x = latency_batch(variant.trained, batch_size)
-                with rt.threads(threads) as in_force:
+                with get_runtime(runtime).threads(threads) as in_force:
                     run, ref = variant.load(in_force), original.load(in_force)
                     t = timing.measure(lambda: run(x), lambda: ref(x), warmup=c.warmup, target_s=budget,
                                        precision=c.precision, min_rounds=timing.SLICE_MIN_ROUNDS, clock=clock)
-            except SessionError:
-                raise
-            except Exception as err:  # noqa: BLE001 - unbuildable, unsupported or failing: its own test says why
-                if p == 0:
-                    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                    session.say(f"  [{model}/{method}@{runtime}] not timed before its test ({first[:200]}); "
-                                f"its test times it once")
+            except Exception as err:  # noqa: BLE001 - the variant does not run: its own test says why
+                failed.add(case)
+                skip(case, err)
                 continue
             judge.add_slice((model, method, runtime, batch_size, in_force, seed), t)
             made += 1
