@@ -338,6 +338,17 @@ def test_drift_of_the_original_is_reported_and_small_drift_is_not():
     assert report.drift_notice([rec("original", None), rec("static_int8", None)]) is None  # untimed run
 
 
+def test_the_noise_line_says_how_much_the_speed_slices_disagreed():
+    def rec(method, dispersion=None, slices=None):
+        return {"model": "M", "method": method, "batch_size": 64, "speedup_half_width": 0.02,
+                "reference_noise": 0.03, "timing_seconds": 2.0, "speed_slices": slices, "dispersion": dispersion}
+    busy = report.noise_line([rec("static_int8", 3.87, 3), rec("structured_50", 1.3, 3)])
+    assert "3 slices per variant, spread over the session: their estimates disagreed up to 3.9 times more" in busy
+    quiet = report.noise_line([rec("static_int8", 1.0, 3), rec("structured_50", 1.0, 3)])
+    assert "their estimates agreed as their intervals said" in quiet
+    assert "slices" not in report.noise_line([rec("static_int8"), rec("structured_50")])  # timed once, or an old run
+
+
 # ---------------------------------------------------------------- report
 
 def _rec(method, acc, size, lat, label=None, bs=64):

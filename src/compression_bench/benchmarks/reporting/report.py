@@ -98,7 +98,21 @@ def noise_line(records: list[dict]) -> str | None:
             f"({wr['model']} / {wr['method']} on {wr.get('runtime') or 'eager'}); the original's round-to-round "
             f"variation {noise[len(noise) // 2]:.1%} median" if noise else "timing noise: –") + (
             f"; {sum(seconds) / len(seconds):.1f} s of paired rounds per test on average" if seconds else "") + (
-            _retimed(records))
+            _sliced(records)) + _retimed(records)
+
+
+def _sliced(records: list[dict]) -> str:
+    """How the speed slices of the run disagreed (``dispersion`` of records timed in slices)."""
+    sliced = [r for r in records if (number(r.get("speed_slices")) or 0) > 1]
+    if not sliced:
+        return ""
+    worst = max(sliced, key=lambda r: number(r.get("dispersion")) or 1.0)
+    ratio = number(worst.get("dispersion")) or 1.0
+    return (f"; {int(number(worst['speed_slices']))} slices per variant, spread over the session: their estimates "
+            f"disagreed up to {ratio:.1f} times more (in variance) than their own intervals said, and the "
+            f"intervals are widened by that" if ratio > 1.05 else
+            f"; {int(number(worst['speed_slices']))} slices per variant, spread over the session: their estimates "
+            f"agreed as their intervals said")
 
 
 def _retimed(records: list[dict]) -> str:
