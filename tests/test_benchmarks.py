@@ -14,7 +14,7 @@ import pytest
 from compression_bench import compression
 from compression_bench import zoo
 from compression_bench.benchmarks.reporting import report
-from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.measurement import ratios, timing
 from compression_bench.benchmarks.session.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                                      speed_verdicts)
 
@@ -231,7 +231,7 @@ def test_the_interval_is_as_wide_as_a_95_percent_one_for_independent_normal_roun
 
     import numpy as np
     logs = np.random.default_rng(seed).normal(0.0, 0.1, 400)
-    low, high, block = timing.interval(logs.tolist())
+    low, high, block = ratios.interval(logs.tolist())
     half = (math.log(high) - math.log(low)) / 2
     assert block == 1  # independent rounds: no blocks
     assert 0.93 < half / (1.959964 * logs.std(ddof=1) / math.sqrt(len(logs))) < 1.12
@@ -252,14 +252,14 @@ def test_the_interval_uses_blocks_of_rounds_when_neighbouring_rounds_are_correla
     import random
     rng = random.Random(0)
     iid = [rng.gauss(0, 0.05) for _ in range(200)]
-    assert timing.block_length(iid) == 1
+    assert ratios.block_length(iid) == 1
     walk, x = [], 0.0
     for _ in range(200):  # slow noise: each round's ratio close to the last one's
         x = 0.9 * x + rng.gauss(0, 0.05)
         walk.append(x)
-    assert timing.block_length(walk) == 6  # ceil(200 ** (1/3))
-    lo_iid, hi_iid, _ = timing.interval(iid)
-    lo_w, hi_w, block = timing.interval(walk)
+    assert ratios.block_length(walk) == 6  # ceil(200 ** (1/3))
+    lo_iid, hi_iid, _ = ratios.interval(iid)
+    lo_w, hi_w, block = ratios.interval(walk)
     assert block == 6 and (hi_w / lo_w) > (hi_iid / lo_iid)  # correlated rounds are less evidence: wider
 
 
@@ -271,12 +271,12 @@ def test_a_change_of_machine_state_for_part_of_the_test_widens_the_interval_to_c
     import random
     rng = random.Random(3)
     logs = [math.log(5.0) + rng.gauss(0, 0.01) for _ in range(24)] + [math.log(5.4) + rng.gauss(0, 0.01) for _ in range(16)]
-    assert timing.segment_half_width(logs) > 0
-    low, high, _ = timing.interval(logs)
+    assert ratios.segment_half_width(logs) > 0
+    low, high, _ = ratios.interval(logs)
     assert low < 5.0 * 1.01 and high > 5.4 / 1.01, (low, high)
-    assert timing.normal_half_width(logs) > 0.02  # the stopping rule sees it too: timing goes on
+    assert ratios.normal_half_width(logs) > 0.02  # the stopping rule sees it too: timing goes on
     steady = [math.log(5.0) + rng.gauss(0, 0.01) for _ in range(40)]
-    assert timing.segment_half_width(steady) == 0.0  # no change of state: the bootstrap's interval as it was
+    assert ratios.segment_half_width(steady) == 0.0  # no change of state: the bootstrap's interval as it was
 
 
 def _slice(rng, ratio: float, rounds: int = 24, noise: float = 0.01) -> timing.Timing:
@@ -295,7 +295,7 @@ def test_slices_in_different_machine_states_get_a_pooled_interval_that_covers_th
     import random
     rng = random.Random(7)
     tests = [[_slice(rng, 5.0 * math.exp(rng.gauss(0, 0.03))) for _ in range(3)] for _ in range(40)]
-    ratio, df = timing.dispersion([t.summary for t in slices] for slices in tests)
+    ratio, df = ratios.dispersion([t.summary for t in slices] for slices in tests)
     assert ratio > 10 and df == 80
     naive = [timing.pooled(slices) for slices in tests]
     widened = [timing.pooled(slices, ratio, df) for slices in tests]
@@ -310,18 +310,18 @@ def test_slices_that_agree_as_their_intervals_say_are_not_widened():
     import random
     rng = random.Random(11)
     tests = [[_slice(rng, 3.0) for _ in range(3)] for _ in range(40)]
-    ratio, df = timing.dispersion([t.summary for t in slices] for slices in tests)
+    ratio, df = ratios.dispersion([t.summary for t in slices] for slices in tests)
     assert ratio < 1.5 and df == 80
-    assert timing.dispersion([[tests[0][0].summary]]) == (1.0, 0)  # one slice a test: nothing to measure
+    assert ratios.dispersion([[tests[0][0].summary]]) == (1.0, 0)  # one slice a test: nothing to measure
     assert timing.pooled(tests[0][:1]) is tests[0][0]
 
 
 def test_the_estimate_is_not_moved_by_a_few_interrupted_rounds():
     import math
     logs = [math.log(4.0)] * 36 + [math.log(4.0 * 1.5)] * 2 + [math.log(4.0 / 1.5)] * 2
-    assert timing.centre(logs) == pytest.approx(4.0)
+    assert ratios.centre(logs) == pytest.approx(4.0)
     logs = [math.log(4.0)] * 38 + [math.log(8.0)] * 2  # two of 40 rounds whose reference side was interrupted
-    assert timing.centre(logs) == pytest.approx(4.0)
+    assert ratios.centre(logs) == pytest.approx(4.0)
     assert math.exp(sum(logs) / len(logs)) > 4.1  # the plain geometric mean moves
 
 

@@ -9,7 +9,8 @@ from typing import Mapping
 
 from compression_bench import compression
 from compression_bench.benchmarks.measurement import stats as stats_
-from compression_bench.benchmarks.measurement.timing import Timing, centre, dispersion, percentile, pooled, samples_of
+from compression_bench.benchmarks.measurement.ratios import centre, dispersion
+from compression_bench.benchmarks.measurement.timing import Timing, percentile, pooled, samples_of
 from compression_bench.benchmarks.session import pipeline
 from compression_bench.benchmarks.session.config import Config
 from compression_bench.benchmarks.session.records import setting_text
@@ -74,7 +75,7 @@ class Judge:
     def pooled(self, key: tuple) -> Timing:
         """The slices of ``key`` so far as one timing (:func:`timing.pooled`), widened by the dispersion of
         the session's slices of its kind: those of INT8 variants apart from the others, since a change of
-        machine state moves an INT8 variant's ratio more (:func:`timing.dispersion`)."""
+        machine state moves an INT8 variant's ratio more (:func:`ratios.dispersion`)."""
         kind = compression.get_method(key[1]).quantized
         ratio, df = dispersion([t.summary for t in ts] for k, ts in self.slices.items()
                                if compression.get_method(k[1]).quantized == kind)

@@ -218,7 +218,7 @@ class Record:
     speedup_half_width: float | None = _number()          # relative: sqrt(high / low) - 1
     speedup_method: str | None = _field()
     # slices pooled into the speedup (timing.pooled; 1: timed once), and the session's dispersion that
-    # widened its interval (timing.dispersion; 1: the slices agreed as their intervals said)
+    # widened its interval (ratios.dispersion; 1: the slices agreed as their intervals said)
     speed_slices: int | None = _number()
     dispersion: float | None = _number()
     # each slice's own speedup estimate, oldest first (empty: timed once)

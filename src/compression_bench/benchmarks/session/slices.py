@@ -7,7 +7,7 @@ Why: on a shared VM the machine changes state for seconds to tens of seconds (an
 small INT8 model is slowed by such a state more than its float original, so a speedup timed within two
 seconds carries the state it fell in, whatever its interval says. Slices minutes apart fall in
 different states; their mean moves less between runs, and how much they disagree, measured over the
-whole session, widens every interval to what the slices show (:func:`timing.dispersion`).
+whole session, widens every interval to what the slices show (:func:`ratios.dispersion`).
 """
 from __future__ import annotations
 
