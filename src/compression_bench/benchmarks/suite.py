@@ -20,13 +20,11 @@ matrix goes on; a method the thresholds file declares ``unsupported`` for the mo
 """
 from __future__ import annotations
 
-import functools
-
 import pytest
 from pytest_benchmark.stats import Stats
 
 from compression_bench.benchmarks.measurement import timing
-from compression_bench.benchmarks.session.pipeline import latency_batch
+from compression_bench.benchmarks.session.pipeline import bound, latency_batch
 from compression_bench.benchmarks.session.runtime_variants import RuntimeUnsupported
 from compression_bench.benchmarks.session.slices import slice_budget
 from compression_bench.benchmarks.runtimes import get_runtime
@@ -44,10 +42,11 @@ def _time(benchmark, infer, reference, bench, key, method) -> tuple[timing.Timin
     c, judge = bench.config, bench.judge
     model, runtime, batch_size, threads, seed = key
     if reference is not None and c.slices > 1:
-        last = timing.measure(infer, reference, warmup=c.warmup, target_s=slice_budget(c.target_s, c.slices),
-                              precision=c.precision, min_rounds=timing.SLICE_MIN_ROUNDS, clock=benchmark._timer)
-        judge.add_slice((model, method, runtime, batch_size, threads, seed), last)
-        result, made = judge.pooled((model, method, runtime, batch_size, threads, seed)), 1
+        case = (model, method, runtime, batch_size, threads, seed)
+        judge.add_slice(case, timing.measure(infer, reference, warmup=c.warmup,
+                                             target_s=slice_budget(c.target_s, c.slices), precision=c.precision,
+                                             min_rounds=timing.SLICE_MIN_ROUNDS, clock=benchmark._timer))
+        result, made = judge.pooled(case), 1
     else:
         result, made = timing.measure_in_state(
             lambda: timing.measure(infer, reference, warmup=c.warmup, target_s=c.target_s,
@@ -70,13 +69,6 @@ def _built(bench, model: str, method: str, runtime: str, batch_size: int, seed: 
         pytest.exit(str(err), returncode=err.code)
 
 
-def _prepare(variant, x, threads: int):
-    """A callable running ``variant`` on ``x`` (the module itself on a native runtime, the loaded
-    artifact elsewhere: each variant knows how it is loaded)."""
-    run = variant.load(threads)
-    return functools.partial(run, x)
-
-
 def _keep(request, record) -> None:
     request.node.user_properties.append((RECORD_KEY, record.to_dict()))
 
@@ -96,8 +88,8 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
         variant = _built(bench, model_name, method_id, runtime, batch_size, zoo_seed)
         x = latency_batch(variant.trained, batch_size)
         with rt.threads(threads) as in_force:
-            infer = _prepare(variant, x, in_force)
-            reference = None if method_id == "original" else _prepare(original, x, in_force)
+            infer = bound(variant, x, in_force)
+            reference = None if method_id == "original" else bound(original, x, in_force)
             made = 0
             if benchmark.disabled:
                 benchmark.pedantic(infer, rounds=1, iterations=1)

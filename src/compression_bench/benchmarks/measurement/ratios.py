@@ -140,6 +140,7 @@ def half_width(low: float | None, high: float | None) -> float | None:
         return None
     return math.sqrt(high / low) - 1.0
 
+
 # ---------------------------------------------------------------- slices of one test, pooled over a session
 
 def slice_summary(log_ratios: Sequence[float]) -> tuple[float, float]:

@@ -224,9 +224,11 @@ def pooled(slices: Sequence["Timing"], ratio: float = 1.0, df: int = 0) -> "Timi
     :func:`dispersion` ``ratio`` on ``df`` degrees of freedom. One slice is returned as it is."""
     if len(slices) == 1:
         return slices[0]
-    return Timing([s for t in slices for s in t.samples], [s for t in slices for s in t.reference_samples],
-                  slices[-1].calls, sum(t.seconds for t in slices), slices[-1].precision,
-                  slices=tuple(t.rounds for t in slices), dispersion=ratio, dispersion_df=df)
+    out = Timing([s for t in slices for s in t.samples], [s for t in slices for s in t.reference_samples],
+                 slices[-1].calls, sum(t.seconds for t in slices), slices[-1].precision,
+                 slices=tuple(t.rounds for t in slices), dispersion=ratio, dispersion_df=df)
+    out._ci = pooled_interval([t.summary for t in slices], ratio, df)  # the slices' summaries, not bootstrapped again
+    return out
 
 
 #: how far (relative) the original's median in one test may be from its median over the session's

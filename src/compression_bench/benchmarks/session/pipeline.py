@@ -109,6 +109,12 @@ def compression_code_fingerprint(method_id: str) -> str:
                             *sorted(modules, key=lambda m: m.__name__), context_for)
 
 
+def bound(variant, x: torch.Tensor, threads: int) -> Callable[[], object]:
+    """A call without arguments running ``variant`` on ``x`` with ``threads`` threads (the module itself
+    on a native runtime, the loaded artifact elsewhere: each variant knows how it is loaded)."""
+    return functools.partial(variant.load(threads), x)
+
+
 def latency_batch(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
     """A fixed batch of real validation images, the same for every variant of a model."""
     x = trained.data.val.first_batch(batch_size)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.benchmarks.session.errors import SessionError
-from compression_bench.benchmarks.session.pipeline import latency_batch
+from compression_bench.benchmarks.session.pipeline import bound, latency_batch
 
 
 def slice_budget(target_s: float, slices: int) -> float:
@@ -28,9 +28,9 @@ def slice_budget(target_s: float, slices: int) -> float:
 def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
     """Build every case (model, method, runtime, seed, batch size, threads) whose method is not the
     original, then time ``session.config.slices - 1`` slices of each, pass after pass, into
-    ``session.judge`` (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its test, which reports it;
-    a :class:`SessionError` (bad input, a cache fault) stops the session as in a test. Returns the number
-    of slices timed."""
+    ``session.judge`` (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its
+    test, which reports it; a :class:`SessionError` (bad input, a cache fault) stops the session as in a
+    test. Returns the number of slices timed."""
     c, judge, space = session.config, session.judge, session.workspace
     cases = [case for case in dict.fromkeys(cases) if case[1] != "original"
              and not judge.unsupported(case[0], case[1], case[2])]
@@ -40,6 +40,7 @@ def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = ti
     budget = slice_budget(c.target_s, c.slices)
     session.say(f"speed slices: timing {len(cases)} compressed variant(s) {passes} time(s) each before the tests "
                 f"({budget:.2f} s of paired rounds a slice); each test times one more slice and pools them")
+
     def skip(case, err: Exception) -> None:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         session.say(f"  [{case[0]}/{case[1]}@{case[2]}] not timed before its test ({first[:200]}); its test "
@@ -66,8 +67,8 @@ def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = ti
             try:
                 x = latency_batch(variant.trained, batch_size)
                 with get_runtime(runtime).threads(threads) as in_force:
-                    run, ref = variant.load(in_force), original.load(in_force)
-                    t = timing.measure(lambda: run(x), lambda: ref(x), warmup=c.warmup, target_s=budget,
+                    t = timing.measure(bound(variant, x, in_force), bound(original, x, in_force),
+                                       warmup=c.warmup, target_s=budget,
                                        precision=c.precision, min_rounds=timing.SLICE_MIN_ROUNDS, clock=clock)
             except Exception as err:  # noqa: BLE001 - the variant does not run: its own test says why
                 failed.add(case)
