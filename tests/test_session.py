@@ -401,20 +401,26 @@ def _slicing_session(events: list, fail: dict):
     x = torch.zeros(4, 3)
     trained = SimpleNamespace(data=SimpleNamespace(val=SimpleNamespace(first_batch=lambda n: x[:n])))
 
-    def on_runtime(model, method, runtime, batch_size, seed):
+    built = {}
+
+    def on_runtime(model, method, runtime, batch_size, seed):  # memoised, as the workspace is
         events.append(("build", method))
         if method in fail:
             raise fail[method]
-        return SimpleNamespace(trained=trained, load=lambda threads: events.append(("load", method)) or torch.sum)
+        return built.setdefault(method, SimpleNamespace(
+            trained=trained, method=method, load=lambda threads: events.append(("load", method)) or torch.sum))
     config = SimpleNamespace(slices=3, target_s=0.03, warmup=0, precision=0.02)
     judge = Judge(config, "x86-avx2")
     judge.unsupported = lambda *a: None  # nothing declared unsupported (no thresholds file here)
     said: list[str] = []
+
+    def peak_memory_many(jobs):
+        events.append(("memory", sorted(job[0].method for job in jobs)))
     return SimpleNamespace(config=config, judge=judge, say=said.append, said=said,
-                           workspace=SimpleNamespace(on_runtime=on_runtime))
+                           workspace=SimpleNamespace(on_runtime=on_runtime, peak_memory_many=peak_memory_many))
 
 
-def test_speed_slices_build_everything_first_time_each_variant_twice_and_leave_failures_to_their_tests():
+def test_speed_slices_build_everything_first_measure_memory_then_time_each_variant_twice_and_leave_failures_to_their_tests():
     from compression_bench.benchmarks.session import slices
     from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
     events: list = []
@@ -424,7 +430,9 @@ def test_speed_slices_build_everything_first_time_each_variant_twice_and_leave_f
     assert set(s.judge.slices) == {("M", "static_int8", "eager", 4, 1, 0), ("M", "unstructured_30", "eager", 4, 1, 0)}
     assert all(len(v) == 2 and v[0].rounds >= 6 for v in s.judge.slices.values())
     first_load = events.index(next(e for e in events if e[0] == "load"))
-    assert all(e[0] == "build" for e in events[:first_load]) and ("build", "unstructured_30") in events[:first_load]
+    assert all(e[0] == "build" for e in events[:first_load - 1]) and ("build", "unstructured_30") in events[:first_load]
+    # the peak memory of every variant built and of its original (once), after the builds, before any timing
+    assert events[first_load - 1] == ("memory", ["original", "static_int8", "unstructured_30"])
     assert any("[M/structured_50@eager] not timed before its test (failed: ValueError: cannot group)" in line
                for line in s.said)
     # a cache fault stops the session, as it would in a test

@@ -17,6 +17,12 @@ loading and running this variant cost, comparable between variants and runs. Res
 the variant (keyed by its content, runtime, batch size, threads and this code), so warm runs measure
 nothing. A child that fails (a user's model whose class the child cannot import, say) gives no figure
 and one line saying why, never a failed test.
+
+:func:`measure_many` runs several children at once (one per usable core, at most
+:data:`MAX_WORKERS`): the session does so for every variant it built, before anything is timed. A
+child's figures are its own process's, so children side by side measure what one alone would; a
+child's time is mostly the import of torch and the runtimes, which side by side takes half as long on
+two cores.
 """
 from __future__ import annotations
 
@@ -26,14 +32,19 @@ import importlib
 import io
 import json
 import resource
+import os
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from compression_bench.benchmarks.measurement.child import run_child
 
 CHILD_TIMEOUT_S = 300
+MAX_WORKERS = 4  # children at once in measure_many: each holds torch and one variant in memory
+_PREPARE = threading.Lock()  # one thread at a time pickles or traces a module for its child
 
 
 def _status_mib(field: str) -> float | None:
@@ -85,6 +96,38 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
     """``{"peak_mib", "peak_increase_mib"}`` of ``variant`` (a ``pipeline.Variant`` on eager, a
     ``runtime_variants.RuntimeVariant`` elsewhere) run by ``runtime`` on batch ``x``, from the cache or
     measured in a child process; empty when the child could not measure it."""
+    return _measure(variant, runtime, x, threads, cache, say=say)[0]
+
+
+def workers() -> int:
+    """Children :func:`measure_many` runs at once: the cores this process may use, at most :data:`MAX_WORKERS`."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, usable))
+
+
+def measure_many(jobs, cache, *, say=None, on_error=None) -> int:
+    """Measure every ``(variant, runtime, x, threads)`` of ``jobs`` as :func:`measure` does, :func:`workers`
+    children at a time, into the cache. A job that raises (a cache fault, a module that does not
+    pickle) is passed to ``on_error(job, err)`` when given, else raised after the others have finished.
+    Returns how many children ran (the figures found in the cache need none)."""
+    def one(job):
+        try:
+            return _measure(*job, cache, say=say)[1]
+        except Exception as err:  # noqa: BLE001 - reported per job below
+            if on_error is None:
+                raise
+            on_error(job, err)
+            return False
+
+    with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="peakmem") as pool:
+        return sum(bool(built) for built in pool.map(one, list(jobs)))
+
+
+def _measure(variant, runtime, x, threads: int, cache, *, say=None) -> tuple[dict, bool]:
+    """:func:`measure`'s figures, and whether a child measured them (False: from the cache, or failed)."""
     native = runtime.native  # the child runs the module itself, not an artifact of the runtime's
     digest = variant.artifact_digest
     parts = {"kind": "peak-memory", "runtime": runtime.name, "variant": digest, "batch": list(x.shape),
@@ -92,23 +135,28 @@ def measure(variant, runtime, x, threads: int, cache, *, say=None) -> dict:
     name = f"{variant.trained.name}-{variant.method.id}-{runtime.name}-bs{x.shape[0]}-t{threads}"
 
     def build() -> dict:
-        if not native:
-            form, blob = "artifact", variant.artifact
-        else:
-            # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
-            # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
-            # The round trip here finds out without starting a child that would fail.
-            blob = _pickled(variant.model)
-            form, blob = ("pickle", blob) if blob is not None else ("torchscript", _traced(variant.model, x))
+        with _PREPARE:
+            form, blob = _prepared(variant, native, x)
         return {"figures": _in_child(form, blob, runtime.name, x, threads)}
 
     try:
-        entry, _ = cache.get_or_build("peak-memory", name, parts, build)
+        entry, built = cache.get_or_build("peak-memory", name, parts, build)
     except _ChildFailed as err:
         if say:
             say(f"[{variant.trained.name}/{variant.method.id}@{runtime.name}] peak memory not measured: {err}")
-        return {}
-    return dict(entry["figures"])
+        return {}, False
+    return dict(entry["figures"]), built
+
+
+def _prepared(variant, native: bool, x) -> tuple[str, bytes]:
+    """What the child loads: ``(form, bytes)``, see :func:`_in_child`."""
+    if not native:
+        return "artifact", variant.artifact
+    # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
+    # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
+    # The round trip here finds out without starting a child that would fail.
+    blob = _pickled(variant.model)
+    return ("pickle", blob) if blob is not None else ("torchscript", _traced(variant.model, x))
 
 
 class _ChildFailed(RuntimeError):

@@ -27,7 +27,7 @@ def slice_budget(target_s: float, slices: int) -> float:
 
 def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
     """Build every case (model, method, runtime, seed, batch size, threads) whose method is not the
-    original, then time ``session.config.slices - 1`` slices of each, pass after pass, into
+    original and measure the peak memory of it and its original (:meth:`Workspace.peak_memory_many`), then time ``session.config.slices - 1`` slices of each, pass after pass, into
     ``session.judge`` (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its
     test, which reports it; a :class:`SessionError` (bad input, a cache fault) stops the session as in a
     test. Returns the number of slices timed."""
@@ -58,6 +58,17 @@ def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = ti
             raise
         except Exception as err:  # noqa: BLE001 - unbuildable or unsupported: its own test says why
             skip(case, err)
+    # and their peak memory measured, several child processes at a time, while nothing is being timed
+    memory = {}
+    for case, pair in built.items():
+        model, method, runtime, seed, batch_size, threads = case
+        rt = get_runtime(runtime)
+        x = latency_batch(pair[1].trained, batch_size)
+        with rt.threads(threads) as in_force:
+            pass
+        for variant in pair:
+            memory.setdefault((id(variant), runtime, batch_size, in_force), (variant, rt, x, in_force))
+    space.peak_memory_many(memory.values())
     made, t0, failed = 0, time.perf_counter(), set()
     for p in range(passes):
         for case, (original, variant) in built.items():

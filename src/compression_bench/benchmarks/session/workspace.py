@@ -104,3 +104,23 @@ class Workspace:
         if not self.config.measure_memory:
             return {}
         return peakmem.measure(variant, runtime, x, threads, self.config.cache, say=lambda m: self.say("  " + m))
+
+    def peak_memory_many(self, jobs) -> None:
+        """:meth:`peak_memory` of every ``(variant, runtime, x, threads)`` of ``jobs`` into the cache, several
+        children at a time (:func:`benchmarks.measurement.peakmem.measure_many`), so that the tests find
+        them there. A job that fails here is left to its test, which measures it again and says why."""
+        jobs = list(jobs)
+        if not self.config.measure_memory or not jobs:
+            return
+        t0 = time.perf_counter()
+
+        def left(job, err: Exception) -> None:
+            variant, runtime = job[0], job[1]
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            self.say(f"  [{variant.trained.name}/{variant.method.id}@{runtime.name}] peak memory left to its "
+                     f"test ({first[:200]})")
+
+        made = peakmem.measure_many(jobs, self.config.cache, say=lambda m: self.say("  " + m), on_error=left)
+        if made:
+            self.say(f"peak memory: {made} variant(s) measured in child processes, {peakmem.workers()} at a time "
+                     f"({time.perf_counter() - t0:.0f} s)")
