@@ -22,8 +22,9 @@ class Unstructured(Method):
     options = MappingProxyType(dict(scope=["Conv", "Linear"], criterion="lamp_magnitude", scheme="global",
                                     masks_during_finetune=True,
                                     # fine-tune only when pruning lost more than this on the validation
-                                    # split (points); measured 2026-12-04: see the methodology's cold run
-                                    finetune_unless_within=0.5))
+                                    # split (points), and stop at the first epoch back within it;
+                                    # measured 2026-12-04: see the methodology's cold run
+                                    finetune_unless_within=0.5, finetune_until_within=0.5))
 
     def build(self, spec, model, ctx):
         out = copy.deepcopy(model).cpu()
@@ -32,8 +33,9 @@ class Unstructured(Method):
         pruning.prune_unstructured(out, spec.level)
         budget = spec.budget(ctx.profile)
         if run_finetune(ctx, spec, out, recalibrate_bn=True, original=model,
-                        skip_within=spec.options.get("finetune_unless_within")):
-            ctx.say(f"[{spec.id}] fine-tuned {budget.epochs} epoch(s) with masks, lr x{budget.lr_scale}")
+                        skip_within=spec.options.get("finetune_unless_within"),
+                        stop_within=spec.options.get("finetune_until_within")):
+            ctx.say(f"[{spec.id}] fine-tuned with masks (up to {budget.epochs} epoch(s), lr x{budget.lr_scale})")
         return pruning.make_permanent(out)
 
 
