@@ -84,8 +84,9 @@ _DEFAULT = {
     # so no label smoothing on top (with it: 94.0%, still improving; without: 97.8%).
     "EfficientNetB0Custom": Recipe(epochs=10, batch_size=32, optimizer="adamw", lr=3e-3,
                                    weight_decay=0.05, warmup_epochs=1, shift=0.08),
-    # zero-initialised residual branches (see src/compression_bench/zoo/models.py) and lr 0.03: lr 0.1 diverged
-    "ResNet50Custom": Recipe(epochs=10, batch_size=32, lr=0.03, weight_decay=5e-4,
+    # zero-initialised residual branches (see src/compression_bench/zoo/models.py) and lr 0.03: lr 0.1 diverged.
+    # 8 epochs: 10 gave the same validation and test accuracy (99.11 and 97.78%), 6 lost 3 validation images
+    "ResNet50Custom": Recipe(epochs=8, batch_size=32, lr=0.03, weight_decay=5e-4,
                              warmup_epochs=1, label_smoothing=0.1, shift=0.08),
 }
 
