@@ -568,16 +568,22 @@ def test_guarded_int8_keeps_nothing_in_float_where_plain_int8_is_within_the_boun
         C.compress(trained, "static_int8_guarded", ctx)
 
 
-def test_structured_pruning_stops_fine_tuning_once_validation_has_recovered(trained, data):
-    """The default budget is 6 epochs; the pruned model reaches 0.5 pt of the original's validation
-    accuracy after the third, so fine-tuning stops there."""
-    epochs_run = []
-
+def _epoch_counter(epochs_run: list):
+    """A fine-tune callable that only counts its epochs into ``epochs_run`` and asks ``stop_when`` as the
+    real one does (after every epoch but the last)."""
     def finetune(model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False, stop_when=None):
         for e in range(epochs):
             epochs_run.append(e)
             if e < epochs - 1 and stop_when is not None and stop_when(model):
                 break
+    return finetune
+
+
+def test_structured_pruning_stops_fine_tuning_once_validation_has_recovered(trained, data):
+    """The default budget is 6 epochs; the pruned model reaches 0.5 pt of the original's validation
+    accuracy after the third, so fine-tuning stops there."""
+    epochs_run = []
+    finetune = _epoch_counter(epochs_run)
     scores = iter([90.0, 97.0, 99.2, 99.5, 99.5])  # the pruned model after each epoch
     messages = []
     ctx = _ctx(data, finetune=finetune, profile="default", log=messages.append)
@@ -595,12 +601,7 @@ def test_unstructured_pruning_that_fine_tunes_stops_once_validation_has_recovere
     """The default budget is 3 epochs; the pruned model lost 2 points, and is back within 0.5 pt of
     the original after the first epoch, so fine-tuning stops there."""
     epochs_run = []
-
-    def finetune(model, epochs, lr_scale, on_epoch_start=None, recalibrate_bn=False, stop_when=None):
-        for e in range(epochs):
-            epochs_run.append(e)
-            if e < epochs - 1 and stop_when is not None and stop_when(model):
-                break
+    finetune = _epoch_counter(epochs_run)
     scores = iter([97.5, 99.2, 99.5])  # the pruned model before fine-tuning, then after each epoch
     messages = []
     ctx = _ctx(data, finetune=finetune, profile="default", log=messages.append)
