@@ -187,3 +187,26 @@ def test_fine_tuning_stops_after_the_first_epoch_stop_when_accepts(smoke_cache_c
     never = zoo.training.finetune(copy.deepcopy(tm.model), tm.data, tm.recipe, 3, 0.1, progress=None,
                                   stop_when=lambda m: False)
     assert len(never.history) == 3
+
+
+def test_training_runs_channels_last_and_hands_the_model_back_in_the_default_layout(smoke_cache_copy):
+    """Every convolution sees channels-last inputs and weights while the model trains; afterwards its
+    weights are laid out as before, so what the suite times and exports does not change layout."""
+    import copy
+    import torch
+    tm = zoo.get_trained(MODEL, "smoke", cache=ArtifactCache(smoke_cache_copy), progress=None)
+    model = copy.deepcopy(tm.model)
+    seen = []
+
+    def record(conv, args):
+        if conv.training:
+            seen.append(args[0].is_contiguous(memory_format=torch.channels_last)
+                        and conv.weight.is_contiguous(memory_format=torch.channels_last))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [c.register_forward_pre_hook(record) for c in convs]
+    zoo.training.finetune(model, tm.data, tm.recipe, 1, 0.1, progress=None)
+    for h in hooks:
+        h.remove()
+    assert seen and all(seen)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert all(p.is_contiguous() for p in tm.model.parameters())  # the cached checkpoint as well

@@ -31,8 +31,8 @@ import gc
 import importlib
 import io
 import json
-import resource
 import os
+import resource
 import subprocess
 import sys
 import tempfile

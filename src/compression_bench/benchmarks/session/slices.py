@@ -27,8 +27,9 @@ def slice_budget(target_s: float, slices: int) -> float:
 
 def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
     """Build every case (model, method, runtime, seed, batch size, threads) whose method is not the
-    original and measure the peak memory of it and its original (:meth:`Workspace.peak_memory_many`), then time ``session.config.slices - 1`` slices of each, pass after pass, into
-    ``session.judge`` (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its
+    original, measure the peak memory of it and of its original (:meth:`Workspace.peak_memory_many`),
+    then time ``session.config.slices - 1`` slices of each, pass after pass, into ``session.judge``
+    (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its
     test, which reports it; a :class:`SessionError` (bad input, a cache fault) stops the session as in a
     test. Returns the number of slices timed."""
     c, judge, space = session.config, session.judge, session.workspace
