@@ -579,33 +579,34 @@ def _epoch_counter(epochs_run: list):
     return finetune
 
 
+def _fine_tune_scored(trained, data, method: str, scores: list[float]) -> tuple[list, list[str]]:
+    """Compress ``trained`` with ``method`` (default profile) where the original scores 99.5 on
+    validation and the compressed model ``scores``, one after the other; returns the epochs the
+    fine-tune ran and the build log."""
+    epochs_run, messages, left = [], [], iter(scores)
+    ctx = _ctx(data, finetune=_epoch_counter(epochs_run), profile="default", log=messages.append)
+    ctx.validate = lambda m: 99.5 if m is trained else next(left)
+    C.compress(trained, method, ctx)
+    return epochs_run, messages
+
+
 def test_structured_pruning_stops_fine_tuning_once_validation_has_recovered(trained, data):
     """The default budget is 6 epochs; the pruned model reaches 0.5 pt of the original's validation
     accuracy after the third, so fine-tuning stops there."""
-    epochs_run = []
-    finetune = _epoch_counter(epochs_run)
-    scores = iter([90.0, 97.0, 99.2, 99.5, 99.5])  # the pruned model after each epoch
-    messages = []
-    ctx = _ctx(data, finetune=finetune, profile="default", log=messages.append)
-    ctx.validate = lambda m: 99.5 if m is trained else next(scores)
-    C.compress(trained, "structured_30", ctx)
+    # the pruned model after each epoch
+    epochs_run, messages = _fine_tune_scored(trained, data, "structured_30", [90.0, 97.0, 99.2, 99.5, 99.5])
     assert len(epochs_run) == 3, messages
     assert any("stopped after epoch 3 of 6" in m for m in messages)
     # without validate the whole budget runs
-    epochs_run.clear()
-    C.compress(trained, "structured_30", _ctx(data, finetune=finetune, profile="default"))
+    epochs_run = []
+    C.compress(trained, "structured_30", _ctx(data, finetune=_epoch_counter(epochs_run), profile="default"))
     assert len(epochs_run) == 6
 
 
 def test_unstructured_pruning_that_fine_tunes_stops_once_validation_has_recovered(trained, data):
     """The default budget is 3 epochs; the pruned model lost 2 points, and is back within 0.5 pt of
     the original after the first epoch, so fine-tuning stops there."""
-    epochs_run = []
-    finetune = _epoch_counter(epochs_run)
-    scores = iter([97.5, 99.2, 99.5])  # the pruned model before fine-tuning, then after each epoch
-    messages = []
-    ctx = _ctx(data, finetune=finetune, profile="default", log=messages.append)
-    ctx.validate = lambda m: 99.5 if m is trained else next(scores)
-    C.compress(trained, "unstructured_50", ctx)
+    # the pruned model before fine-tuning, then after each epoch
+    epochs_run, messages = _fine_tune_scored(trained, data, "unstructured_50", [97.5, 99.2, 99.5])
     assert len(epochs_run) == 1, messages
     assert any("stopped after epoch 1 of 3" in m for m in messages)
