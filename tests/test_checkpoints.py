@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from compression_bench import zoo
-from compression_bench.benchmarks.session import pipeline
+from compression_bench import compression
+from compression_bench.benchmarks.session import pipeline, runtime_variants
 
 
 def _net() -> nn.Module:
@@ -50,3 +51,53 @@ def test_a_changed_checkpoint_rebuilds_what_depends_on_it_and_nothing_else(tmp_p
     finally:
         zoo.unregister_model("Mine")
         zoo.unregister_model("Other")
+
+
+def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_default_test_split(tmp_path):
+    """A user's ``weights=`` model has the same weights under every profile, and so have its dynamic INT8
+    variant and any variant whose fine-tuning was skipped: their metrics must still be measured on the
+    split of the profile that asks for them, not read from the other profile's entry."""
+    ckpt = tmp_path / "mine.pt"
+    torch.manual_seed(1)
+    torch.save(_net().state_dict(), ckpt)
+    zoo.register_model("Mine", input_shape=(1, 28, 28), description="from a checkpoint", weights=str(ckpt),
+                       recipe=zoo.Recipe(epochs=1, lr=0.05))(_net)
+    try:
+        cache = zoo.ArtifactCache(tmp_path / "cache")
+        seen = {}
+        for profile in ("smoke", "default"):
+            tm = zoo.get_trained("Mine", profile, cache=cache, progress=None)
+            for method in ("original", "dynamic_int8"):
+                m = pipeline.get_variant(tm, method, cache).metrics
+                seen[profile, method] = m
+                assert m["accuracy_images"] == len(tm.data.report) and m["accuracy_split"] == "test"
+                assert len(m["predictions"]) == len(tm.data.report)
+            onnx = runtime_variants.get_runtime_variant(pipeline.get_variant(tm, "original", cache),
+                                                        compression.get_method("original"), "onnxruntime", 8, cache)
+            assert onnx.metrics["accuracy_images"] == len(onnx.metrics["predictions"]) == len(tm.data.report)
+        assert seen["smoke", "original"]["accuracy_images"] == 100
+        assert seen["default", "original"]["accuracy_images"] == 225
+    finally:
+        zoo.unregister_model("Mine")
+
+
+def test_metrics_measured_on_another_split_are_measured_again(tmp_path):
+    """An entry whose image count is not the split's (written by older code, or under a key that missed
+    a change of data) is not believed: it is measured again."""
+    from compression_bench.zoo.cache import hash_parts
+    torch.manual_seed(1)
+    zoo.register_model("Tiny", input_shape=(1, 28, 28), description="x", recipe=zoo.Recipe(epochs=1, lr=0.05))(_net)
+    try:
+        cache = zoo.ArtifactCache(tmp_path / "cache")
+        tm = zoo.get_trained("Tiny", "smoke", cache=cache, progress=None)
+        first = pipeline.get_variant(tm, "original", cache)
+        assert first.measured
+        parts = pipeline.metric_parts(tm, compression.get_method("original"), first.digest)
+        cache.path("metrics", "Tiny-original", hash_parts(parts)).unlink()
+        stale = {**first.metrics, "accuracy_images": 7, "predictions": first.metrics["predictions"][:7]}
+        cache.get_or_build("metrics", "Tiny-original", parts, lambda: {"metrics": stale})
+        again = pipeline.get_variant(tm, "original", cache)
+        assert again.measured and again.metrics["accuracy_images"] == len(tm.data.report) == 100
+        assert pipeline.get_variant(tm, "original", cache).measured is False  # the new entry is believed
+    finally:
+        zoo.unregister_model("Tiny")

@@ -175,6 +175,32 @@ def measure(variant: nn.Module, spec: MethodSpec, trained: TrainedModel, base: n
     }
 
 
+def metric_parts(trained: TrainedModel, spec: MethodSpec, digest: str, parent: "Variant | None" = None) -> dict:
+    """Everything a variant's metrics depend on: the variant (its content digest), and what it was
+    measured on, the trained entry's key (which holds the profile's data, its digest and split sizes)
+    and the reported split's name and size. The weights alone are not enough: a ``weights=`` model, its
+    dynamic INT8 variant and a pruned variant whose fine-tuning was skipped have the same weights under
+    every profile, and their accuracy under one profile is no figure of another's test split."""
+    split = trained.data.report
+    parts = {"kind": "metrics", "variant_digest": digest, "method": spec.id,
+             "trained_key": trained.key, "trained_digest": trained.digest,
+             "split": trained.data.report_split, "split_images": len(split),
+             "code": measure_code_fingerprint(), "versions": package_versions("torch")}
+    if parent is not None:
+        parts["parent_digest"] = parent.digest  # MACs of an INT8 composition are counted on the parent
+    return parts
+
+
+def checked_metrics(stored: dict, split) -> dict:
+    """A cached metrics entry, if it was measured on ``split`` (one prediction per image); else
+    :class:`ValueError`, which makes the cache measure it again."""
+    metrics = dict(stored)
+    n = len(split)
+    if metrics.get("accuracy_images") != n or len(metrics.get("predictions") or ()) != n:
+        raise ValueError(f"measured on {metrics.get('accuracy_images')} images, the split has {n}")
+    return metrics
+
+
 def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, log: Log | None = None,
                 progress: zoo.training.Progress | None = None) -> Variant:
     """The variant of ``trained`` made by ``method_id``, from the cache or built and cached, with its
@@ -211,12 +237,7 @@ def get_variant(trained: TrainedModel, method_id: str, cache: ArtifactCache, *, 
             log(f"[{trained.name}/{spec.id}] measured: accuracy {metrics['accuracy']:.2f}%")
         return {"metrics": metrics}
 
-    metric_parts = {"kind": "metrics", "variant_digest": digest, "method": spec.id,
-                    "trained_digest": trained.digest, "code": measure_code_fingerprint(),
-                    "versions": package_versions("torch")}
-    if parent is not None:
-        metric_parts["parent_digest"] = parent.digest  # MACs of an INT8 composition are counted on the parent
-    metrics, measured = cache.get_or_build("metrics", name, metric_parts, build_metrics,
-                                           load=lambda blob: dict(blob["metrics"]))
+    metrics, measured = cache.get_or_build("metrics", name, metric_parts(trained, spec, digest, parent), build_metrics,
+                                           load=lambda blob: checked_metrics(blob["metrics"], trained.data.report))
     metrics["build_seconds"] = seconds
     return Variant(trained, spec, model, metrics, not built, measured, digest, parent)

@@ -174,10 +174,19 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
             log(f"[{tag}] measured: accuracy {acc:.2f}%")
         return {"accuracy": acc, "predictions": predictions.tolist()}
 
+    # what it was measured on, as for the eager metrics (pipeline.metric_parts): the trained entry's key
+    # holds the profile's data; the split's name and size are checked again on load
     metric_parts = {"kind": "runtime-metrics", "artifact": digest, "runtime": rt.name, "trained_key": trained.key,
+                    "split": trained.data.report_split, "split_images": len(split),
                     "batch_size": batch_size if rt.batch_specific else None,
                     "code": _evaluation_code_fingerprint(), "versions": rt.versions()}
-    measured, _ = cache.get_or_build("runtime-metrics", name, metric_parts, build_metrics)
+
+    def load_metrics(blob: dict) -> dict:
+        if len(blob["predictions"]) != len(split):
+            raise ValueError(f"measured on {len(blob['predictions'])} images, the split has {len(split)}")
+        return blob
+
+    measured, _ = cache.get_or_build("runtime-metrics", name, metric_parts, build_metrics, load=load_metrics)
     m = base.metrics
     metrics = {k: m.get(k) for k in ("params", "nonzero_params", "sparsity", "macs", "density_weighted_macs")}
     metrics.update(accuracy=float(measured["accuracy"]), accuracy_split=trained.data.report_split,
