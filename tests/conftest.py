@@ -60,6 +60,9 @@ def _whole_package() -> None:
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if not info.name.rsplit(".", 1)[-1].startswith(("test_", "conftest")):
                 importlib.import_module(info.name)
+    # torch's own module that registers the quantized_decomposed operators when static INT8 is first
+    # converted: imported again in a second in-process run, it fails "Only a single TORCH_LIBRARY ..."
+    importlib.import_module("torch.ao.quantization.fx._decomposed")
 
 
 SHARED_MODEL = "EnhancedLeNet5"  # trains in about two seconds on the smoke profile

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from compression_bench.benchmarks.reporting import compare, plots, recommend, report, saved
 from compression_bench.benchmarks.__main__ import main as cli
+from compression_bench.benchmarks.session import records
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -47,9 +49,9 @@ def test_recommends_smallest_and_fastest_within_budget_with_gains_as_ratios():
     (r,) = recommend.recommend(zoo_records())
     assert r.qualifying == ["unstructured_50", "dynamic_int8", "static_int8"]  # by accuracy
     assert r.smallest.method == "static_int8" and r.fastest.method == "static_int8"
-    assert r.smallest.describe() == "static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"
-    assert r.lines() == ["smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts",
-                         "fastest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"]
+    int8 = "static_int8: 4.0x smaller, 2.7x faster than eager float (the fastest float original measured), -0.2 pts"
+    assert r.smallest.describe() == int8
+    assert r.lines() == ["smallest — " + int8, "fastest — " + int8]
     # a wider budget lets structured pruning in: smaller still, but not faster than static INT8
     (r,) = recommend.recommend(zoo_records(), within=1.5)
     assert r.smallest.method == "static_int8"
@@ -126,7 +128,78 @@ def test_recommendations_per_model_and_batch_size():
                                rec("static_int8", 96.8, 1.0, 2.0, model="A", bs=1)])
     out = recommend.recommend(recs)
     assert [(r.model, r.setting) for r in out] == [("A", (1, 2, "eager")), ("A", (64, 2, "eager")), ("B", (64, 2, "eager"))]
-    assert out[0].fastest is None and out[0].smallest.describe() == "static_int8: 4.0x smaller, 2.0x slower, -0.2 pts"
+    assert out[0].fastest is None and out[0].smallest.describe() == ("static_int8: 4.0x smaller, 2.0x slower than eager float (the fastest float original "
+                                                                      "measured), -0.2 pts")
+
+
+def _runtimes(ort_float_ms: float) -> list[dict]:
+    """EfficientNetB0Custom's case of issue #36: static INT8 6.0x faster than the eager float original
+    (paired), and the float original on ONNX Runtime at ``ort_float_ms``."""
+    ort = {"runtime": "onnxruntime"}
+    return report.add_ratios([
+        rec("original", 97.0, 4.0, 96.0), dict(rec("static_int8", 96.8, 1.0, 16.0), speedup=6.0),
+        dict(rec("original", 97.0, 4.0, ort_float_ms), **ort),
+        dict(rec("static_int8", 96.9, 1.0, 8.0), speedup=ort_float_ms / 8.0, **ort)])
+
+
+def test_every_recommendation_states_the_speedup_against_the_fastest_float_original():
+    eager, ort = recommend.recommend(_runtimes(20.48))  # ONNX Runtime's float: 4.69x eager's
+    assert eager.fastest.describe() == ("static_int8: 4.0x smaller, 6.0x faster than eager float, 1.28x faster "
+                                        "than the fastest float original (onnxruntime), -0.2 pts")
+    assert eager.lines()[0] == "smallest — " + eager.fastest.describe()
+    # on ONNX Runtime the paired speedup is already against the fastest float original
+    assert ort.fastest.describe() == ("static_int8: 4.0x smaller, 2.6x faster than onnxruntime float (the fastest "
+                                      "float original measured), -0.1 pts")
+    lines = report.render_recommendations(_runtimes(20.48))
+    assert "6.0x faster than eager float, 1.28x faster than the fastest float original (onnxruntime)" in lines[0]
+
+
+def test_a_recommendation_slower_than_another_runtimes_float_original_says_so():
+    eager, _ = recommend.recommend(_runtimes(12.0))
+    text = ("static_int8: 4.0x smaller, 6.0x faster than eager float, but 1.33x slower than the fastest float "
+            "original (onnxruntime: 12.00 ms against 16.00 ms, no gain over shipping that), -0.2 pts")
+    assert eager.lines() == ["smallest — " + text, "fastest — " + text]
+
+
+# ---------------------------------------------------------------- several seeds
+
+def _seeds(*rows):
+    """Records of several seeds: ``(method, seed, figures)`` each."""
+    return [dict(rec(m, 97.0, 4.0, 10.0), seed=seed, **figures) for m, seed, figures in rows]
+
+
+def test_a_method_with_one_seed_left_has_no_spread_and_says_it_holds_one():
+    recs = records.add_ratios(_seeds(("original", 0, {}), ("original", 1, {"accuracy": 96.0}),
+                                     ("static_int8", 0, {"accuracy": 96.5, "speedup": 2.5, "speedup_low": 2.4,
+                                                         "speedup_high": 2.6})))
+    rows = {r["method"]: r for r in records.across_seeds(recs)}
+    one = rows["static_int8"]
+    assert one["seeds"] == 1 and one.get("accuracy_sd") is None and one.get("speedup_log_sd") is None
+    assert (one["speedup"], one["speedup_low"], one["speedup_high"]) == (2.5, 2.4, 2.6)  # one seed: its own figures
+    assert rows["original"]["seeds"] == 2 and rows["original"]["accuracy_sd"] > 0
+    text = report.render_tables(recs)
+    assert "| static_int8 (n=1) " in text and "| **original** " in text
+    assert "mean ± standard deviation over 2 seeds" in text
+
+
+def test_ratios_average_geometrically_across_seeds():
+    """A speedup of 2.0 in one seed and 0.5 in the other is no gain (1.0), not 1.25; the same for every
+    ratio: speedups and their interval ends, against eager, size ratios."""
+    recs = records.add_ratios(_seeds(
+        ("original", 0, {}), ("original", 1, {}),
+        ("static_int8", 0, {"speedup": 2.0, "speedup_low": 1.6, "speedup_high": 2.5, "size_mib": 1.0,
+                            "accuracy": 96.0}),
+        ("static_int8", 1, {"speedup": 0.5, "speedup_low": 0.4, "speedup_high": 0.625, "size_mib": 0.25,
+                            "accuracy": 95.0})))
+    row = next(r for r in records.across_seeds(recs) if r["method"] == "static_int8")
+    assert row["speedup"] == pytest.approx(1.0) and row["speedup_vs_eager"] == pytest.approx(1.0)
+    assert (row["speedup_low"], row["speedup_high"]) == (pytest.approx(0.8), pytest.approx(1.25))
+    assert row["size_ratio"] == pytest.approx(0.125)  # sqrt(0.25 * 0.0625)
+    assert row["accuracy"] == pytest.approx(95.5)  # not a ratio: the arithmetic mean
+    # the spread of a ratio is on the log scale, shown as a factor: 2.0 and 0.5 are 1.0 ×/÷ 2.67
+    assert row["speedup_log_sd"] == pytest.approx(math.log(4) / math.sqrt(2))
+    text = report.render_tables(recs)
+    assert "1.00x ×/÷ 2.67" in text and "ratios: geometric mean ×/÷ geometric standard deviation" in text
 
 
 # ---------------------------------------------------------------- plots
@@ -187,13 +260,14 @@ def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
     assert "- **Git commit**: unknown" in text and "## EnhancedLeNet5" in text
     assert "### EnhancedLeNet5 — digits validation split, profile smoke, latency at batch 64, 2 threads" in text
     assert ("**Recommendation** at batch 64, 2 threads, within 1 point of the original's accuracy (97.00%):\n\n"
-            "- smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts\n") in text
+            "- smallest — static_int8: 4.0x smaller, 2.7x faster than eager float (the fastest float original "
+            "measured), -0.2 pts\n") in text
     mixed = ([dict(r, dataset="MNIST") for r in zoo_records("A")] +
              [dict(r, dataset="CIFAR-10") for r in zoo_records("B")])
     assert report.datasets_text(mixed) == "MNIST (A); CIFAR-10 (B)"
     lines = report.render_recommendations(recs)
-    assert lines == ["EnhancedLeNet5 @ batch 64, 2 threads: smallest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts; "
-                     "fastest — static_int8: 4.0x smaller, 2.7x faster, -0.2 pts"]
+    int8 = "static_int8: 4.0x smaller, 2.7x faster than eager float (the fastest float original measured), -0.2 pts"
+    assert lines == [f"EnhancedLeNet5 @ batch 64, 2 threads: smallest — {int8}; fastest — {int8}"]
 
 
 # ---------------------------------------------------------------- comparing runs
@@ -291,6 +365,53 @@ def test_unreadable_runs_exit_2_with_one_sentence(tmp_path, capsys, content, mes
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err
     assert len(err.splitlines()) == 1 and err.endswith(".") and err.count(". ") == 0
+
+
+def _results(**changes) -> dict:
+    """A results.json whose static INT8 entry has ``changes``."""
+    return report.results_document([dict(r, **changes) if r["method"] == "static_int8" else r
+                                    for r in zoo_records()], {"Profile": "smoke"})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"batch_size": "abc"}, "entry 3 (M / static_int8) has batch_size 'abc', not a whole number"),
+    ({"threads": [1]}, "entry 3 (M / static_int8) has threads [1], not a whole number"),
+    ({"seed": 1.5}, "entry 3 (M / static_int8) has seed 1.5, not a whole number"),
+    ({"model": ["M"]}, "entry 3 has model ['M'], not a name"),
+    ({"method": None}, "entry 3 (M) has method None, not a name"),
+    ({"runtime": 3}, "entry 3 (M / static_int8) has runtime 3, not a name"),
+    ({"speedup": "fast"}, "entry 3 (M / static_int8) has speedup 'fast', not a number"),
+])
+def test_a_malformed_results_file_exits_2_with_one_sentence_naming_the_entry(tmp_path, capsys, changes, message):
+    a = report.write_results(zoo_records(), {"Profile": "smoke"}, tmp_path / "a")[0]["json"]
+    bad = _write(tmp_path / "b" / "results.json", _results(**changes))
+    assert cli(["compare", str(a), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"compression-bench compare: error: {bad} is a results file whose {message}."
+
+
+def test_a_malformed_results_file_from_mlflow_names_the_run(tmp_path, capsys, monkeypatch):
+    """``mlflow:<run>`` whose results.json artifact is malformed: one sentence naming the MLflow run (not
+    the temporary file it was downloaded to) and what is wrong, exit 2."""
+    from compression_bench.benchmarks.reporting import tracking
+    contents = {"r1": json.dumps(_results()), "r2": json.dumps(_results(batch_size="abc")), "r3": "{not json"}
+
+    def download(self, run_id, dest):
+        return _write(Path(dest) / tracking.RESULTS_ARTIFACT, contents[run_id])
+    monkeypatch.setattr(tracking.Tracker, "check", lambda self, timeout=5.0: None)
+    monkeypatch.setattr(tracking.Tracker, "find_session", lambda self, ref: ref)
+    monkeypatch.setattr(tracking.Tracker, "download_results", download)
+    uri = ["--mlflow-uri", "http://mlflow.example.com"]
+    assert cli(["compare", "mlflow:r1", "mlflow:r1", *uri]) == 0
+    capsys.readouterr()
+    assert cli(["compare", "mlflow:r1", "mlflow:r2", *uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("compression-bench compare: error: the results.json of MLflow run r2 (mlflow:r2) is a results "
+                   "file whose entry 3 (M / static_int8) has batch_size 'abc', not a whole number.")
+    assert cli(["compare", "mlflow:r3", "mlflow:r1", *uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("compression-bench compare: error: the results.json of MLflow run r3 (mlflow:r3) is not a "
+                          "JSON file (") and "Traceback" not in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.e2e

@@ -163,6 +163,98 @@ def test_a_session_logs_one_run_with_a_child_run_per_record(tmp_path, suite_inpr
     assert int8.data.metrics["accuracy"] == pytest.approx(row["accuracy"])
 
 
+# ---------------------------------------------------------------- credentials in the URI
+
+@pytest.mark.parametrize("uri, shown", [
+    ("https://user:s3cret@mlflow.example.com", "https://user:***@mlflow.example.com"),
+    ("https://user:s3cret@mlflow.example.com:8443/prefix/", "https://user:***@mlflow.example.com:8443/prefix/"),
+    ("https://s3cret@mlflow.example.com", "https://***@mlflow.example.com"),            # a token alone
+    ("https://:s3cret@mlflow.example.com", "https://:***@mlflow.example.com"),
+    ("postgresql://mlflow:s3cret@db/mlflow", "postgresql://mlflow:***@db/mlflow"),
+    ("https://mlflow.example.com:5000", "https://mlflow.example.com:5000"),             # nothing secret
+    ("sqlite:///tmp/mlflow.db", "sqlite:///tmp/mlflow.db"),
+    ("file:///srv/mlruns@2026", "file:///srv/mlruns@2026"),
+    ("https://mlflow.example.com/?token=s3cret&experiment=1", "https://mlflow.example.com/?token=***&experiment=1"),
+    ("https://mlflow.example.com/api?x=1&access_token=s3cret", "https://mlflow.example.com/api?x=1&access_token=***"),
+    ("the server at https://u:s3cret@h:5000 cannot be reached", "the server at https://u:***@h:5000 cannot be reached"),
+])
+def test_the_secret_part_of_a_tracking_uri_is_redacted(uri, shown):
+    assert tracking.redact(uri) == shown
+    assert "s3cret" not in tracking.redact(uri)
+
+
+def test_an_unreachable_server_with_credentials_is_named_without_its_secret():
+    pytest.importorskip("mlflow")
+    uri = f"http://user:s3cret@127.0.0.1:{_closed_port()}"
+    t = tracking.Tracker(uri)
+    with pytest.raises(tracking.TrackingError) as err:
+        t.check(timeout=2)
+    assert "s3cret" not in str(err.value) and "user:***@127.0.0.1" in str(err.value)
+    assert "Connection refused" in str(err.value) or "refused" in str(err.value).lower()  # not a DNS error
+    assert t.uri == uri  # the real URI is what connects
+
+
+def test_the_retry_hint_and_the_logged_notice_name_the_server_without_its_secret(tmp_path):
+    """A server that fails mid-session: the session end says how to retry, naming the URI masked."""
+    from compression_bench.benchmarks.reporting import session_end
+
+    class Failing:
+        uri, experiment = "https://user:s3cret@mlflow.example.com/?access_token=t0ken", "e"
+
+        def log(self, *args, **kwargs):
+            raise tracking.TrackingError("logging to MLflow failed (ConnectionError: HTTPSConnectionPool(host="
+                                         "'mlflow.example.com', port=443)).")
+    out = session_end.Outcome(paths={"json": tmp_path / "results.json"})
+    session = types.SimpleNamespace(tracker=Failing(), say=print)
+    notices: list[str] = []
+    session_end._track(session, [], {}, [], out, notices)
+    (line,) = out.unwritten
+    assert "Retry: compression-bench log" in line and "--mlflow-uri 'https://user:***@mlflow.example.com/" in line
+    assert "s3cret" not in line and "t0ken" not in line
+    logged = tracking.Logged("r1", "e", "3", logged=2)
+    assert logged.sentence(Failing.uri).startswith("logged to MLflow: https://user:***@mlflow.example.com/")
+    assert "s3cret" not in logged.sentence(Failing.uri)
+
+
+def test_the_health_check_sends_the_uris_credentials_as_basic_auth():
+    """``https://user:token@host``: urllib reads ``user:token@host`` as the host name; the check must
+    send the credentials as MLflow's client does (basic auth) and reach the server."""
+    pytest.importorskip("mlflow")
+    import base64
+    import http.server
+    import threading
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Authorization"))
+            ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(b"user:s3cret").decode()
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tracking.Tracker(f"http://user:s3cret@127.0.0.1:{server.server_port}").check(timeout=5)
+        with pytest.raises(tracking.TrackingError) as err:
+            tracking.Tracker(f"http://user:wrong@127.0.0.1:{server.server_port}").check(timeout=5)
+        assert "HTTP 401" in str(err.value) and "wrong" not in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen[0].startswith("Basic ")
+
+
+def test_a_session_with_an_unreachable_server_never_prints_the_uris_secret(suite_inprocess, tmp_path):
+    pytest.importorskip("mlflow")
+    uri = f"http://user:s3cret@127.0.0.1:{_closed_port()}/?token=t0ken"
+    r = suite_inprocess("--zoo-models", "EnhancedLeNet5", "--benchmark-only", "--mlflow-uri", uri)
+    assert r.returncode == 4 and "cannot be reached" in r.stdout + r.stderr
+    assert "s3cret" not in r.stdout + r.stderr and "t0ken" not in r.stdout + r.stderr
+
+
 # ---------------------------------------------------------------- export and import
 
 def _entry(root: Path, kind: str, name: str, parts: dict) -> Path:
@@ -192,10 +284,10 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_export_then_import_copies_every_entry_byte_for_byte(cache, tmp_path):
     done = transfer.export_cache(cache, tmp_path / "a.tar.gz", machine=MACHINE)
     assert sum(done.entries.values()) == 4
-    got = transfer.import_archive(tmp_path / "a.tar.gz", tmp_path / "new", machine=MACHINE)
+    got = transfer.import_archive(tmp_path / "a.tar.gz", tmp_path / "new", machine=MACHINE, trust_native_code=True)
     assert sum(got.entries.values()) == 4 and not got.left_out
     assert _files(tmp_path / "new") == _files(cache)
-    again = transfer.import_archive(tmp_path / "a.tar.gz", tmp_path / "new", machine=MACHINE)
+    again = transfer.import_archive(tmp_path / "a.tar.gz", tmp_path / "new", machine=MACHINE, trust_native_code=True)
     assert again.present == 4 and not again.entries
     # --models: only that model's entries
     transfer.export_cache(cache, tmp_path / "m.tar", machine=MACHINE, models=["M"])
@@ -259,3 +351,58 @@ def test_an_imported_entry_is_found_by_the_cache_under_its_key(tmp_path):
         raise AssertionError("rebuilt")
     blob, built = dst.get_or_build("variants", "M-x", {"a": 1}, build)
     assert not built and torch.equal(blob["w"], torch.ones(2))
+
+
+def _native_cache(root: Path) -> Path:
+    """A cache with a trained model, an ONNX Runtime artifact and two compiled Inductor packages (one
+    whose key parts claim another runtime: the file's name is what decides which runtime loads it)."""
+    _entry(root, "trained", "M", {"kind": "trained"})
+    _entry(root, "runtime", "M-original-onnxruntime", {"kind": "runtime", "runtime": "onnxruntime"})
+    _entry(root, "runtime", "M-original-inductor-bs8", {"kind": "runtime", "runtime": "inductor",
+                                                        "versions": {"cpu_capability": "AVX512"}})
+    _entry(root, "runtime", "M-static_int8-inductor", {"kind": "runtime", "runtime": "onnxruntime"})
+    return root
+
+
+def test_compiled_packages_are_imported_only_with_trust_native_code(tmp_path):
+    """An Inductor package is a shared library that runs when the suite loads it. The archive's
+    manifest and machine key prove nothing (the key is a hash of facts every report prints), so an
+    archive that carries this machine's key still brings no package unless --trust-native-code asks."""
+    from compression_bench.benchmarks.measurement import machine
+    cache = _native_cache(tmp_path / "cache")
+    transfer.export_cache(cache, tmp_path / "a.tar", machine=machine.identify())  # the importing machine's key
+    r = _cli("import", tmp_path / "a.tar", "--cache", tmp_path / "new")
+    assert r.returncode == 0, r.stderr
+    assert sorted(_files(tmp_path / "new")) == ["runtime/" + p.name for p in cache.glob("runtime/*onnxruntime*")] \
+        + ["trained/" + p.name for p in cache.glob("trained/*")]
+    assert "2 compiled Inductor packages" in r.stdout and "--trust-native-code" in r.stdout
+    r = _cli("import", tmp_path / "a.tar", "--cache", tmp_path / "new", "--trust-native-code")
+    assert r.returncode == 0, r.stderr
+    assert _files(tmp_path / "new") == _files(cache)
+    assert "--trust-native-code" in _cli("import", "--help").stdout
+
+
+def test_an_unreadable_destination_entry_stops_import_with_one_sentence_and_status_7(cache, tmp_path, monkeypatch):
+    import errno
+    transfer.export_cache(cache, tmp_path / "a.tar", machine=MACHINE)
+    transfer.import_archive(tmp_path / "a.tar", tmp_path / "new", machine=MACHINE)
+    (dest,) = (tmp_path / "new" / "variants").glob("*.pt")
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(
+        errno.EACCES, "Permission denied")) if self == dest else real(self))
+    r = _cli("import", tmp_path / "a.tar", "--cache", tmp_path / "new")
+    assert r.returncode == 7, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and str(dest) in r.stderr and "Permission denied" in r.stderr
+    assert "Traceback" not in r.stderr and "permissions" in r.stderr
+
+
+def test_an_unreadable_cache_entry_stops_export_with_one_sentence_and_status_7(cache, tmp_path, monkeypatch):
+    import errno
+    (entry,) = (cache / "variants").glob("*.pt")
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(OSError(
+        errno.EIO, "Input/output error")) if self == entry else real(self))
+    r = _cli("export", tmp_path / "a.tar", "--cache", cache)
+    assert r.returncode == 7, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and str(entry) in r.stderr and "Input/output error" in r.stderr
+    assert "cannot write" not in r.stderr and not (tmp_path / "a.tar").exists()

@@ -5,11 +5,15 @@ A run is either a pytest-benchmark saved run (``--benchmark-save``/``--benchmark
 ``extra_info``) or the ``results.json`` the suite writes next to ``report.md``. Either way each entry
 becomes a record, the dict form of :class:`benchmarks.session.schema.Record`; entries saved by older versions
 of the suite, which lack newer fields, get those fields' defaults. A run can be compared when every
-entry has the schema's ``REQUIRED`` fields, its ``NUMERIC`` ones as numbers.
+entry has the schema's ``REQUIRED`` fields, its ``NUMERIC`` ones as numbers, names for its model, method
+and runtime and whole numbers for its batch size, threads and seed (what pairs it with the other run's).
+A file that is not so (edited by hand, cut short, written by another tool) is a :class:`CompareError`
+naming the file, the entry and the field, never a traceback from deep in the comparison.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,39 @@ class CompareError(Exception):
 
 
 _BS = re.compile(r"-bs(\d+)(?:-t\d+)?\]$")
+#: fields that identify a record (its pair in the other run is found by them): names, and whole numbers
+_NAMES, _WHOLE = ("model", "method", "runtime"), ("batch_size", "threads", "seed")
+
+
+def _entry(r: Mapping) -> str:
+    """``(M / static_int8)``: an entry as far as its names say, for messages."""
+    names = []
+    for k in ("model", "method"):
+        if not (isinstance(r.get(k), str) and r[k]):
+            break
+        names.append(r[k])
+    return f" ({' / '.join(names)})" if names else ""
+
+
+def _malformed(r: dict) -> str | None:
+    """What makes record ``r`` unusable for a comparison (``has batch_size 'abc', not a whole number``),
+    or None; whole numbers written as floats (64.0) become ints in place."""
+    for k in _NAMES:
+        v = r.get(k)
+        if not (isinstance(v, str) and v) and not (k == "runtime" and v is None):
+            return f"has {k} {v!r}, not a name"
+    for k in _WHOLE:
+        v = r.get(k)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
+            return f"has {k} {v!r}, not a whole number"
+        r[k] = int(v)
+    for k in schema.NUMERIC:
+        v = r.get(k)
+        if v is not None and _num(v) is None and not (isinstance(v, float) and math.isnan(v)):
+            return f"has {k} {v!r}, not a number"
+    return None
 
 
 def record_from_benchmark(bench: Mapping, source: str) -> dict:
@@ -56,6 +93,9 @@ def record_from_benchmark(bench: Mapping, source: str) -> dict:
     median = _num(stats.get("median")) if isinstance(stats, Mapping) else None
     rec["latency_median_ms"] = None if median is None else median * 1e3
     rec.setdefault("label", rec["method"])
+    problem = _malformed(rec)
+    if problem:
+        raise CompareError(f"{source} is a saved run whose benchmark {name!r} {problem}.")
     return schema.Record.from_dict(rec).to_dict()
 
 
@@ -67,13 +107,17 @@ def records_from_run(data, source: str) -> list[dict]:
         return [record_from_benchmark(b, source) for b in data["benchmarks"]]
     if isinstance(data, Mapping) and isinstance(data.get("results"), list) and "format" in data:
         out = []
-        for r in data["results"]:
+        for i, r in enumerate(data["results"], 1):
             if isinstance(r, Mapping) and r.get("status"):
                 continue  # failed: or n/a: rows hold no figures
             if not isinstance(r, Mapping) or any(k not in r for k in REQUIRED) or \
                     any(_num(r[k]) is None for k in NUMERIC):
                 raise CompareError(f"{source} is a results file with an incomplete entry (each needs "
                                    f"{', '.join(REQUIRED)}).")
+            r = dict(r)
+            problem = _malformed(r)
+            if problem:
+                raise CompareError(f"{source} is a results file whose entry {i}{_entry(r)} {problem}.")
             out.append(schema.Record.from_dict(r).to_dict())
         if not out:
             raise CompareError(f"{source} holds no results.")
@@ -102,6 +146,11 @@ class Run:
         return f"{self.name} ({self.path}" + (f"; {', '.join(bits)})" if bits else ")")
 
 
+def _text(v) -> str | None:
+    """A run's self-description (profile, date, commit, machine key) as text; None for what is no text."""
+    return str(v) if isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v) else None
+
+
 def run_from_data(data, path: str, name: str | None = None) -> Run:
     records = records_from_run(data, path)
     name = name or Path(path).stem
@@ -109,31 +158,38 @@ def run_from_data(data, path: str, name: str | None = None) -> Run:
         info = data.get("machine_info") if isinstance(data.get("machine_info"), Mapping) else {}
         bench_info = info.get("compression_bench") if isinstance(info.get("compression_bench"), Mapping) else {}
         commit = data.get("commit_info") if isinstance(data.get("commit_info"), Mapping) else {}
-        cid = str(commit.get("id") or "")[:7] or None
+        cid = (_text(commit.get("id")) or "")[:7] or None
         if cid and commit.get("dirty"):
             cid += " (uncommitted changes)"
         machine = bench_info.get("machine") if isinstance(bench_info.get("machine"), Mapping) else {}
-        return Run(name, path, records, profile=bench_info.get("profile") or records[0].get("profile"),
-                   saved=data.get("datetime"), commit=cid, machine=machine.get("key"))
+        return Run(name, path, records, profile=_text(bench_info.get("profile")) or _text(records[0].get("profile")),
+                   saved=_text(data.get("datetime")), commit=cid, machine=_text(machine.get("key")))
     header = data.get("header") if isinstance(data.get("header"), Mapping) else {}
     low = {str(k).lower(): v for k, v in header.items()}
-    return Run(name, path, records, profile=low.get("profile") or records[0].get("profile"),
-               saved=low.get("date"), commit=low.get("git commit"), machine=low.get("machine key"))
+    return Run(name, path, records, profile=_text(low.get("profile")) or _text(records[0].get("profile")),
+               saved=_text(low.get("date")), commit=_text(low.get("git commit")), machine=_text(low.get("machine key")))
 
 
-def load_run(path: str | Path, name: str | None = None) -> Run:
+def load_run(path: str | Path, name: str | None = None, source: str | None = None) -> Run:
+    """The run saved in ``path``; ``source`` is how messages name it (default: the path), e.g. the
+    MLflow run a downloaded file came from."""
     p = Path(path)
+    source = source or str(p)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise CompareError(f"{p} is not a JSON file (it is not even UTF-8 text).") from None
+        raise CompareError(f"{source} is not a JSON file (it is not even UTF-8 text).") from None
     except OSError as err:
-        raise CompareError(f"cannot read {p} ({err.strerror or err}).") from None
+        raise CompareError(f"cannot read {source} ({err.strerror or err}).") from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CompareError(f"{p} is not a JSON file ({err.msg} at line {err.lineno}, column {err.colno}).") from None
-    return run_from_data(data, str(p), name)
+    except (json.JSONDecodeError, RecursionError) as err:
+        where = (f"{err.msg} at line {err.lineno}, column {err.colno}" if isinstance(err, json.JSONDecodeError)
+                 else "nested too deeply")
+        raise CompareError(f"{source} is not a JSON file ({where}).") from None
+    run = run_from_data(data, source, name)
+    run.path = str(p)
+    return run
 
 
 def resolve(ref: str, storage: str | Path = DEFAULT_STORAGE) -> Path:

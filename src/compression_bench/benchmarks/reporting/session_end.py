@@ -6,6 +6,7 @@ the order, the report folder and the comparison gates, its ``judge`` holds the r
 from __future__ import annotations
 
 import functools
+import shlex
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -64,15 +65,18 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
 
 def _track(session, rows: list[dict], header: dict, files: list, out: Outcome, notices: list[str]) -> None:
     """Log the session to its MLflow tracker; a failure is said with the command that retries it and
-    makes the exit status 7 (the files are written either way)."""
+    makes the exit status 7 (the files are written either way). The URI is named with its secret masked
+    (:func:`benchmarks.reporting.tracking.redact`): these lines end up in CI logs."""
     tracker = session.tracker
     try:
         logged = tracker.log(report.results_document(rows, header), files, progress=session.say)
     except tracking.TrackingError as err:
-        where = out.paths.get("json")
-        retry = (f"compression-bench log {where} --mlflow-uri {tracker.uri} --mlflow-experiment "
-                 f"{tracker.experiment}" if where else "nothing to retry from: results.json was not written")
-        out.unwritten.append(f"not logged to MLflow: {err} Retry: {retry}")
+        where, shown = out.paths.get("json"), tracking.redact(tracker.uri)
+        retry = (f"compression-bench log {shlex.quote(str(where))} --mlflow-uri {shlex.quote(shown)} "
+                 f"--mlflow-experiment {shlex.quote(tracker.experiment)}"
+                 + (" (with the URI's secret where it shows ***)" if shown != tracker.uri else "")
+                 if where else "nothing to retry from: results.json was not written")
+        out.unwritten.append(tracking.redact(f"not logged to MLflow: {err} Retry: {retry}"))
     else:
         notices.append(logged.sentence(tracker.uri))
 

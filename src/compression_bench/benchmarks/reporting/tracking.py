@@ -12,15 +12,21 @@ reports/results.json`` after a failure mid-run completes the run instead of dupl
 MLflow is an optional dependency (the ``mlflow`` extra); it is imported only when a tracking URI is
 given.
 
+A tracking URI may carry a secret (``https://user:token@host``, ``?access_token=...``): every message
+names it through :func:`redact` (``https://user:***@host``), and only the connections use it whole.
+
 Its length (about 360 lines) is one concern: every use of MLflow's API (checking the server, logging
 a session and its records, finding a session again, reading results back, the machines table's query).
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import tempfile
+import urllib.parse
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -43,6 +49,42 @@ HEADER_TAGS = {"Machine key": "machine_key", "Capability class": "capability_cla
 
 class TrackingError(RuntimeError):
     """The tracking server cannot be used; the message is one sentence that says what to do."""
+
+
+#: the user information of a URI: ``user:password@`` (a password may hold an unescaped ``@``) or ``token@``
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#@:]*)(?P<password>:[^\s/?#]*)?@")
+#: a query parameter whose name says it carries a secret: ``?token=``, ``&access_token=``, ``api_key``, ``sig``
+_SECRET_PARAM = re.compile(r"(?P<name>[?&;][^\s=&#?]*(?:token|passw|pwd|secret|key|sig|auth|credential)[^\s=&#?]*=)"
+                           r"[^\s&#]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` (a URI, or a message naming one) with the secret parts of every URI in it masked:
+    ``https://user:***@host``, ``https://***@host`` (a token alone), ``?token=***``. For messages, logs,
+    report text and tags: a tracking URI's credentials must never reach a terminal, a CI log or a
+    shared report; connections use the URI as given."""
+    def userinfo(m: re.Match) -> str:
+        return f"{m['scheme']}{m['user']}:***@" if m["password"] is not None else f"{m['scheme']}***@"
+    return _SECRET_PARAM.sub(lambda m: m["name"] + "***", _USERINFO.sub(userinfo, str(text)))
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """The request of the health check: the URI's credentials move from the address (where urllib reads
+    them as part of the host name) to a basic-auth header, as MLflow's own client sends them; without
+    any, MLflow's ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD`` or ``MLFLOW_TRACKING_TOKEN``."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    url = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/health", parts.query, ""))
+    headers = {}
+    user, password = parts.username, parts.password
+    if user is None and os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user, password = os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user is not None:
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]
+    return urllib.request.Request(url, headers=headers)
 
 
 def tracking_uri(given: str | None) -> str | None:
@@ -93,6 +135,8 @@ class Logged:
     artifacts: list[str] = field(default_factory=list)
 
     def sentence(self, uri: str) -> str:
+        """``logged to MLflow: <where> ...``; ``uri`` is named with its secret masked (:func:`redact`)."""
+        uri = redact(uri)
         before = f" ({self.already} were already there)" if self.already else ""
         where = (f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
                  if uri.startswith(("http://", "https://")) else f"{uri}, run {self.run_id}")
@@ -104,9 +148,14 @@ class Tracker:
     """An MLflow tracking server (or any MLflow tracking URI) the suite logs to and reads from."""
 
     def __init__(self, uri: str, experiment: str | None = None):
-        self.uri = uri
+        self.uri = uri  # what connects, secret included: name it in text as :attr:`shown`
         self.experiment = experiment or DEFAULT_EXPERIMENT
         self._client = None
+
+    @property
+    def shown(self) -> str:
+        """The URI as messages name it, its secret masked (:func:`redact`)."""
+        return redact(self.uri)
 
     @property
     def client(self):
@@ -125,24 +174,26 @@ class Tracker:
         """Raise :class:`TrackingError` when the server cannot be reached (called before anything trains)."""
         _ = self.client  # the package is there
         if self.uri.startswith(("http://", "https://")):
-            url = self.uri.rstrip("/") + "/health"
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the user's own server
-                    ok = resp.status == 200
+                with urllib.request.urlopen(_health_request(self.uri), timeout=timeout) as resp:  # noqa: S310
+                    status = resp.status
+            except urllib.error.HTTPError as err:  # answered, with an error status (401: the credentials)
+                status = err.code
             except (urllib.error.URLError, OSError, ValueError) as err:
-                reason = getattr(err, "reason", err)
-                raise TrackingError(f"the MLflow tracking server at {self.uri} cannot be reached ({reason}); start "
+                reason = redact(getattr(err, "reason", err))
+                raise TrackingError(f"the MLflow tracking server at {self.shown} cannot be reached ({reason}); start "
                                     f"it, fix --mlflow-uri / MLFLOW_TRACKING_URI, or leave both unset to log "
                                     f"nowhere.") from None
-            if not ok:
-                raise TrackingError(f"the MLflow tracking server at {self.uri} answered its health check with "
-                                    f"HTTP {resp.status}; check the server.")
+            if status != 200:
+                raise TrackingError(f"the MLflow tracking server at {self.shown} answered its health check with "
+                                    f"HTTP {status}; check the server" + (" and the credentials." if status in (401, 403)
+                                                                          else "."))
             return
         try:
             with _patient(0, int(timeout)):
                 self.client.search_experiments(max_results=1)
         except Exception as err:  # noqa: BLE001 - any store error: the URI is unusable
-            raise TrackingError(f"the MLflow tracking URI {self.uri} cannot be used ({type(err).__name__}: "
+            raise TrackingError(f"the MLflow tracking URI {self.shown} cannot be used ({type(err).__name__}: "
                                 f"{_first_line(err)}); fix --mlflow-uri / MLFLOW_TRACKING_URI.") from None
 
     # ------------------------------------------------------------ logging
@@ -178,7 +229,7 @@ class Tracker:
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001 - MLflow raises many types for a dead server
-            raise TrackingError(f"logging to MLflow at {self.uri} failed ({type(err).__name__}: "
+            raise TrackingError(f"logging to MLflow at {self.shown} failed ({type(err).__name__}: "
                                 f"{_first_line(err)}).") from None
 
     def _log(self, data: dict, files: list[Path], progress) -> Logged:
@@ -258,7 +309,7 @@ class Tracker:
                                         f"{', '.join(sorted(unknown))}.")
                 exp = self._experiment_id(create=False)
                 if exp is None:
-                    raise TrackingError(f"there is no experiment {self.experiment!r} at {self.uri}.")
+                    raise TrackingError(f"there is no experiment {self.experiment!r} at {self.shown}.")
                 terms = [f"tags.`{KIND_TAG}` = 'session'"]
                 if "machine" in want:
                     terms.append(f"tags.machine_key = '{want['machine']}'")
@@ -268,12 +319,12 @@ class Tracker:
                                                order_by=["attributes.start_time DESC"])
                 if not runs:
                     raise TrackingError(f"no session run matches {ref!r} in experiment {self.experiment!r} at "
-                                        f"{self.uri}.")
+                                        f"{self.shown}.")
                 return runs[0].info.run_id
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"MLflow run {ref!r} cannot be read from {self.uri} ({type(err).__name__}: "
+            raise TrackingError(f"MLflow run {ref!r} cannot be read from {self.shown} ({type(err).__name__}: "
                                 f"{_first_line(err)}).") from None
 
     def download_results(self, run_id: str, dest: str | Path) -> Path:
@@ -284,7 +335,7 @@ class Tracker:
                 path = download_artifacts(run_id=run_id, artifact_path=RESULTS_ARTIFACT, dst_path=str(dest),
                                           tracking_uri=self.uri)
         except Exception as err:  # noqa: BLE001
-            raise TrackingError(f"the results of MLflow run {run_id} cannot be downloaded from {self.uri} "
+            raise TrackingError(f"the results of MLflow run {run_id} cannot be downloaded from {self.shown} "
                                 f"({type(err).__name__}: {_first_line(err)}).") from None
         return Path(path)
 
@@ -294,14 +345,14 @@ class Tracker:
             with _patient(1, 20):
                 exp = self._experiment_id(create=False)
                 if exp is None:
-                    raise TrackingError(f"there is no experiment {self.experiment!r} at {self.uri}.")
+                    raise TrackingError(f"there is no experiment {self.experiment!r} at {self.shown}.")
                 runs = self.client.search_runs([exp], filter_string=f"tags.`{KIND_TAG}` = 'session'",
                                                max_results=1000, order_by=["attributes.start_time DESC"])
         except TrackingError:
             raise
         except Exception as err:  # noqa: BLE001
             raise TrackingError(f"the session runs of experiment {self.experiment!r} cannot be read from "
-                                f"{self.uri} ({type(err).__name__}: {_first_line(err)}).") from None
+                                f"{self.shown} ({type(err).__name__}: {_first_line(err)}).") from None
         latest: dict[str, str] = {}
         for r in runs:
             latest.setdefault(r.data.tags.get("machine_key", "unknown"), r.info.run_id)
@@ -354,5 +405,6 @@ def _millis(date: str | None) -> int:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
+    """The first line of an error, any URI in it redacted (MLflow names the whole request URL)."""
+    text = redact(str(err)).strip()
     return text.splitlines()[0][:200] if text else ""

@@ -6,6 +6,7 @@ runs hold). Records are grouped by model and *setting* (batch size and threads) 
 """
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Callable, Iterable, TypeVar
 
@@ -92,16 +93,39 @@ def add_ratios(records: list[dict]) -> list[dict]:
     return records
 
 
-#: fields whose spread across seeds the tables show (``<field>_sd`` in an :func:`across_seeds` row)
+#: fields whose spread across seeds the tables show (``<field>_sd`` in an :func:`across_seeds` row; for a
+#: :data:`RATIOS` field ``<field>_log_sd``, on the log scale)
 SEED_SPREAD = ("accuracy", "accuracy_delta", "speedup", "speedup_vs_eager")
+#: fields that are ratios: averaged across seeds by their geometric mean, so that 2x in one seed and 0.5x in
+#: the other average to 1x (no gain), not 1.25x; their spread is the standard deviation of their logarithm
+RATIOS = ("speedup", "speedup_low", "speedup_high", "speedup_vs_eager", "size_ratio", "dispersion")
+
+
+def _mean(key: str, values: list[float]) -> float | None:
+    """The arithmetic mean, or for a :data:`RATIOS` field the geometric one (None for a ratio that is not
+    positive in some seed, which no measurement gives)."""
+    if key not in RATIOS:
+        return sum(values) / len(values)
+    return math.exp(sum(map(math.log, values)) / len(values)) if all(v > 0 for v in values) else None
+
+
+def _spread(key: str, values: list[float]) -> tuple[str, float | None]:
+    """``(name, value)`` of the seeds' spread of ``key``: the sample standard deviation, of the
+    logarithm for a ratio; None for a single seed (a group of one has no spread)."""
+    if key in RATIOS:
+        key, values = key + "_log", ([math.log(v) for v in values] if all(v > 0 for v in values) else [])
+    return key + "_sd", (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def across_seeds(records: list[dict]) -> list[dict]:
     """The records as the tables show them: unchanged when they hold one seed per model; else one row per
-    model, setting and method with every numeric field averaged over its seeds, the sample standard
-    deviation of :data:`SEED_SPREAD` fields as ``<field>_sd``, the per-class change averaged, ``seeds``
-    (how many), ``significant_seeds`` (in how many the change against the original was significant) and
-    every seed's gate failures. A method that failed or was not run for some seed shows that seed's row.
+    model, setting and method with every numeric field averaged over its seeds (ratios geometrically,
+    :data:`RATIOS`), the seeds' spread of :data:`SEED_SPREAD` fields as ``<field>_sd`` (sample standard
+    deviation; ``<field>_log_sd`` of a ratio's logarithm), the per-class change averaged, ``seeds`` (how
+    many), ``significant_seeds`` (in how many the change against the original was significant) and every
+    seed's gate failures. A method that failed or was not run for some seed shows that seed's row. A method
+    left with one seed (``-x`` stopped the run, ``-k`` deselected the others) is that seed's record as it is,
+    intervals included, with ``seeds`` 1 and no spread: one measurement has none.
     The result files keep every seed's own record; only tables, recommendations and plots average."""
     if len({r.get("seed") or 0 for r in records}) <= 1:
         return records
@@ -114,6 +138,9 @@ def across_seeds(records: list[dict]) -> list[dict]:
         if bad:
             out.append(bad[0])
             continue
+        if len(rows) == 1:
+            out.append(dict(rows[0], seeds=1, significant_seeds=int(bool(rows[0].get("delta_significant")))))
+            continue
         row = dict(rows[0], seeds=len(rows), seed=None, accuracy_low=None, accuracy_high=None, delta_p_value=None,
                    delta_significant=None,
                    significant_seeds=sum(bool(r.get("delta_significant")) for r in rows),
@@ -123,9 +150,10 @@ def across_seeds(records: list[dict]) -> list[dict]:
             values = [number(r.get(k)) for r in rows]
             if k != "seed" and all(v is not None for v in values):
                 if len(set(values)) > 1:  # the same value in every seed keeps its type (64, not 64.0)
-                    row[k] = sum(values) / len(values)
+                    row[k] = _mean(k, values)
                 if k in SEED_SPREAD:
-                    row[k + "_sd"] = statistics.stdev(values)
+                    name, sd = _spread(k, values)
+                    row[name] = sd
         classes = [r.get("per_class_delta") or {} for r in rows]
         if all(classes):
             row["per_class_delta"] = {c: sum(d.get(c, 0.0) for d in classes) / len(classes) for c in classes[0]}
