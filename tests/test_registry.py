@@ -2,6 +2,8 @@
 (:class:`compression_bench.plugins.Registry`), and the four registries built on it."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from compression_bench import plugins, zoo
@@ -88,6 +90,58 @@ def test_a_plugin_that_fails_to_import_is_named(monkeypatch):
         plugins.load_plugins()
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
     assert plugins.load_plugins() == [] and plugins._loaded == []
+
+
+
+def test_a_built_in_module_that_fails_to_import_fails_every_lookup_naming_the_module(tmp_path, monkeypatch, loads):
+    """Issue #36: a registry whose built-in entries live one per module (as methods and runtimes do) and one
+    of whose modules fails to import is never left silently partial: every lookup raises, naming the module."""
+    package = tmp_path / "cb_broken_builtins"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from compression_bench.plugins import Registry, import_submodules\n"
+        "things = Registry('thing', LookupError, builtins=lambda: import_submodules(__name__))\n")
+    (package / "a_fine.py").write_text("from . import things\nthings.add('a', 1)\n")
+    (package / "b_broken.py").write_text("import cb_no_such_dependency\n")
+    (package / "c_fine.py").write_text("from . import things\nthings.add('c', 3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        from cb_broken_builtins import things
+        message = (r"built-in module 'cb_broken_builtins.b_broken' could not be imported: ModuleNotFoundError: "
+                   r"No module named 'cb_no_such_dependency'")
+        for lookup in (lambda: things.get("a"), things.names, lambda: "c" in things, things.items):
+            with pytest.raises(PluginError, match=message):
+                lookup()
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "cb_broken_builtins"]:
+            del sys.modules[name]
+
+
+def test_a_built_in_loader_that_fails_fails_every_lookup_naming_the_registry(loads):
+    def builtins():
+        things.add("a", 1)
+        raise OSError("disk gone")
+
+    things: Registry[int] = Registry("thing", UnknownThingError, builtins=builtins)
+    for _ in range(2):
+        with pytest.raises(PluginError, match=r"the built-in things could not be loaded: OSError: disk gone"):
+            things.names()
+
+
+
+def test_a_third_party_plugin_that_fails_to_import_fails_every_lookup(monkeypatch):
+    class Entry:
+        name, value = "broken", "broken_package.plugin"
+
+        def load(self):
+            raise ImportError("no module named broken_package")
+
+    monkeypatch.setattr(plugins, "_loaded", None)
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [Entry()] if group == plugins.GROUP else [])
+    things: Registry[int] = Registry("thing", UnknownThingError)
+    for lookup in (things.names, lambda: "a" in things):  # not one read answers without the plugin's entries
+        with pytest.raises(PluginError, match=r"plugin 'broken' \(broken_package.plugin\)"):
+            lookup()
 
 
 def test_the_four_registries_keep_their_errors():

@@ -86,7 +86,7 @@ def _metrics(acc, size):
 
 def test_a_record_is_built_from_the_variant_and_the_accepted_timing(tmp_path):
     s = _session(tmp_path)
-    t = timing.Timing([0.002, 0.002, 0.003], [0.008, 0.008, 0.009], seconds=0.032)
+    t = timing.Timing([0.002, 0.002, 0.003], [0.008, 0.008, 0.009], seconds=0.032, tails=[0.002, 0.002, 0.003])
     r = s.judge.record(_variant("EnhancedLeNet5", "static_int8", _metrics(96.0, 1.0)),
                        _variant("EnhancedLeNet5", "original", _metrics(97.0, 4.0)), batch_size=64, threads=1, timing=t)
     assert (r.latency_median_ms, r.reference_latency_median_ms) == (2.0, 8.0)
@@ -439,3 +439,84 @@ def test_speed_slices_build_everything_first_measure_memory_then_time_each_varia
     s = _slicing_session([], {"static_int8": SessionError("cache unreadable", 7)})
     with pytest.raises(SessionError):
         slices.time_slices(s, cases)
+
+
+# ---------------------------------------------------------------- absolute floors and options as text (issue #36)
+
+@pytest.fixture
+def own_model():
+    """A model registered as a user's own (the shipped thresholds file names it nowhere)."""
+    from compression_bench import zoo
+    zoo.register_model("OwnNet", input_shape=(1, 8, 8), description="a user's model on a user's data")(
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    yield "OwnNet"
+    zoo.unregister_model("OwnNet")
+
+
+def test_the_shipped_floors_gate_the_zoo_models_only_and_a_users_own_file_gates_the_users_model(tmp_path, own_model):
+    """Issue #36: the shipped file's accuracy floors are tuned to the zoo's data; a user's model on its own
+    data (60% here) gets only the relative gates, a zoo model below its floor still fails, and a user's
+    own file that sets a floor for every model gates the user's model too."""
+    s = _session(tmp_path, zoo_profile="default", zoo_models=f"{own_model},SimpleCNN_6x2")
+    assert s.judge.gate(rec(own_model, "original", acc=60.0)).gate_failures == []
+    own = functools.partial(rec, own_model, "static_int8", size=1.0)
+    assert s.judge.gate(replace(own(acc=59.5), original_accuracy=60.0)).gate_failures == []  # relative gates hold
+    assert s.judge.gate(replace(own(acc=55.0), original_accuracy=60.0)).gate_failures  # a 5-point drop fails
+    assert s.judge.gate(rec("SimpleCNN_6x2", "original", acc=90.0)).gate_failures == [
+        "SimpleCNN_6x2 / original: accuracy 90.00% is below the required 97.00%"]
+    assert s.judge.gate(rec("EfficientNetB0Custom", "original", acc=94.0)).gate_failures  # its own floor, 95%
+    mine = _session(tmp_path, thresholds="[methods.original]\nmin_accuracy = 80.0\n", zoo_profile="default",
+                    zoo_models=own_model)
+    assert mine.judge.gate(rec(own_model, "original", acc=60.0)).gate_failures == [
+        "OwnNet / original: accuracy 60.00% is below the required 80.00%"]
+
+
+def test_timing_options_given_as_text_are_parsed_or_refused_with_one_sentence(tmp_path):
+    """Issue #36: ``Config.from_options`` takes raw values as given on the command line, text included."""
+    c = _config(tmp_path, latency_warmup="5", latency_target_s="0.5", speed_slices="2", speedup_precision="0.05",
+                recommend_within="2")
+    assert (c.warmup, c.target_s, c.slices, c.precision, c.within) == (5, 0.5, 2, 0.05, 2.0)
+    for dest, bad, message in [
+            ("latency_warmup", "many", "--latency-warmup takes a number of rounds from 0 to 100; got 'many'"),
+            ("latency_warmup", "2.5", "--latency-warmup takes a number of rounds from 0 to 100; got '2.5'"),
+            ("latency_target_s", "two", "--latency-target-s takes seconds above 0 and at most 60, such as 2.0; "
+                                        "got 'two'"),
+            ("speed_slices", "[3]", "--speed-slices takes a count from 1 to 5; got '[3]'")]:
+        with pytest.raises(SessionError) as err:
+            _session(tmp_path, **{dest: bad})
+        assert str(err.value) == message and err.value.code == 4
+
+
+# ---------------------------------------------------------------- several seeds
+
+def test_a_method_left_with_one_seed_still_ends_the_session_with_its_report(tmp_path):
+    """``--zoo-seeds 2`` with ``-x`` after a failed gate, or ``-k`` keeping one seed of a method: the
+    session end averaged a group of one and raised inside pytest_sessionfinish, and no report was
+    written (issue #36)."""
+    s = _session(tmp_path, zoo_seeds="2", zoo_models="EnhancedLeNet5", compression_methods="original,static_int8")
+    for r in [rec("EnhancedLeNet5", "original", lat=8.0), rec("EnhancedLeNet5", "original", lat=9.0, seed=1),
+              rec("EnhancedLeNet5", "static_int8", acc=96.5, size=1.0, lat=2.0, ref=8.0)]:
+        s.judge.add(r)
+    out = s.finish()
+    assert out.status == 0, out.lines
+    assert {p.name for p in out.paths.values()} == {"report.md", "results.json", "results.csv"}
+    assert all(p.is_file() for p in out.paths.values())
+    assert len(json.loads(out.paths["json"].read_text())["results"]) == 3  # the files keep every seed's record
+    assert "| static_int8 (n=1) " in out.paths["report"].read_text()  # the row says it holds one seed
+
+
+def test_one_seed_of_a_method_deselected_writes_the_report_end_to_end(tmp_path, suite_inprocess, smoke_cache_copy):
+    """The reproduction of issue #36 through the plugin, in this process: two seeds, the second seed's
+    static INT8 deselected with -k; the session ends with its report files."""
+    (suite_inprocess.path / "test_bench.py").write_text(
+        "from compression_bench.benchmarks.suite import test_variant  # noqa: F401\n")
+    r = suite_inprocess("--zoo-models", "EnhancedLeNet5", "--compression-methods", "original,static_int8",
+                        "--zoo-seeds", "2", "-k", "not (static_int8 and seed1)", "--benchmark-only",
+                        "--speedup-precision", "0.5")
+    assert "StatisticsError" not in r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "3 passed" in r.stdout
+    for name in ("report.md", "results.json", "results.csv"):
+        assert (tmp_path / "report" / name).is_file(), name
+    results = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
+    assert sorted((x["method"], x["seed"]) for x in results) == [("original", 0), ("original", 1), ("static_int8", 0)]

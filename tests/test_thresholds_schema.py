@@ -160,3 +160,29 @@ def test_a_table_built_in_code_is_checked_for_structure_and_values_but_not_names
         t.validate(MODELS, METHODS, PROFILES)
     with pytest.raises(ThresholdsError, match=r": classes\.riscv: unknown capability class; valid classes are x86-amx"):
         ThresholdsFile.from_data({"classes": {"riscv": {}}}, "<dict>", Names.of(MODELS, METHODS, PROFILES))
+
+
+def test_the_shipped_files_absolute_floors_are_per_zoo_model_and_a_users_file_may_set_them_for_all(tmp_path):
+    """Issue #36: the shipped floors are tuned to the zoo's data, so each belongs to a model the file names;
+    a model it does not name (a user's, on the user's data) gets only relative gates. A user's own file
+    may set a floor for every model (its data, its models)."""
+    shipped = Thresholds.load(None, models=[*MODELS, "OwnNet"], methods=METHODS, profiles=PROFILES)
+    floors = {"SimpleCNN_6x2": 97.0, "EnhancedLeNet5": 97.0, "ResNet50Custom": 97.0, "EfficientNetB0Custom": 95.0}
+    assert {m: shipped.gates(m, "original", "default") for m in floors} == {m: {"min_accuracy": f}
+                                                                             for m, f in floors.items()}
+    for cpu_class in (None, "x86-avx2", "x86-avx512-vnni"):
+        for runtime in (*RUNTIMES, "openvino"):
+            for method in ("original", "static_int8", "structured_50+static_int8"):
+                assert "min_accuracy" not in shipped.gates("OwnNet", method, "default", runtime, cpu_class)
+    assert shipped.gates("OwnNet", "static_int8", "default")["max_accuracy_drop"] == 1.0  # relative gates apply
+    with pytest.raises(ThresholdsError, match=r"^thresholds file 'shipped.toml': methods.original.min_accuracy: an "
+                                              r"absolute floor in the shipped file belongs to one model's data; write "
+                                              r"it under \[models.<model>.methods.original\]"):
+        Thresholds({"methods": {"original": {"min_accuracy": 97.0}}}, "shipped.toml", shipped=True)
+    with pytest.raises(ThresholdsError, match=r"classes.x86-avx2.runtimes.eager.defaults.min_accuracy: an absolute"):
+        Thresholds({"classes": {"x86-avx2": {"runtimes": {"eager": {"defaults": {"min_accuracy": 9}}}}}}, shipped=True)
+    off = Thresholds({"profiles": {"smoke": {"defaults": {"min_accuracy": False}}},
+                      "models": {"M": {"methods": {"original": {"min_accuracy": 90}}}}}, shipped=True)
+    assert off.gates("M", "original", "default") == {"min_accuracy": 90} and off.gates("M", "original", "smoke") == {}
+    mine = _load(tmp_path, "[methods.original]\nmin_accuracy = 80.0\n")
+    assert mine.gates("OwnNet", "original", "default") == {"min_accuracy": 80.0}

@@ -16,7 +16,9 @@ and the module named there registers what it brings when imported (``register_mo
 ``register_dataset``, ``register_method``, ``register_runtime``). Every registry's lookup
 (``list_models``, ``get_method``, ``list_runtimes``, ...) loads the plugins once per process, before it
 answers, so a ``pip install`` is all it takes. A plugin that fails to import stops with its name and
-the error, rather than leaving its entries silently missing.
+the error, rather than leaving its entries silently missing; so does a module of built-in entries,
+on every later lookup too (a registry that answered from half its built-ins would report a method or
+runtime missing, not broken).
 
 Only the standard library is imported here (this module sits below :mod:`compression_bench.zoo`,
 :mod:`compression_bench.compression` and :mod:`compression_bench.benchmarks`, which all use it), so a
@@ -24,7 +26,6 @@ registry costs its package no import of the others.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import pkgutil
 from importlib import metadata
@@ -33,12 +34,13 @@ from typing import Callable, Generic, TypeVar
 GROUP = "compression_bench.plugins"
 _loaded: list[str] | None = None
 _loading = False
+_imported: dict[str, PluginError | None] = {}  # package -> how import_submodules went (None: every module imported)
 
 T = TypeVar("T")
 
 
 class PluginError(RuntimeError):
-    """An installed plugin could not be imported."""
+    """An installed plugin, or a module of a registry's built-in entries, could not be imported."""
 
 
 def load_plugins() -> list[str]:
@@ -63,13 +65,27 @@ def load_plugins() -> list[str]:
     return list(names)
 
 
-@functools.cache
 def import_submodules(package: str) -> None:
     """Import every module of ``package``, by name (once per process): the built-in entries of a
-    registry whose package holds one module per entry, so that a new one is one new file there."""
+    registry whose package holds one module per entry, so that a new one is one new file there.
+    A module that fails to import raises :class:`PluginError` naming it, on this call and every later
+    one (importing it again could register its first entries twice and hide the error behind that)."""
+    if package in _imported:
+        failed = _imported[package]
+        if failed is not None:
+            raise PluginError(str(failed)) from failed.__cause__
+        return
     path = importlib.import_module(package).__path__
     for mod in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
-        importlib.import_module(f"{package}.{mod.name}")
+        name = f"{package}.{mod.name}"
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - whatever stops a built-in module, the registry is incomplete
+            failed = PluginError(f"built-in module {name!r} could not be imported: {type(err).__name__}: {err}")
+            failed.__cause__ = err
+            _imported[package] = failed
+            raise PluginError(str(failed)) from err
+    _imported[package] = None
 
 
 class Registry(Generic[T]):
@@ -80,7 +96,8 @@ class Registry(Generic[T]):
     ``valid`` (the registered names, comma-separated). Every read (:meth:`names`, :meth:`items`,
     :meth:`get`, ``in``, :meth:`remove`) first runs ``builtins`` once (the loader of built-in entries
     that live elsewhere, e.g. ``lambda: import_submodules(pkg)``), then :func:`load_plugins`; adding
-    does not, so that modules register their entries while they are imported.
+    does not, so that modules register their entries while they are imported. A ``builtins`` that
+    raises leaves the registry partial: that read and every later one raise :class:`PluginError`.
     """
 
     def __init__(self, kind: str, error: type[Exception], *,
@@ -90,6 +107,7 @@ class Registry(Generic[T]):
         self.error = error
         self.unknown = unknown
         self._builtins = builtins
+        self._failed: PluginError | None = None  # how ``builtins`` failed
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> T:
@@ -128,8 +146,18 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def load(self) -> None:
-        """The built-in entries (once), then the installed plugins (once per process)."""
+        """The built-in entries (once), then the installed plugins (once per process); :class:`PluginError`
+        when the built-in entries could not all be loaded, now or on an earlier read."""
+        if self._failed is not None:
+            raise PluginError(str(self._failed)) from self._failed.__cause__
         builtins, self._builtins = self._builtins, None  # first: a loader's own imports may read back
         if builtins is not None:
-            builtins()
+            try:
+                builtins()
+            except Exception as err:  # noqa: BLE001 - any failure leaves the registry partial
+                self._failed = err if isinstance(err, PluginError) else PluginError(
+                    f"the built-in {self.kind}s could not be loaded: {type(err).__name__}: {err}")
+                if self._failed is not err:
+                    self._failed.__cause__ = err
+                raise self._failed from self._failed.__cause__
         load_plugins()

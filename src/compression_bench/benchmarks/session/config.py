@@ -69,8 +69,8 @@ class Config:
     @classmethod
     def from_options(cls, values: Mapping[str, object] | None = None, *, comparing: bool = False) -> Config:
         """The configuration of ``values``, which maps option ``dest`` names (:func:`options.dests`) to raw
-        values as given on the command line; missing ones (or None) take their defaults, a zoo option its
-        environment variable. ``comparing``: a saved run will be compared against (``--benchmark-compare``)."""
+        values as given on the command line, as text or as the option's ``type`` made them (``"3"`` or 3);
+        missing ones (or None) take their defaults, a zoo option its environment variable. ``comparing``: a saved run will be compared against (``--benchmark-compare``)."""
         given = {k: v for k, v in (values or {}).items() if v is not None}
         given = {**{o.dest: o.default for o in options.OPTIONS}, **given}
         get = given.get

@@ -219,29 +219,51 @@ def seeds(text) -> int:
     return n
 
 
-def warmup(value: int) -> int:
-    if not 0 <= value <= MAX_WARMUP:
-        raise OptionError(f"--latency-warmup takes a number of rounds from 0 to {MAX_WARMUP}; got {value}")
-    return value
+def _number(value, kind: type[int] | type[float]) -> int | float | None:
+    """``value`` as ``kind``: a number as argparse gives it (``Option.type``), or the text of one, as a caller
+    of :meth:`Config.from_options` other than pytest may pass it; None when it is neither (bool included)."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return None
+    return kind(value)
 
 
-def target_seconds(value: float) -> float:
-    if not (math.isfinite(value) and 0 < value <= MAX_TARGET_S):
+def _given(value) -> str:
+    """``value`` as a message quotes it: text in quotes, a number as it is."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def warmup(value) -> int:
+    n = _number(value, int)
+    if n is None or not 0 <= n <= MAX_WARMUP:
+        raise OptionError(f"--latency-warmup takes a number of rounds from 0 to {MAX_WARMUP}; got {_given(value)}")
+    return n
+
+
+def target_seconds(value) -> float:
+    s = _number(value, float)
+    if s is None or not (math.isfinite(s) and 0 < s <= MAX_TARGET_S):
         raise OptionError(f"--latency-target-s takes seconds above 0 and at most {MAX_TARGET_S:g}, such as 2.0; "
-                          f"got {value}")
-    return value
+                          f"got {_given(value)}")
+    return s
 
 
-def slices(value: int) -> int:
-    if not 1 <= value <= MAX_SLICES:
-        raise OptionError(f"--speed-slices takes a count from 1 to {MAX_SLICES}; got {value}")
-    return value
+def slices(value) -> int:
+    n = _number(value, int)
+    if n is None or not 1 <= n <= MAX_SLICES:
+        raise OptionError(f"--speed-slices takes a count from 1 to {MAX_SLICES}; got {_given(value)}")
+    return n
 
 
-def fraction(value: float, option: str) -> float:
-    if not (math.isfinite(value) and 0 <= value <= 10):
-        raise OptionError(f"{option} takes a fraction from 0 to 10, such as 0.2 for 20%; got {value}")
-    return value
+def fraction(value, option: str) -> float:
+    f = _number(value, float)
+    if f is None or not (math.isfinite(f) and 0 <= f <= 10):
+        raise OptionError(f"{option} takes a fraction from 0 to 10, such as 0.2 for 20%; got {_given(value)}")
+    return f
 
 
 def drop_fraction(value, option: str) -> float | None:
@@ -258,10 +280,13 @@ def drop_fraction(value, option: str) -> float | None:
     return got
 
 
-def points(value: float | None, option: str, example: str) -> float | None:
-    if value is not None and not (math.isfinite(value) and 0 <= value <= 100):
-        raise OptionError(f"{option} takes a number of points from 0 to 100, such as {example}; got {value}")
-    return value
+def points(value, option: str, example: str) -> float | None:
+    if value is None:
+        return None
+    got = _number(value, float)
+    if got is None or not (math.isfinite(got) and 0 <= got <= 100):
+        raise OptionError(f"{option} takes a number of points from 0 to 100, such as {example}; got {_given(value)}")
+    return got
 
 
 def report_dir(path: str) -> Path:

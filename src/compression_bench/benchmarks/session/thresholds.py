@@ -17,6 +17,11 @@ layer switches the floor off, whatever the runtime. A key set to ``false`` switc
 for the layer and those below it. The original has only ``min_accuracy`` (drops and ratios are
 against itself).
 
+An absolute floor holds for one model on one data set: the shipped file (:data:`DEFAULT_PATH`) sets
+``min_accuracy`` only in model tables, one per zoo model (the parser refuses it elsewhere there), so
+a model it does not name, a user's own on the user's data, gets only the relative gates. A user's
+own file (``--thresholds``) is the user's data: its floors may apply to every model.
+
 Every gate is asserted in the variant's own test.
 
 Methods without a table of their own get gates derived from the registered ones, layer by layer:
@@ -54,18 +59,21 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "thresholds.toml"  # com
 class Thresholds:
     """A thresholds file parsed (:class:`~.thresholds_schema.ThresholdsFile`) and its gates looked up.
     ``Thresholds(data, source)`` checks the structure and the values of ``data`` (a file read by tomllib)
-    but not its names; :meth:`load` checks those too."""
+    but not its names; :meth:`load` checks those too. ``shipped``: ``data`` is the shipped file's, whose
+    absolute floors must each sit in a model's table (see the module docstring)."""
 
-    def __init__(self, data: dict, source: str = "<dict>", names: Names = Names()):
+    def __init__(self, data: dict, source: str = "<dict>", names: Names = Names(), *, shipped: bool = False):
         self.data = data
         self.source = source
+        self.shipped = shipped
         self.runtimes: set[str] | None = None if names.runtimes is None else set(names.runtimes)
-        self.file = ThresholdsFile.from_data(data, source, names)
+        self.file = ThresholdsFile.from_data(data, source, names, shipped=shipped)
 
     @classmethod
     def load(cls, path: str | Path | None, *, models: Iterable[str], methods: Iterable[str],
              profiles: Iterable[str], runtimes: Iterable[str] | None = None) -> "Thresholds":
         path = Path(path) if path else DEFAULT_PATH
+        shipped = path.resolve() == DEFAULT_PATH  # named with --thresholds or not, the zoo's floors stay the zoo's
         try:
             text = path.read_bytes().decode("utf-8")
         except OSError as err:
@@ -78,12 +86,13 @@ class Thresholds:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ThresholdsError(f"thresholds file {str(path)!r} is not valid TOML ({err}); fix the syntax.") from None
-        return cls(data, str(path), Names.of(models, methods, profiles, runtimes))
+        return cls(data, str(path), Names.of(models, methods, profiles, runtimes), shipped=shipped)
 
     def validate(self, models: Iterable[str], methods: Iterable[str], profiles: Iterable[str]) -> None:
         """Check the names too (registered models, methods and profiles; capability classes; the runtimes
         of :attr:`runtimes` when set): raises :class:`ThresholdsError` naming the first unknown one."""
-        self.file = ThresholdsFile.from_data(self.data, self.source, Names.of(models, methods, profiles, self.runtimes))
+        names = Names.of(models, methods, profiles, self.runtimes)
+        self.file = ThresholdsFile.from_data(self.data, self.source, names, shipped=self.shipped)
 
     # ------------------------------------------------------------------ lookup
     def layers(self, profile: str, runtime: str = "eager", cpu_class: str | None = None) -> list[tuple[Layer, bool]]:

@@ -41,6 +41,12 @@ Keys of a table of gates (all optional):
 A key set to ``false`` switches that gate off for the layer and those below it (:class:`Gates`
 keeps ``False``; ``None`` is a key the table does not set).
 
+An absolute floor (``min_accuracy``) holds for one model on one data set. The shipped file's floors
+are tuned to the zoo's models on the zoo's data, so there (``shipped``) each sits in a
+``[..models.<model>.methods.<method>]`` table: a model the file does not name, such as a user's own
+on the user's data, gets only the relative gates (drops, size, speed). ``min_accuracy = false`` may
+still switch floors off anywhere, and a user's own file may set a floor for every model.
+
 Every error is a :class:`ThresholdsError` of one sentence naming the file, the place (the TOML path,
 such as ``profiles.smoke.methods.static_int8.min_speedup``) and what to write instead.
 """
@@ -183,7 +189,17 @@ def _models(table, place: Place, names: Names) -> dict[str, dict[str, Gates]]:
     return out
 
 
-def _runtimes(table, place: Place, names: Names) -> dict[str, Layer]:
+def _per_model(gates: Gates, place: Place, layer: Place, method: str = "<method>") -> None:
+    """Refuse ``gates`` of a shipped file's ``defaults`` or ``methods`` table (at ``place``, in the layer
+    at ``layer``) that set an absolute floor: the zoo's floors hold for the zoo's data only."""
+    if gates.min_accuracy is not None and gates.min_accuracy is not False:
+        model_table = (layer / "models" / "<model>" / "methods" / method).path
+        (place / "min_accuracy").fail(f"an absolute floor in the shipped file belongs to one model's data; write it "
+                                      f"under [{model_table}] (a model the file does not name gets only relative "
+                                      f"gates)")
+
+
+def _runtimes(table, place: Place, names: Names, floors: bool) -> dict[str, Layer]:
     if not isinstance(table, dict):
         place.fail("expected a table of runtimes, such as [runtimes.onnxruntime.methods.static_int8]")
     out = {}
@@ -192,7 +208,7 @@ def _runtimes(table, place: Place, names: Names) -> dict[str, Layer]:
             (place / runtime).fail(f"unknown runtime; valid runtimes are {', '.join(names.runtimes)}")
         if not isinstance(sub, dict):
             (place / runtime).fail("expected a table")
-        out[runtime] = Layer.from_table(sub, place / runtime, names, runtimes=False)
+        out[runtime] = Layer.from_table(sub, place / runtime, names, runtimes=False, floors=floors)
     return out
 
 
@@ -206,22 +222,28 @@ class Layer:
 
     @classmethod
     def from_table(cls, table: dict, place: Place, names: Names, *, runtimes: bool = True,
-                   skip: tuple[str, ...] = ()) -> Layer:
+                   skip: tuple[str, ...] = (), floors: bool = True) -> Layer:
         """The layer of one TOML table. ``runtimes``: whether it may hold runtime layers; ``skip``:
-        sections the caller parses (the file's profiles and classes)."""
+        sections the caller parses (the file's profiles and classes); ``floors``: whether its
+        ``defaults`` and ``methods`` may set ``min_accuracy`` (not in the shipped file)."""
         parts: dict = {}
         for key, value in table.items():
             here = place / key
             if key == "defaults":
                 parts[key] = Gates.from_table(value, here)
+                if not floors:
+                    _per_model(parts[key], here, place)
             elif key == "methods":
                 parts[key] = _methods(value, here, names)
+                if not floors:
+                    for method, gates in parts[key].items():
+                        _per_model(gates, here / method, place, method)
             elif key == "models":
                 parts[key] = _models(value, here, names)
             elif key in skip:
                 continue
             elif key == "runtimes" and runtimes:
-                parts[key] = _runtimes(value, here, names)
+                parts[key] = _runtimes(value, here, names, floors)
             else:
                 here.fail(f"unknown section; valid sections are {SECTIONS}")
         return cls(**parts)
@@ -231,7 +253,7 @@ EMPTY = Layer()
 
 
 def _named_layers(table, place: Place, names: Names, valid: tuple[str, ...] | None, noun: str,
-                  plural: str, example: str) -> dict[str, Layer]:
+                  plural: str, example: str, *, floors: bool) -> dict[str, Layer]:
     """The ``[<place>.<name>...]`` layers of the file's profiles or classes."""
     if not isinstance(table, dict):
         place.fail(f"expected a table of {example}")
@@ -241,7 +263,7 @@ def _named_layers(table, place: Place, names: Names, valid: tuple[str, ...] | No
             (place / name).fail(f"unknown {noun}; valid {plural} are {', '.join(valid)}")
         if not isinstance(layer, dict):
             (place / name).fail("expected a table")
-        out[name] = Layer.from_table(layer, place / name, names)
+        out[name] = Layer.from_table(layer, place / name, names, floors=floors)
     return out
 
 
@@ -253,12 +275,15 @@ class ThresholdsFile:
     classes: dict[str, Layer] = field(default_factory=dict)
 
     @classmethod
-    def from_data(cls, data: dict, source: str = "<dict>", names: Names = Names()) -> ThresholdsFile:
-        """The file read by tomllib (``source`` names it in errors), every name checked against ``names``."""
+    def from_data(cls, data: dict, source: str = "<dict>", names: Names = Names(), *,
+                  shipped: bool = False) -> ThresholdsFile:
+        """The file read by tomllib (``source`` names it in errors), every name checked against ``names``;
+        ``shipped``: the file shipped with the package, whose absolute floors must each name a model."""
         top = Place(source)
-        base = Layer.from_table(data, top, names, skip=("profiles", "classes"))
+        base = Layer.from_table(data, top, names, skip=("profiles", "classes"), floors=not shipped)
         profiles = _named_layers(data.get("profiles", {}), top / "profiles", names, names.profiles, "profile", "profiles",
-                                 "profiles, such as [profiles.smoke.defaults]")
-        classes = _named_layers(data.get("classes", {}), top / "classes", names, names.classes, "capability class", "classes",
-                                "CPU capability classes, such as [classes.x86-avx2.methods.static_int8]")
+                                 "profiles, such as [profiles.smoke.defaults]", floors=not shipped)
+        classes = _named_layers(data.get("classes", {}), top / "classes", names, names.classes, "capability class",
+                                "classes", "CPU capability classes, such as [classes.x86-avx2.methods.static_int8]",
+                                floors=not shipped)
         return cls(base, profiles, classes)
