@@ -318,6 +318,74 @@ def test_variant_of_another_compression_version_is_rebuilt(tmp_path, reference, 
     _assert_rebuilt_as_before(cache, tm, reference, got)
 
 
+def _one_entry(tmp_path) -> tuple[ArtifactCache, Path]:
+    """A cache holding one small entry (a tensor), and that entry's file."""
+    cache = ArtifactCache(tmp_path / "cache")
+    cache.get_or_build("variants", "M", {"a": 1}, lambda: {"w": torch.ones(3)})
+    (path,) = (tmp_path / "cache" / "variants").glob("*.pt")
+    return cache, path
+
+
+def _rebuilt(tmp_path, cache: ArtifactCache, **kw) -> bool:
+    return cache.get_or_build("variants", "M", {"a": 1}, lambda: {"w": torch.ones(3)}, **kw)[1]
+
+
+def _out_of_memory(*_, **__):
+    raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def _no_memory(*_, **__):
+    raise MemoryError()
+
+
+@pytest.mark.parametrize("where, fault", [("load", _out_of_memory), ("load", _no_memory),
+                                          ("torch.load", _out_of_memory), ("torch.load", _no_memory)])
+def test_a_transient_error_while_loading_keeps_the_entry_and_names_it(tmp_path, monkeypatch, where, fault):
+    """Running out of memory while an entry loads says nothing about the entry, which may have taken
+    hours to build: the error goes on, naming the entry, and the entry stays where it is."""
+    cache, path = _one_entry(tmp_path)
+    kw = {"load": fault} if where == "load" else {}
+    if where == "torch.load":
+        monkeypatch.setattr(torch, "load", fault)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)  # no discard
+        with pytest.raises((RuntimeError, MemoryError), match=f"cache entry {path}.* left in place"):
+            _rebuilt(tmp_path, cache, **kw)
+    assert path.exists() and len(cache.builds) == 1  # the first build only
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "shape"])
+def test_a_proven_corrupt_entry_is_still_discarded_and_rebuilt(tmp_path, damage):
+    cache, path = _one_entry(tmp_path)
+    kw = {}
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "garbage":
+        path.write_bytes(MAGIC + os.urandom(400))
+    else:  # intact, but the weights do not fit the model: what load_state_dict raises
+
+        def load(blob):
+            if len(cache.builds) == 1:  # the entry built by _one_entry
+                raise RuntimeError("Error(s) in loading state_dict for Sequential:\n\tsize mismatch for 0.weight")
+            return blob
+        kw["load"] = load
+    with pytest.warns(CacheWarning, match="discarding unreadable cache entry"):
+        assert _rebuilt(tmp_path, cache, **kw)
+    assert path.exists() and not _rebuilt(tmp_path, cache)
+
+
+def test_the_lookup_without_the_lock_never_deletes(tmp_path):
+    """The first lookup runs without the entry's lock, while another process may be rewriting the
+    entry: what it finds wrong is only discarded under the lock, after a second look."""
+    cache, path = _one_entry(tmp_path)
+    path.write_bytes(path.read_bytes()[:-100])
+    cache.lock_timeout = 0.5
+    with FileLock(str(path) + ".lock"):  # another process is building the entry
+        with pytest.raises(Exception, match="lock"):
+            _rebuilt(tmp_path, cache, on_wait=lambda: None)
+    assert path.exists()
+
+
 _KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from compression_bench import zoo

@@ -15,8 +15,10 @@ what the session's run does not have yet. Exit 0 when logged, 2 when it cannot b
 method-by-machine table of ``M``'s speedups with their intervals.
 
 ``export ARCHIVE`` / ``import ARCHIVE``: the cache's entries written to one archive, and verified and
-added to another machine's cache (:mod:`benchmarks.session.transfer`). Exit 0 when done, 2 when the
-archive or cache cannot be used (nothing added).
+added to another machine's cache (:mod:`benchmarks.session.transfer`); compiled Inductor packages are
+imported only with ``--trust-native-code``. Exit 0 when done, 2 when the archive or cache cannot be
+used (nothing added), 7 when a file of the cache or the archive cannot be read or written (one
+sentence naming it).
 """
 from __future__ import annotations
 
@@ -72,9 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     im = sub.add_parser("import", help="verify an exported archive and add its entries to this machine's cache",
                         description="Verify every entry of an archive written by 'compression-bench export' and "
                                     "add them to the cache; nothing is added when one check fails. Entries built "
-                                    "for another machine's instruction set are left out (rebuilt here).")
+                                    "for another machine's instruction set are left out (rebuilt here). The "
+                                    "checks prove the archive intact, not who made it, so compiled Inductor "
+                                    "packages (native code, run when loaded) are skipped and rebuilt here unless "
+                                    "--trust-native-code is given. Exit 7 when a file cannot be read or written.")
     im.add_argument("archive", metavar="ARCHIVE", help="an archive written by compression-bench export")
     im.add_argument("--cache", default=None, help="the cache (default: $ZOO_CACHE or ~/.cache/compression-bench)")
+    im.add_argument("--trust-native-code", action="store_true",
+                    help="also import the compiled Inductor packages (shared libraries that run in the suite's "
+                         "process when loaded), which the archive cannot prove who built: only when you trust "
+                         "whoever made the archive")
     return p
 
 
@@ -95,23 +104,27 @@ def _tracker(args, needed_for: str) -> tracking.Tracker:
     return t
 
 
-def _resolve(ref: str, args, tmp: str, tracker_box: list) -> Path:
-    """A saved run's file: a path or run id (:func:`saved.resolve`), or an MLflow run's results.json."""
+def _resolve(ref: str, args, tmp: str, tracker_box: list) -> saved.Run:
+    """A saved run: a path or run id (:func:`saved.resolve`), or an MLflow run's results.json, which
+    messages name by its run (the file is a temporary download)."""
     if not ref.startswith("mlflow:"):
         storage = args.storage[len("file://"):] if args.storage.startswith("file://") else args.storage
-        return saved.resolve(ref, storage)
+        return saved.load_run(saved.resolve(ref, storage))
     if not tracker_box:
         tracker_box.append(_tracker(args, "an mlflow: run"))
     t = tracker_box[0]
     run_id = t.find_session(ref[len("mlflow:"):])
-    return t.download_results(run_id, Path(tmp) / run_id)
+    run = saved.load_run(t.download_results(run_id, Path(tmp) / run_id), name=ref,
+                         source=f"the results.json of MLflow run {run_id} ({ref})")
+    run.path = f"MLflow run {run_id} at {t.shown}"
+    return run
 
 
 def _compare(args) -> int:
     runs, box = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for ref in (args.a, args.b):
-            runs.append(saved.load_run(_resolve(ref, args, tmp, box), name=ref if ref.startswith("mlflow:") else None))
+            runs.append(_resolve(ref, args, tmp, box))
     a, b = runs
     if a.name == b.name:  # two runs saved under the same name in different folders
         a.name, b.name = f"A:{a.name}", f"B:{b.name}"
@@ -161,7 +174,7 @@ def _machines(args) -> int:
             path = t.download_results(run_id, Path(tmp) / run_id)
             results[key] = json.loads(path.read_text(encoding="utf-8"))
     if not results:
-        raise tracking.TrackingError(f"no session has been logged to experiment {t.experiment!r} at {t.uri}.")
+        raise tracking.TrackingError(f"no session has been logged to experiment {t.experiment!r} at {t.shown}.")
     headers, rows, notes = tracking.machine_table(results, args.model)
     if not rows:
         raise tracking.TrackingError(f"no machine's latest session in {t.experiment!r} has model {args.model!r}.")
@@ -185,9 +198,20 @@ def _export(args) -> int:
     from compression_bench.benchmarks.measurement import machine
     root = zoo.ArtifactCache(args.cache).root
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    done = transfer.export_cache(root, args.archive, machine=machine.identify(), models=models, say=print)
+    try:
+        done = transfer.export_cache(root, args.archive, machine=machine.identify(), models=models, say=print)
+    except transfer.TransferIOError as err:
+        return _io_failure("export", err)
     print(f"{done.sentence('exported')} from {root} to {args.archive} (machine {done.machine.get('key')})")
     return 0
+
+
+def _io_failure(command: str, err: Exception) -> int:
+    """A file of the cache or the archive could not be read or written: one sentence, exit 7 (as a
+    run whose cache fails it)."""
+    from compression_bench.benchmarks.session.errors import EXIT_FAULT
+    print(f"compression-bench {command}: error: {err}", file=sys.stderr)
+    return EXIT_FAULT
 
 
 def _import(args) -> int:
@@ -198,11 +222,22 @@ def _import(args) -> int:
         cache.check_writable()
     except zoo.CacheError as err:
         raise transfer.TransferError(str(err)) from None
-    done = transfer.import_archive(args.archive, cache.root, machine=machine.identify())
+    try:
+        done = transfer.import_archive(args.archive, cache.root, machine=machine.identify(),
+                                       trust_native_code=args.trust_native_code)
+    except transfer.TransferIOError as err:
+        return _io_failure("import", err)
     print(f"{done.sentence('imported')} from {args.archive} (exported on {done.machine.get('key', '?')}) into "
           f"{cache.root}")
     for line in done.left_out[:20]:
         print(f"  left out: {line}")
+    if done.native_skipped:
+        n = len(done.native_skipped)
+        them = "them" if n > 1 else "it"
+        print(f"  skipped {n} compiled Inductor package{'s' if n > 1 else ''}: native code that runs in this process "
+              f"when loaded, and the archive cannot prove who built {them} (its checksums and machine key travel "
+              f"with it); the suite rebuilds {them} here on first use. To import {them}, run again with "
+              f"--trust-native-code, if you trust whoever made {args.archive}.")
     return 0
 
 

@@ -9,10 +9,19 @@ Rules:
   accidental corruption (a flipped bit, a truncated copy, an edit by a tool that did not update
   it); it cannot catch a deliberate change by someone who can write the cache, since they can
   rewrite the checksum too;
-* loads use ``torch.load(weights_only=True)``: nothing in the cache can run code;
-* an entry proven corrupt (bad checksum, truncated, wrong format or key) is reported with a
-  :class:`CacheWarning`, discarded and rebuilt. An I/O or permission error is not corruption:
-  it raises :class:`CacheError` and the entry is left alone.
+* loads use ``torch.load(weights_only=True)``: loading an entry runs no code. But some entries hold
+  programs: a runtime artifact of Inductor is a compiled shared library, which the suite runs when
+  it loads it (``aoti_load_package``). So whoever can write the cache directory (``ZOO_CACHE``) can
+  run code as the user who runs the suite: the cache must be writable by that user alone (and by
+  those they trust), and ``compression-bench import`` adds no compiled package unless told to
+  trust whoever made the archive (``--trust-native-code``);
+* an entry proven corrupt (bad checksum, a payload ``torch.load`` cannot read, wrong format or key,
+  a blob the caller's ``load`` rejects) is reported with a :class:`CacheWarning`, discarded and
+  rebuilt. Nothing else is corruption: an I/O or permission error raises :class:`CacheError`, and
+  any other error while loading (out of memory) is raised again with the entry's path; either way
+  the entry, which may have taken hours to build, is left alone;
+* the first lookup takes no lock: it only returns an intact entry and never deletes one; an entry
+  that looked corrupt is looked at again, and discarded, under the entry's lock.
 """
 from __future__ import annotations
 
@@ -21,9 +30,11 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,11 +90,48 @@ def decode_entry(data: bytes) -> dict:
         raise CorruptEntry("checksum mismatch: the file changed after it was written")
     try:
         blob = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - an intact checksum over bytes torch refuses: not ours
+    except Exception as err:
+        if not _unloadable(err):  # out of memory, an allocator's failure: nothing wrong with the bytes
+            raise
         raise CorruptEntry(f"{type(err).__name__}: {_first_line(err)}") from None
     if not isinstance(blob, dict):
         raise CorruptEntry("not a cache entry")
     return blob
+
+
+def _unloadable(err: BaseException) -> bool:
+    """Whether ``torch.load``'s error proves that the bytes are no checkpoint it can read: a pickle it
+    refuses (weights_only), a zip archive cut short or not one (``PytorchStreamReader failed ...``),
+    bytes that end early or do not decode. Anything else (running out of memory, a failing allocator)
+    says nothing about the entry."""
+    if isinstance(err, (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, UnicodeDecodeError)):
+        return True
+    return isinstance(err, RuntimeError) and str(err).startswith(("PytorchStreamReader failed", "Invalid magic number"))
+
+
+def _unusable(err: BaseException) -> bool:
+    """Whether the caller's ``load`` proves an intact entry unusable by this code: ``ValueError`` (a
+    variant of another format or method), ``KeyError`` or ``TypeError`` (a blob of another layout),
+    or weights that do not fit the model (``load_state_dict``'s ``RuntimeError``)."""
+    if isinstance(err, (ValueError, KeyError, TypeError)):
+        return True
+    return isinstance(err, RuntimeError) and str(err).startswith("Error(s) in loading state_dict")
+
+
+def _kept(err: Exception, path: Path) -> Exception:
+    """``err`` again (same type, so callers that handle it still do), its message naming the entry it
+    came from: a transient error is not corruption, and the entry was kept."""
+    first, _, rest = str(err).partition("\n")  # the path on the first line, which rows and logs show
+    text = (f"{first or type(err).__name__} (while loading cache entry {path}, which was left in place: this error "
+            f"does not show that it is damaged; run again once its cause is fixed)" + (f"\n{rest}" if rest else ""))
+    try:
+        again = type(err)(text)
+    except Exception:  # noqa: BLE001 - an exception type that takes other arguments
+        again = None
+    if again is None or str(again) != text:
+        err.add_note(text)
+        return err
+    return again
 
 
 def _first_line(err: BaseException) -> str:
@@ -119,7 +167,8 @@ class ArtifactCache:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         return self.root / kind / f"{safe}-{key}.pt"
 
-    def _load(self, path: Path, key: str) -> dict | None:
+    def _load(self, path: Path, key: str, locked: bool) -> dict | None:
+        """The entry's blob; None if absent or corrupt (discarded only when ``locked``)."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -131,8 +180,11 @@ class ArtifactCache:
             if blob.get("format") != FORMAT_VERSION or blob.get("key") != key:
                 raise CorruptEntry(f"written by another version (format {blob.get('format')!r})")
         except CorruptEntry as err:
-            self._discard(path, str(err))
+            if locked:
+                self._discard(path, str(err))
             return None
+        except Exception as err:
+            raise _kept(err, path) from err
         return blob
 
     def _save(self, path: Path, blob: dict) -> None:
@@ -161,15 +213,21 @@ class ArtifactCache:
         except OSError as err:
             raise _io_error("remove corrupt", path, err) from None
 
-    def _cached(self, path: Path, key: str, load: Callable[[dict], Any]) -> tuple[bool, Any]:
-        """(True, loaded) for a usable entry; (False, None) if absent or discarded."""
-        blob = self._load(path, key)
+    def _cached(self, path: Path, key: str, load: Callable[[dict], Any], *, locked: bool) -> tuple[bool, Any]:
+        """(True, loaded) for a usable entry; (False, None) if absent, corrupt or unusable. Only a
+        lookup under the entry's lock discards: without it, another process may be replacing the
+        entry, and what looked corrupt is looked at again under the lock. An error that proves
+        nothing about the entry (out of memory) goes on, naming the entry, which is kept."""
+        blob = self._load(path, key, locked)
         if blob is None:
             return False, None
         try:
             return True, load(blob)
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:  # stored, but not usable by this code
-            self._discard(path, f"{type(err).__name__}: {_first_line(err)}")
+        except Exception as err:
+            if not _unusable(err):
+                raise _kept(err, path) from err
+            if locked:  # stored, but not usable by this code
+                self._discard(path, f"{type(err).__name__}: {_first_line(err)}")
             return False, None
 
     def get_or_build(self, kind: str, name: str, parts: dict[str, Any],
@@ -179,14 +237,16 @@ class ArtifactCache:
 
         ``build()`` returns a dict of tensors and plain values (``weights_only``-loadable).
         ``load(blob)``, if given, turns the blob into what the caller wants and is returned
-        instead of it; when it raises ``ValueError`` (or ``KeyError``, ``TypeError``,
-        ``RuntimeError``) on a stored entry, that entry is treated as unreadable: reported,
-        discarded and rebuilt. Raises :class:`CacheError` when the cache cannot be read or written.
+        instead of it; when it raises ``ValueError`` (or ``KeyError``, ``TypeError``, or the
+        ``RuntimeError`` of ``load_state_dict`` for weights that do not fit) on a stored entry,
+        that entry is treated as unreadable: reported, discarded and rebuilt. Any other error of
+        ``load`` or ``torch.load`` (out of memory) is raised again with the entry's path, and the
+        entry is kept. Raises :class:`CacheError` when the cache cannot be read or written.
         """
         load = load or (lambda blob: blob)
         key = hash_parts(parts)
         path = self.path(kind, name, key)
-        ok, entry = self._cached(path, key, load)
+        ok, entry = self._cached(path, key, load, locked=False)
         if ok:
             return entry, False
         self.check_writable()
@@ -202,7 +262,7 @@ class ArtifactCache:
                 on_wait()
             lock.acquire()
         try:
-            ok, entry = self._cached(path, key, load)  # built by another process while we waited
+            ok, entry = self._cached(path, key, load, locked=True)  # built by another process while we waited
             if ok:
                 return entry, False
             t0 = time.time()

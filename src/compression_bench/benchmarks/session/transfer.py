@@ -13,6 +13,13 @@ Entries built for one instruction set (compiled Inductor packages, ONNX Runtime 
 follows the capability class: their keys carry ``cpu_capability`` or ``int8_format``) are left out when
 the importing machine's key differs from the exporting one's: the importing machine rebuilds them
 for its own CPU.
+
+The checks prove an archive intact, not who made it: its checksums are in the manifest beside them,
+and its machine key is a hash of facts that every report and MLflow tag prints. Every entry but one
+kind is data (``torch.load(weights_only=True)``); a compiled Inductor package is a shared library
+that runs in the suite's process when it is loaded. So packages are never imported unless the user
+trusts whoever made the archive and says so (``trust_native_code``, ``--trust-native-code``),
+whatever the machine key says; the suite rebuilds the missing ones here.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 import time
@@ -34,10 +42,19 @@ ARCHIVE_FORMAT = 1
 MANIFEST = "MANIFEST.json"
 #: keys in an entry's parts that make it specific to the CPU that built it
 MACHINE_MARKERS = ("cpu_capability", "int8_format")
+#: runtimes whose artifacts are compiled native code, loaded into the suite's process
+NATIVE_RUNTIMES = ("inductor",)
+#: the path of such an artifact in the cache: ``runtime/<model>-<method>-<runtime>[-bs<n>]-<key>.pt``
+_NATIVE_PATH = re.compile(rf"^runtime/[^/]+-(?:{'|'.join(map(re.escape, NATIVE_RUNTIMES))})(?:-bs\d+)?-[^-/]+\.pt$")
 
 
 class TransferError(ValueError):
     """An archive cannot be written or imported; one sentence, and nothing was added."""
+
+
+class TransferIOError(TransferError):
+    """A file of the cache or the archive cannot be read or written (permissions, the disk): one
+    sentence naming it; the command exits 7, as a run does when its cache fails it."""
 
 
 @dataclass
@@ -49,6 +66,7 @@ class Transfer:
     bytes: int = 0
     present: int = 0
     left_out: list[str] = field(default_factory=list)
+    native_skipped: list[str] = field(default_factory=list)  # compiled packages not imported: not trusted
 
     def sentence(self, verb: str) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.entries.items())) or "no entries"
@@ -65,6 +83,13 @@ def machine_specific(parts) -> bool:
     if isinstance(parts, list):
         return any(machine_specific(v) for v in parts)
     return False
+
+
+def native_code(name: str, parts) -> bool:
+    """Whether the archive member ``name`` holds compiled native code: an Inductor package. Decided
+    by its path, which is what makes the suite load it as one (the cache finds an entry by kind, name
+    and key, never by the parts stored in it), and by its key parts, whichever says so."""
+    return bool(_NATIVE_PATH.match(name)) or (isinstance(parts, dict) and parts.get("runtime") in NATIVE_RUNTIMES)
 
 
 def _entries(root: Path, models: Iterable[str] | None) -> list[Path]:
@@ -96,11 +121,16 @@ def export_cache(root: str | Path, archive: str | Path, *, machine: dict, models
         archive.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=f".{archive.name}.", suffix=".tmp")
     except OSError as err:
-        raise TransferError(f"cannot write {archive} ({err.strerror or err}).") from None
+        raise _cannot_write(archive, err) from None
     try:  # one entry in memory at a time; the manifest goes last, once every checksum is known
         with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w:gz" if archive.name.endswith(".gz") else "w") as tar:
             for i, path in enumerate(files):
-                data = path.read_bytes()
+                try:
+                    data = path.read_bytes()
+                except OSError as err:  # the cache's fault, not the archive's
+                    raise TransferIOError(f"cannot read cache entry {path} ({err.strerror or err}); nothing was "
+                                          f"exported: fix its permissions or the disk, or delete the entry (it is "
+                                          f"rebuilt on first use), and export again.") from None
                 try:
                     parts = decode_entry(data).get("parts", {})
                 except CorruptEntry as err:  # not exported: the archive holds only what would load
@@ -118,11 +148,16 @@ def export_cache(root: str | Path, archive: str | Path, *, machine: dict, models
             _add(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
         os.replace(tmp, archive)
     except OSError as err:
-        raise TransferError(f"cannot write {archive} ({err.strerror or err}).") from None
+        raise _cannot_write(archive, err) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def _cannot_write(archive: Path, err: OSError) -> TransferIOError:
+    return TransferIOError(f"cannot write {archive} ({err.strerror or err}); nothing was exported: free some space "
+                           f"or fix the permissions, or write the archive elsewhere.")
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -153,10 +188,11 @@ def _members(archive: Path):
             raise TransferError(f"{archive} is damaged ({type(err).__name__}: {err}); nothing was imported.") from None
 
 
-def _verify(archive: Path) -> tuple[dict, dict[str, dict]]:
-    """The manifest of ``archive`` and its entries by path, after every member was read once and checked against it (one member
+def _verify(archive: Path) -> tuple[dict, dict[str, dict], set[str]]:
+    """The manifest of ``archive``, its entries by path and the paths of its compiled packages
+    (:func:`native_code`), after every member was read once and checked against it (one member
     in memory at a time); :class:`TransferError` at the first problem."""
-    digests, manifest = {}, None
+    digests, manifest, native = {}, None, set()
     for name, data in _members(archive):
         if name == MANIFEST:
             try:
@@ -165,9 +201,11 @@ def _verify(archive: Path) -> tuple[dict, dict[str, dict]]:
                 raise TransferError(f"the manifest of {archive} is damaged ({err}); nothing was imported.") from None
             continue
         try:
-            decode_entry(data)
+            blob = decode_entry(data)
         except CorruptEntry as err:
             raise TransferError(f"{name} in {archive} is not an intact cache entry ({err}); nothing was imported.") from None
+        if native_code(name, blob.get("parts")):
+            native.add(name)
         digests[name] = hashlib.sha256(data).hexdigest()
     if manifest is None:
         raise TransferError(f"{archive} has no {MANIFEST}: it was not written by compression-bench export; nothing "
@@ -184,16 +222,20 @@ def _verify(archive: Path) -> tuple[dict, dict[str, dict]]:
         if digest != listed[name].get("sha256"):
             raise TransferError(f"{name} in {archive} does not match its checksum (the archive was changed or "
                                 f"damaged); nothing was imported.")
-    return manifest, listed
+    return manifest, listed, native
 
 
-def import_archive(archive: str | Path, root: str | Path, *, machine: dict) -> Transfer:
+def import_archive(archive: str | Path, root: str | Path, *, machine: dict,
+                   trust_native_code: bool = False) -> Transfer:
     """Verify ``archive`` whole, then add its entries to the cache at ``root``. Entries built for another
     machine's instruction set are left out when ``machine`` (this machine's identity) has another key
-    than the exporting machine. Raises :class:`TransferError` (nothing added) when any check fails.
+    than the exporting machine. Compiled packages (:func:`native_code`) are skipped unless
+    ``trust_native_code``: the archive cannot prove who made them, and they run when loaded.
+    Raises :class:`TransferError` (nothing added) when any check fails, :class:`TransferIOError`
+    when a file of the cache cannot be read or written (the entries before it were added).
     The archive is read twice, one entry in memory at a time: a cache of gigabytes needs no more."""
     archive, root = Path(archive), Path(root)
-    manifest, listed = _verify(archive)
+    manifest, listed, native = _verify(archive)
     source = (manifest.get("machine") or {}).get("key")
     other_machine = source != machine.get("key")
     out = Transfer(archive, manifest.get("machine") or {})
@@ -207,18 +249,28 @@ def import_archive(archive: str | Path, root: str | Path, *, machine: dict) -> T
         if other_machine and entry.get("machine_specific"):
             out.left_out.append(f"{name}: built for {source}, rebuilt here for {machine.get('key')}")
             continue
-        dest = root / name
-        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == entry["sha256"]:
-            out.present += 1
+        if not trust_native_code and name in native:
+            out.native_skipped.append(name)
             continue
+        dest = root / name
+        try:
+            if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == entry["sha256"]:
+                out.present += 1
+                continue
+        except OSError as err:
+            raise TransferIOError(f"cannot read {dest}, already in the cache ({err.strerror or err}): fix its "
+                                  f"permissions or delete it, and import again; the entries before it were added "
+                                  f"and are complete.") from None
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(dest, data)
         except OSError as err:
-            raise TransferError(f"cannot write {dest} ({err.strerror or err}); the entries before it were "
-                                f"added and are complete.") from None
+            raise TransferIOError(f"cannot write {dest} ({err.strerror or err}): free some space or fix the "
+                                  f"permissions, and import again; the entries before it were added and are "
+                                  f"complete.") from None
         kind = name.split("/", 1)[0]
         out.entries[kind] = out.entries.get(kind, 0) + 1
         out.bytes += len(data)
     out.left_out.sort()
+    out.native_skipped.sort()
     return out
