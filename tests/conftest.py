@@ -11,8 +11,10 @@ from a test inherits them, and pytest-benchmark then disables timing. Removing t
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import types
 
 import pytest
@@ -63,6 +65,17 @@ def _whole_package() -> None:
     # torch's own module that registers the quantized_decomposed operators when static INT8 is first
     # converted: imported again in a second in-process run, it fails "Only a single TORCH_LIBRARY ..."
     importlib.import_module("torch.ao.quantization.fx._decomposed")
+    # the importlib_metadata backport (imported by MLflow, in a session that tracks) appends its finder to
+    # sys.meta_path and deletes the stdlib PathFinder's find_distributions when first imported; imported
+    # in a pytester run, the finder is dropped at its end (pytester restores sys.meta_path) while the
+    # deletion stays: no distribution is found any more, so the next in-process run loads no pytest11
+    # entry point (pytest-benchmark: "unrecognized arguments: --benchmark-only").
+    # torch.export, which the onnxruntime runtime's exporter imports on its first export: it imports
+    # torch._inductor modules that register in torch.compiler's artifact factory (kept, being imported
+    # before the run); imported again in a later run, "Artifact of type=autotune already registered"
+    for name in ("importlib_metadata", "torch.export._trace", "torch.onnx._internal.exporter._core"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 SHARED_MODEL = "EnhancedLeNet5"  # trains in about two seconds on the smoke profile
@@ -118,6 +131,10 @@ def suite_inprocess(_whole_package, pytester, monkeypatch, tmp_path):
             else ("--zoo-profile", "smoke")
         report = () if any(str(a).startswith("--report-dir") for a in args) \
             else ("--report-dir", str(tmp_path / "report"))
+        if not any(getattr(f, "find_distributions", None) for f in sys.meta_path):  # see _whole_package
+            pytest.fail("no finder on sys.meta_path finds distributions (a module imported in an earlier "
+                        "in-process run removed it): this run would load no pytest11 plugin; import that "
+                        "module in _whole_package")
         # -p, not a conftest: loaded whatever paths the arguments name (a conftest is found from them)
         r = pytester.runpytest_inprocess("-p", "compression_bench.benchmarks.plugin", "-p", "no:cacheprovider", *profile, *report, "--latency-target-s", "0.05",
                                          "--latency-warmup", "1", "--float-baselines", "none",
