@@ -7,6 +7,7 @@ import threading
 import time
 import types
 
+import pytest
 import torch
 
 from compression_bench.benchmarks.measurement import peakmem
@@ -63,3 +64,41 @@ def test_children_at_once_follow_the_usable_cores(monkeypatch):
     assert peakmem.workers() == 2
     monkeypatch.setattr(peakmem.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert peakmem.workers() == peakmem.MAX_WORKERS
+
+
+def _fx_int8():
+    """A small FX INT8 graph (quantized ConvReLU2d and Linear, as ``static_int8`` builds): its quantized
+    modules do not unpickle as torch.save writes them."""
+    from torch import nn
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).eval()
+    x = torch.randn(4, 1, 8, 8)
+    prepared = prepare_fx(model, get_default_qconfig_mapping("fbgemm"), (x,))
+    prepared(x)
+    return convert_fx(prepared), x
+
+
+def test_an_fx_int8_graph_reaches_its_child_pickled_without_torchscript():
+    import io
+    import warnings
+    model, x = _fx_int8()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        form, blob = peakmem._prepared(types.SimpleNamespace(model=model), True, x)
+    jit = [str(w.message)[:80] for w in caught if "jit" in str(w.message)]
+    assert jit == [] and form == "pickle"
+    loaded = torch.load(io.BytesIO(blob), weights_only=False)  # as the child loads it
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.slow  # a real child: it imports torch for several seconds
+def test_a_real_child_measures_an_fx_int8_graph_from_its_pickle(tmp_path):
+    model, x = _fx_int8()
+    variant = types.SimpleNamespace(model=model, artifact_digest="fx-int8", trained=types.SimpleNamespace(name="M"),
+                                    method=types.SimpleNamespace(id="static_int8"))
+    said = []
+    figures = peakmem.measure(variant, get_runtime("eager"), x, 1, ArtifactCache(tmp_path), say=said.append)
+    assert said == [] and figures["form"] == "pickle" and figures["peak_increase_mib"] > 0

@@ -37,8 +37,10 @@ def _time(benchmark, infer, reference, bench, key, method) -> tuple[timing.Timin
     (``--speed-slices``, :mod:`benchmarks.session.slices`) times its last slice here and pools it with
     those timed before the tests; otherwise the test is timed again when the original ran far from its
     median in the session's earlier tests (:func:`timing.measure_in_state`). pytest-benchmark keeps (and
-    saves) the variant's per-call times of the accepted paired rounds as its statistics. Returns the
-    timing and the number of timings made in this test."""
+    saves) the variant's per-call times of the accepted paired rounds as its statistics. After the
+    accepted timing, and outside its rounds, a short pass of single calls of the variant gives the
+    per-call tails (:func:`timing.single_calls`, the timing's ``tails``). Returns the timing and the
+    number of timings made in this test."""
     c, judge = bench.config, bench.judge
     model, runtime, batch_size, threads, seed = key
     if reference is not None and c.slices > 1:
@@ -53,6 +55,7 @@ def _time(benchmark, infer, reference, bench, key, method) -> tuple[timing.Timin
                                    precision=c.precision, clock=benchmark._timer),
             judge.typical_original(key))
     judge.note_original(key, result.reference_median or result.median)
+    result.tails = timing.single_calls(infer, clock=benchmark._timer)
     benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
     stats = Stats()
     for s in result.samples:

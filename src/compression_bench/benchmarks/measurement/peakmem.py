@@ -9,8 +9,11 @@ before it. Here each measurement is a fresh ``python -m compression_bench.benchm
    to it (``/proc/self/clear_refs``; where that is not possible the high-water mark so far is the baseline);
 2. it loads the variant (the eager module from a pickle the parent wrote, or the runtime's artifact from
    its bytes) and runs it once on the batch, with the test's thread count: its high-water mark then is
-   the **peak**. An eager module that does not unpickle (torch.ao FX INT8 graphs of some torchvision
-   models) travels as its TorchScript trace instead; ``form`` in the cached figures says which.
+   the **peak**. The eager module is the one the suite times, pickled with :class:`_Pickler`, which
+   writes torch.ao's quantized modules as their own ``__deepcopy__`` copies them (torch.save alone
+   writes them so that they do not load back: every FX INT8 graph); ``form`` in the cached figures
+   says which form the child loaded. (Such graphs travelled as TorchScript traces before; TorchScript
+   is deprecated, and the trace was not the module the suite times.)
 
 ``peak_mib`` is that peak (the whole process), ``peak_increase_mib`` the peak over the baseline: what
 loading and running this variant cost, comparable between variants and runs. Results are cached with
@@ -32,11 +35,13 @@ import importlib
 import io
 import json
 import os
+import pickle
 import resource
 import subprocess
 import sys
 import tempfile
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,7 +49,7 @@ from compression_bench.benchmarks.measurement.child import run_child
 
 CHILD_TIMEOUT_S = 300
 MAX_WORKERS = 4  # children at once in measure_many: each holds torch and one variant in memory
-_PREPARE = threading.Lock()  # one thread at a time pickles or traces a module for its child
+_PREPARE = threading.Lock()  # one thread at a time pickles a module for its child
 
 
 def _status_mib(field: str) -> float | None:
@@ -152,44 +157,68 @@ def _prepared(variant, native: bool, x) -> tuple[str, bytes]:
     """What the child loads: ``(form, bytes)``, see :func:`_in_child`."""
     if not native:
         return "artifact", variant.artifact
-    # some modules do not unpickle (torch.ao FX INT8 graphs of torchvision's MobileNetV3:
-    # "'Conv2d' object has no attribute '_modules'"); their TorchScript trace loads and runs.
-    # The round trip here finds out without starting a child that would fail.
-    blob = _pickled(variant.model)
-    return ("pickle", blob) if blob is not None else ("torchscript", _traced(variant.model, x))
+    return "pickle", _pickled(variant.model)
 
 
 class _ChildFailed(RuntimeError):
     pass
 
 
-def _pickled(model) -> bytes | None:
-    """``model`` pickled (``torch.save``) as the child will load it, or None when it does not load back."""
+def _rebuilt(cls, state):
+    """A module of ``cls`` from its ``__getstate__`` ``state``, made as the class's ``__deepcopy__`` makes
+    one (see :class:`_Pickler`)."""
+    import torch
+    module = cls.__new__(cls)
+    torch.nn.Module.__init__(module)
+    module.__setstate__(state)
+    return module
+
+
+class _Pickler(pickle.Pickler):
+    """A pickler for modules whose class replaces both ``__getstate__`` and ``__setstate__`` of
+    ``nn.Module`` without a ``__reduce__`` of its own. torch.ao's quantized modules (``Conv2d``,
+    ``ConvReLU2d``, ...) keep a tuple for TorchScript there, and their ``__setstate__`` sets attributes
+    on a module that ``nn.Module.__init__`` never ran on: pickled as they are, they load without
+    ``_modules`` ("'ConvReLU2d' object has no attribute '_modules'" when an FX graph is rebuilt).
+    Here they are rebuilt as their ``__deepcopy__`` does: ``nn.Module.__init__``, then ``__setstate__``."""
+
+    def reducer_override(self, obj):
+        import torch
+        cls, base = type(obj), torch.nn.Module
+        if (isinstance(obj, base) and cls.__getstate__ is not base.__getstate__
+                and cls.__setstate__ is not base.__setstate__ and cls.__reduce_ex__ is base.__reduce_ex__
+                and cls.__reduce__ is base.__reduce__):
+            return _rebuilt, (cls, obj.__getstate__())
+        return NotImplemented
+
+
+#: :class:`_Pickler` as the pickle module of ``torch.save(..., pickle_module=...)`` (which subclasses its
+#: ``Pickler``); the child loads with plain ``torch.load``: the rebuilding is written into the file
+_PICKLE = types.ModuleType(f"{__name__}.pickle")
+_PICKLE.Pickler = _Pickler
+
+
+def _pickled(model) -> bytes:
+    """``model`` pickled (``torch.save`` with :class:`_Pickler`) as the child will load it, loaded back
+    here first, so that a module that does not load fails here and not in a child that started for
+    seconds; :class:`_ChildFailed` (no figure, a line saying why) when it does not."""
     import torch
     buffer = io.BytesIO()
     try:
-        torch.save(model, buffer)
+        torch.save(model, buffer, pickle_module=_PICKLE)
         torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
-    except Exception:  # noqa: BLE001 - any failure to unpickle sends the module as its trace instead
-        return None
+    except Exception as err:  # noqa: BLE001 - a user's module that does not pickle: no figure, one line why
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise _ChildFailed(f"the module does not pickle ({type(err).__name__}: {first})") from None
     return buffer.getvalue()
 
 
-def _traced(model, x) -> bytes:
-    """``model``'s TorchScript trace on one image of ``x``, saved."""
-    import torch
-    buffer = io.BytesIO()
-    with torch.inference_mode():
-        torch.jit.save(torch.jit.trace(model.eval(), x[:1]), buffer)
-    return buffer.getvalue()
-
-
-FILES = {"pickle": "model.pt", "torchscript": "model.ts", "artifact": "artifact.bin"}
+FILES = {"pickle": "model.pt", "artifact": "artifact.bin"}
 
 
 def _in_child(form: str, blob: bytes, runtime: str, x, threads: int) -> dict:
     """Measure in a child process; ``form``: what ``blob`` holds (``pickle``: the eager module itself;
-    ``torchscript``: its trace on ``x``; ``artifact``: a runtime's artifact bytes)."""
+    ``artifact``: a runtime's artifact bytes)."""
     import torch
     with tempfile.TemporaryDirectory(prefix="peakmem-") as tmp:
         d = Path(tmp)
@@ -226,8 +255,6 @@ def _child(spec_path: str) -> None:
     path = d / FILES[spec["form"]]
     if spec["form"] == "pickle":
         run = rt.prepare(torch.load(path, weights_only=False), x)  # written by our parent a moment ago
-    elif spec["form"] == "torchscript":
-        run = rt.prepare(torch.jit.load(str(path)), x)
     else:
         run = rt.load(path.read_bytes(), spec["threads"])
     run(x)

@@ -38,6 +38,13 @@ intervals from 10 rounds held the other run's estimate less often than their wid
 half-width during timing comes from the normal approximation and the segments (cheap); the reported
 interval from the bootstrap and the segments at the end.
 
+**Tails** (p90, p99) are per call, from a pass of single timed calls of the variant made after its
+paired timing (:func:`single_calls`; :data:`TAIL_S` seconds, at least :data:`TAIL_MIN_CALLS` calls), not
+from the rounds: a round's block is the mean of up to 1,000 calls (about 10 for a 2 ms model), which
+averages a slow call away, and users read p99 as the latency of one inference (as MLPerf and
+optimum-benchmark report it). The pass is outside the rounds, so it changes neither the median nor
+the speedup.
+
 :func:`measure` is the whole protocol as one plain function; the pytest suite runs it with
 pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times as its statistics.
 
@@ -71,6 +78,10 @@ METHOD_SLICED = ("geometric mean of the estimates of {k} slices timed at differe
                  + METHOD + "); 95% interval from their standard errors widened by the session's dispersion "
                  "(x{ratio:.2f} in variance)")
 SLICE_MIN_ROUNDS = 6  # rounds of one slice at least, when a test is timed in slices
+TAIL_S = 0.5          # seconds of single calls for the tails (p90, p99), after the paired timing
+TAIL_MIN_CALLS = 20   # single calls at least, past TAIL_S if need be (a 100 ms model: 2 s) ...
+TAIL_MAX_S = 5.0      # ... but no longer than this (a 1 s model: 5 calls)
+TAIL_MAX_CALLS = 2000  # and no more calls than this (a model of microseconds)
 
 
 # ---------------------------------------------------------------- the protocol
@@ -95,6 +106,26 @@ def _block(fn: Callable[[], object], calls: int, clock: Callable[[], float]) -> 
     return (clock() - t0) / calls
 
 
+def single_calls(fn: Callable[[], object], *, budget_s: float = TAIL_S, min_calls: int = TAIL_MIN_CALLS,
+                 max_s: float = TAIL_MAX_S, max_calls: int = TAIL_MAX_CALLS,
+                 clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds of each of a run of single timed calls of ``fn`` (warm: call it after its timing): until
+    ``budget_s`` is spent and ``min_calls`` are made, or ``max_s`` is spent, or ``max_calls`` are made.
+    The tails come from these (see the module doc): from n calls the 99th percentile is close to the
+    slowest when n is under about 100, so the count goes with the figures."""
+    out: list[float] = []
+    start = clock()
+    while len(out) < max_calls:
+        t0 = clock()
+        fn()
+        t1 = clock()
+        out.append(max(t1 - t0, 1e-12))
+        spent = t1 - start
+        if spent >= max_s or (spent >= budget_s and len(out) >= min_calls):
+            break
+    return out
+
+
 @dataclass
 class Timing:
     """The timing of one variant (seconds per call): one sample per round, the reference's samples of
@@ -111,6 +142,9 @@ class Timing:
     #: and the degrees of freedom it was estimated from
     dispersion: float = 1.0
     dispersion_df: int = 0
+    #: seconds of each single call of the tail pass made after the timing (:func:`single_calls`), which
+    #: the p90 and p99 come from; empty when none was made
+    tails: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         self._ci = None
@@ -321,8 +355,8 @@ def spread(values: list[float]) -> float | None:
 
 def percentile(samples, q: float) -> float | None:
     """The ``q``-th percentile (0-100) of ``samples``, interpolated between the two nearest ranks (as
-    ``numpy.percentile`` does by default); None without samples. From fewer than about 100 rounds the
-    99th percentile is close to the slowest round."""
+    ``numpy.percentile`` does by default); None without samples. From fewer than about 100 samples the
+    99th percentile is close to the slowest one."""
     xs = sorted(samples or ())
     if not xs:
         return None

@@ -35,6 +35,8 @@ def cell(r: dict, key: str, col: schema.Column):
     """One table cell: the field formatted as its :class:`schema.Column` says; "–" when not measured."""
     if r.get("status") and key != "label":
         return r["status"] if key == "accuracy" else (r.get(key) if key == "compression" else "–")
+    if key == "label" and r.get("seeds") == 1:  # one seed left in a table of several: no mean, no spread
+        return cell({**r, "seeds": None, "label": f"{r.get('label')} (n=1)"}, key, col)
     if r["method"] == "original" and col.original is not None:
         shown = col.render(r) if col.render is not None and "{}" in col.original else r.get(key)
         return col.original.format(shown)
@@ -141,9 +143,11 @@ def group_title(model: str, setting: tuple, recs: list[dict]) -> str:
     r0 = recs[0]
     runtime = setting[2] if len(setting) > 2 else "eager"
     seeds = max((r.get("seeds") or 1 for r in recs), default=1)
+    one = "; n=1: the one seed left, its own figures" if any(r.get("seeds") == 1 for r in recs) else ""
     return (f"### {model} — {split_text(recs)}, profile {r0.get('profile', '?')}, "
             f"latency at {setting_text(setting[:2])}, on {RUNTIME_TITLES.get(runtime, runtime)}"
-            + (f"; mean ± standard deviation over {seeds} seeds" if seeds > 1 else ""))
+            + (f"; mean ± standard deviation over {seeds} seeds (ratios: geometric mean ×/÷ geometric standard "
+               f"deviation{one})" if seeds > 1 else ""))
 
 
 def split_text(recs: list[dict]) -> str:
@@ -214,8 +218,8 @@ NOTES = ("Accuracy is top-1 on the split the title names (the test split, held o
          "recipe and budget, where the dataset has one), with its 95% Wilson interval in brackets. Δ acc is "
          "the change against the original on the same images, with the exact McNemar test of it: (n.s.) "
          "marks a change that is not significant at the 5% level, otherwise its p-value is shown. Agree is "
-         "the share of images on which the variant predicts the original's class. p90 and p99 are "
-         "percentiles of the variant's timed rounds. "
+         "the share of images on which the variant predicts the original's class. p90 and p99 are per "
+         "call: percentiles of single timed calls of the variant after its paired rounds (n: how many). "
          "Size is the serialized `state_dict` (MiB); zero-aware size stores only nonzero values plus a "
          "1-bit mask per element. Params count every stored weight element, packed INT8 included. "
          "MACs are per image, counted on the float graph. Latency is the median per batch with its 95% "

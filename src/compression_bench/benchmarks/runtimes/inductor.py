@@ -20,8 +20,13 @@ closure over the training data); it runs with ``torch._inductor.config`` restore
 (:func:`_inductor_config_restored`); the pattern registrations stay, but nothing in this process
 is compiled by this runtime, so its artifacts never depend on what ran before.
 
+A compile child that runs past its timeout (:func:`compile_timeout`: 20 minutes, more for a graph of
+over 600 nodes, or ``$COMPRESSION_BENCH_COMPILE_TIMEOUT_S``) is killed with the processes it started,
+and the variant fails with ``TimeoutError`` in its row, as a model the runtime cannot compile does; the
+session goes on. Compiles take 13 to 40 s on two cores for the default profile's models.
+
 Layers an accuracy-aware INT8 method keeps in float get a ``None`` configuration by module name
-(``set_module_name_qconfig``). Its length (about 320 lines) is the runtime and its compile child
+(``set_module_name_qconfig``). Its length (about 360 lines) is the runtime and its compile child
 together: export, the PT2E recipes (QAT with its fine-tuning), the child process and the loaded package.
 """
 from __future__ import annotations
@@ -29,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +53,32 @@ from . import Prepared, Source, register_runtime, torch_threads
 #: line tables (on by default) a package is 1.1-1.3 MiB smaller and runs the same code.
 COMPILE_OPTIONS = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.enable_line_tables": False}
 _MODULE = __name__
+#: a compile child's time limit: at least this many seconds (compiles take 13 to 40 s on two cores, so
+#: this allows a slower machine and a larger model many times over) ...
+COMPILE_TIMEOUT_S = 20 * 60
+#: ... and this many per node of the exported graph, for graphs larger than the zoo's
+COMPILE_S_PER_NODE = 2
+#: the environment variable that sets the limit instead (seconds; 0 or ``none``: no limit)
+TIMEOUT_VARIABLE = "COMPRESSION_BENCH_COMPILE_TIMEOUT_S"
+
+
+def compile_timeout(nodes: int) -> float | None:
+    """Seconds a compile child of a graph of ``nodes`` nodes may run before it is killed (None: no
+    limit): ``$COMPRESSION_BENCH_COMPILE_TIMEOUT_S`` when set, else :data:`COMPILE_TIMEOUT_S` or
+    :data:`COMPILE_S_PER_NODE` per node, whichever is longer. Without a limit a compile that hangs
+    hangs the session with it."""
+    given = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not given:
+        return max(COMPILE_TIMEOUT_S, COMPILE_S_PER_NODE * nodes)
+    if given.lower() in ("none", "off"):
+        return None
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # a word, a negative number, NaN
+        raise ValueError(f"{TIMEOUT_VARIABLE} takes seconds (0 or none: no limit); got {given!r}")
+    return seconds or None
 
 
 def _pt2e():
@@ -189,10 +222,16 @@ def _qat_program(source: Source, batches: list[torch.Tensor], example: torch.Ten
         return _export(api["convert"](prepared), example)
 
 
-def _compile_in_child(folder: Path, kind: str | None, log, keep_float: tuple[str, ...] = ()) -> Path:
-    """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote."""
+def _compile_in_child(folder: Path, kind: str | None, log, keep_float: tuple[str, ...] = (),
+                      timeout: float | None = None) -> Path:
+    """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote. Past ``timeout``
+    seconds the child and the processes it started are killed: :class:`TimeoutError`."""
     (folder / "job.json").write_text(json.dumps({"kind": kind, "keep_float": list(keep_float)}))
-    done = run_child(f"{_MODULE}:_child", str(folder))
+    try:
+        done = run_child(f"{_MODULE}:_child", str(folder), timeout=timeout, group=True)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"inductor: the compile process ran past {timeout:g} s and was stopped (set "
+                           f"{TIMEOUT_VARIABLE} to more seconds, or 0 for no limit)") from None
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"inductor: the compile process failed (exit {done.returncode}):\n{tail}")
@@ -309,7 +348,8 @@ class Inductor:
                                       dynamic_batch=True)
                     torch.save(batches if kind == "static" else batches[:1], folder / "batches.pt")
             torch.export.save(program, folder / "program.pt2")
-            return _compile_in_child(folder, kind, source.say, tuple(source.keep_float)).read_bytes()
+            return _compile_in_child(folder, kind, source.say, tuple(source.keep_float),
+                                     timeout=compile_timeout(len(program.graph.nodes))).read_bytes()
 
     def load(self, artifact: bytes, threads: int) -> Prepared:
         """The package loaded (no compile); its kernels take torch's thread count at each call."""

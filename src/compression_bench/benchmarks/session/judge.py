@@ -10,7 +10,7 @@ from typing import Mapping
 from compression_bench import compression
 from compression_bench.benchmarks.measurement import stats as stats_
 from compression_bench.benchmarks.measurement.ratios import centre, dispersion
-from compression_bench.benchmarks.measurement.timing import Timing, percentile, pooled, samples_of
+from compression_bench.benchmarks.measurement.timing import Timing, percentile, pooled
 from compression_bench.benchmarks.session import pipeline
 from compression_bench.benchmarks.session.config import Config
 from compression_bench.benchmarks.session.records import setting_text
@@ -93,6 +93,7 @@ class Judge:
         ms = lambda s: None if s is None else s * 1e3  # noqa: E731
         o_size = original.metrics["size_mib"]
         paired = timing is not None and bool(timing.reference_samples)
+        tails = timing.tails if timing is not None else []  # single calls after the rounds: p90, p99 per call
         r = Record(model=trained.name, method=spec.id, label=spec.label, compression=compression_text(spec, m),
                    family=spec.family, level=spec.level, profile=self.config.profile.name, dataset=trained.data.name,
                    batch_size=batch_size, threads=threads, runtime=runtime, seed=trained.seed,
@@ -100,8 +101,8 @@ class Judge:
                    original_accuracy=original.metrics["accuracy"],
                    **{k: m.get(k) for k in METRICS},
                    latency_median_ms=ms(stats.median) if stats else None,
-                   latency_p90_ms=ms(percentile(samples_of(stats), 90)) if stats else None,
-                   latency_p99_ms=ms(percentile(samples_of(stats), 99)) if stats else None,
+                   latency_p90_ms=ms(percentile(tails, 90)), latency_p99_ms=ms(percentile(tails, 99)),
+                   tail_calls=len(tails) or None,
                    peak_mib=(memory or {}).get("peak_mib"), peak_increase_mib=(memory or {}).get("peak_increase_mib"),
                    latency_iqr_ms=ms(stats.iqr) if stats else None,
                    latency_stddev_ms=ms(stats.stddev) if stats else None,

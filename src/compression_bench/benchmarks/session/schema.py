@@ -60,9 +60,12 @@ def number(v) -> float | None:
 
 
 def _sd(r: Mapping, key: str, spec: str) -> str:
-    """`` ± 0.31`` for a row averaged over seeds (``<key>_sd``), else nothing."""
-    sd = number(r.get(key + "_sd"))
-    return "" if sd is None or (r.get("seeds") or 1) < 2 else f" ± {sd:{spec}}"
+    """`` ± 0.31`` for a row averaged over seeds (``<key>_sd``); for a ratio, whose spread is on the log
+    scale (``<key>_log_sd``), the factor `` ×/÷ 1.05``; else nothing."""
+    sd, log_sd = number(r.get(key + "_sd")), number(r.get(key + "_log_sd"))
+    if (r.get("seeds") or 1) < 2 or (sd is None and log_sd is None):
+        return ""
+    return f" ± {sd:{spec}}" if sd is not None else f" ×/÷ {math.exp(log_sd):{spec}}"
 
 
 def accuracy_cell(r: Mapping) -> str:
@@ -98,6 +101,15 @@ def latency_cell(r: Mapping) -> str:
     if v is None:
         return "–"
     return f"{v:.2f}" + ("" if lo is None or hi is None or (r.get("seeds") or 1) > 1 else f" ({lo:.1f}-{hi:.1f})")
+
+
+def tail_cell(r: Mapping) -> str:
+    """``3.41 (n=250)``: the 99th percentile of single calls and how many calls it comes from (from
+    fewer than about 100 it is close to the slowest call)."""
+    v, n = number(r.get("latency_p99_ms")), number(r.get("tail_calls"))
+    if v is None:
+        return "–"
+    return f"{v:.2f}" + ("" if n is None else f" (n={n:.0f})")
 
 
 def delta_cell(r: Mapping) -> str:
@@ -199,8 +211,11 @@ class Record:
                                                                              render=latency_cell))
     latency_low_ms: float | None = _number()
     latency_high_ms: float | None = _number()
-    latency_p90_ms: float | None = _number(column=Column("p90 (ms)", ".2f"))
-    latency_p99_ms: float | None = _number(column=Column("p99 (ms)", ".2f"))
+    # the tails, per call: percentiles of single timed calls made after the paired rounds, and how many
+    # (timing.single_calls); not of the rounds, whose blocks average up to 1,000 calls each
+    latency_p90_ms: float | None = _number(column=Column("p90 (ms, per call)", ".2f"))
+    latency_p99_ms: float | None = _number(column=Column("p99 (ms, per call)", render=tail_cell))
+    tail_calls: int | None = _number()
     latency_iqr_ms: float | None = _number(extra_info=False)
     latency_stddev_ms: float | None = _number(extra_info=False)
     latency_rounds: int | None = _number(extra_info=False)
