@@ -27,6 +27,9 @@ A model trains on such a dataset under every profile when registered with
 
 Built in:
 
+* ``fashion_mnist_small`` and ``fashion_mnist``: Fashion-MNIST, the default profile's data, packaged
+  (a fixed 12,000 of the training images and the whole test set) and whole (from a data root, Debian's
+  package or a download): see :mod:`zoo.fashion`.
 * ``digits``: the 1,797 real 8x8 handwritten digits bundled with scikit-learn, with a fixed
   stratified split into 1,347 train / 225 validation / 225 test, resized to each model's input,
   grey replicated to three channels where the model wants colour. Works offline: the default
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 
 from ..plugins import Registry
+from .fashion import load_fashion_mnist_data, load_fashion_mnist_small
 from .splits import DataBundle, DataError, Split, fit_shape
 
 __all__ = ["DATASETS", "DataBundle", "DataError", "DatasetInfo", "Split", "default_data_root",
@@ -248,6 +252,13 @@ register_dataset("digits", load_digits_data,
 register_dataset("mnist", load_mnist_data, description="MNIST through torchvision, from the data root")
 register_dataset("cifar10", load_cifar10_data, description="CIFAR-10 through torchvision, from the data root")
 
+register_dataset("fashion_mnist_small", load_fashion_mnist_small,
+                 description="Fashion-MNIST packaged with compression-bench: 12,000 of the official training images "
+                             "(10,000 train / 2,000 validation) and the official 10,000 test images (offline)")
+register_dataset("fashion_mnist", load_fashion_mnist_data,
+                 description="the whole Fashion-MNIST (55,000 train / 5,000 validation / 10,000 test), from the data "
+                             "root, Debian's dataset-fashion-mnist, or torchvision's download")
+
 #: the built-in dataset names; :func:`list_datasets` also has those registered later (and loads the
 #: plugins, which no import may do: a plugin imports this package)
-DATASETS = ("digits", "mnist", "cifar10")
+DATASETS = ("digits", "mnist", "cifar10", "fashion_mnist_small", "fashion_mnist")
