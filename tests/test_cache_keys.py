@@ -27,7 +27,7 @@ def _keys() -> tuple[str, str]:
     """(trained key, static INT8 variant key) for the smoke profile, as the code computes them now."""
     prof = zoo.get_profile("smoke")
     trained_key = hash_parts(zoo.cache_parts(MODEL, prof))
-    fake = types.SimpleNamespace(key=trained_key, digest="d" * 20, profile=prof)
+    fake = types.SimpleNamespace(key=trained_key, digest="d" * 20, profile=prof, finetune_limit=None)
     return trained_key, hash_parts(pipeline.variant_parts(fake, compression.get_method("static_int8")))
 
 
@@ -210,3 +210,130 @@ def test_training_runs_channels_last_and_hands_the_model_back_in_the_default_lay
     assert seen and all(seen)
     assert all(p.is_contiguous() for p in model.parameters())
     assert all(p.is_contiguous() for p in tm.model.parameters())  # the cached checkpoint as well
+
+
+# ---------------------------------------------------------------- builders without a source of their own
+
+LOOP = """
+import torch.nn as nn
+
+def make(width):
+    return nn.Sequential(nn.Conv2d(1, width, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))
+
+builders = {{}}
+for width in (4, 8):
+    builders[width] = (
+        lambda w=width: {body})
+"""
+
+
+def _loop_builders(folder, body: str = "make(w)") -> dict:
+    """The lambdas ``builders[4]`` and ``builders[8]`` of a module that makes them in a loop, as one
+    registers architectures in a loop (the lambda's source is a fragment of the statement around it)."""
+    import importlib.util
+    folder.mkdir()
+    path = folder / "loop.py"
+    path.write_text(LOOP.format(body=body))
+    spec = importlib.util.spec_from_file_location("loop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.builders
+
+
+def test_a_lambda_made_in_a_loop_has_a_stable_key_of_its_own(tmp_path):
+    """A lambda's source is the statement around it, which does not parse alone: it is fingerprinted
+    by its compiled code and its defaults, so two lambdas that differ only by a default differ."""
+    from compression_bench.zoo.keys import closure_fingerprint
+    one, again = _loop_builders(tmp_path / "1"), _loop_builders(tmp_path / "2")
+    assert closure_fingerprint(one[4]) != closure_fingerprint(one[8])  # the default is what differs
+    assert closure_fingerprint(one[4]) == closure_fingerprint(again[4])  # new objects, same code: same key
+    changed = _loop_builders(tmp_path / "3", "nn.Sequential(make(w), nn.ReLU())")
+    assert closure_fingerprint(changed[4]) != closure_fingerprint(one[4])
+
+
+def test_a_partial_is_keyed_by_its_function_and_its_arguments(tmp_path):
+    import functools
+    from compression_bench.zoo.keys import closure_fingerprint
+    helper = "def block(c_in, c_out):\n    return [nn.Conv2d(c_in, c_out, 3), nn.ReLU()]\n"
+    folders = iter(tmp_path / str(i) for i in range(9))
+
+    def make(helpers: str):
+        folder = next(folders)
+        folder.mkdir()
+        return _function(folder, "tiny", BUILDER.format(helpers=helpers).replace("def f():", "def f(width):")
+                         .replace("block(1, 8)", "block(1, width)"))
+    f = make(helper)
+    key = closure_fingerprint(functools.partial(f, 8))
+    assert closure_fingerprint(functools.partial(f, 8)) == key  # another partial of the same: same key
+    assert closure_fingerprint(functools.partial(make(helper), 8)) == key  # as in another process
+    assert closure_fingerprint(functools.partial(f, 16)) != key
+    assert closure_fingerprint(functools.partial(make(helper.replace("nn.ReLU()", "nn.GELU()")), 8)) != key
+
+
+CALLABLE = """
+import torch.nn as nn
+
+class Builder:
+    def __init__(self, width):
+        self.width = width
+
+    def __call__(self):
+        return nn.Sequential(nn.Conv2d(1, self.width, 3), {act}, nn.Flatten(), nn.LazyLinear(10))
+"""
+
+
+def test_a_callable_object_is_keyed_by_its_class_and_its_state(tmp_path):
+    import importlib.util
+    from compression_bench.zoo.keys import closure_fingerprint
+
+    def builder_class(folder, act: str = "nn.ReLU()"):
+        folder.mkdir()
+        (folder / "objects.py").write_text(CALLABLE.format(act=act))
+        spec = importlib.util.spec_from_file_location("objects", folder / "objects.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.Builder
+    cls = builder_class(tmp_path / "1")
+    key = closure_fingerprint(cls(8))
+    assert closure_fingerprint(cls(8)) == key == closure_fingerprint(builder_class(tmp_path / "2")(8))
+    assert closure_fingerprint(cls(16)) != key
+    assert closure_fingerprint(builder_class(tmp_path / "3", "nn.GELU()")(8)) != key
+
+
+def test_a_function_without_a_source_file_is_keyed_by_its_code():
+    """A function defined by exec (or in a notebook cell) has no source to read: its compiled code
+    counts, not its name alone."""
+    from compression_bench.zoo.keys import closure_fingerprint
+
+    def defined(body: str):
+        namespace = {"nn": __import__("torch").nn}
+        exec(f"def build():\n    return {body}\n", namespace)
+        return namespace["build"]
+    key = closure_fingerprint(defined("nn.Sequential(nn.Flatten(), nn.LazyLinear(10))"))
+    assert closure_fingerprint(defined("nn.Sequential(nn.Flatten(), nn.LazyLinear(10))")) == key
+    assert closure_fingerprint(defined("nn.Sequential(nn.Flatten(), nn.LazyLinear(12))")) != key
+
+
+def test_models_and_a_dataset_registered_through_lambdas_in_a_loop_get_trained_keys():
+    """``register_model(...)(lambda b=base: zoo.build(b))`` in a loop (and a dataset loader given as a
+    lambda or a partial): every model's trained key can be computed, and the two keys differ."""
+    import functools
+    names, datasets = [], ["LoopDigits", "PartialDigits"]
+    zoo.register_dataset("LoopDigits", lambda input_shape, *, data_root, download, real=zoo.data.load_digits_data:
+                         real(input_shape, data_root=data_root, download=download), description="digits, again")
+    zoo.register_dataset("PartialDigits", functools.partial(zoo.data.load_digits_data), description="digits, again")
+    try:
+        for base, dataset in (("SimpleCNN_6x2", "LoopDigits"), ("EnhancedLeNet5", "PartialDigits")):
+            zoo.register_model("F" + base, input_shape=(1, 28, 28), dataset=dataset,
+                               description=f"{base}, registered in a loop")(lambda b=base: zoo.build(b))
+            names.append("F" + base)
+        prof = zoo.get_profile("smoke")
+        keys = [hash_parts(zoo.trained.cache_parts(name, prof)) for name in names]
+        assert keys[0] != keys[1]
+        assert [hash_parts(zoo.trained.cache_parts(name, prof)) for name in names] == keys
+        assert zoo.get_model_info(names[0]).fingerprint != zoo.get_model_info(names[1]).fingerprint
+    finally:
+        for name in names:
+            zoo.unregister_model(name)
+        for name in datasets:
+            zoo.unregister_dataset(name)

@@ -53,7 +53,7 @@ def test_a_changed_checkpoint_rebuilds_what_depends_on_it_and_nothing_else(tmp_p
         zoo.unregister_model("Other")
 
 
-def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_default_test_split(tmp_path):
+def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_quick_profiles_test_split(tmp_path):
     """A user's ``weights=`` model has the same weights under every profile, and so have its dynamic INT8
     variant and any variant whose fine-tuning was skipped: their metrics must still be measured on the
     split of the profile that asks for them, not read from the other profile's entry."""
@@ -65,7 +65,7 @@ def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_default_test_split
     try:
         cache = zoo.ArtifactCache(tmp_path / "cache")
         seen = {}
-        for profile in ("smoke", "default"):
+        for profile in ("smoke", "quick"):
             tm = zoo.get_trained("Mine", profile, cache=cache, progress=None)
             for method in ("original", "dynamic_int8"):
                 m = pipeline.get_variant(tm, method, cache).metrics
@@ -76,7 +76,7 @@ def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_default_test_split
                                                         compression.get_method("original"), "onnxruntime", 8, cache)
             assert onnx.metrics["accuracy_images"] == len(onnx.metrics["predictions"]) == len(tm.data.report)
         assert seen["smoke", "original"]["accuracy_images"] == 100
-        assert seen["default", "original"]["accuracy_images"] == 225
+        assert seen["quick", "original"]["accuracy_images"] == 225
     finally:
         zoo.unregister_model("Mine")
 

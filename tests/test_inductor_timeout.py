@@ -24,7 +24,7 @@ from pathlib import Path
 
 def _child(folder):
     """A compile that hangs, after starting a process of its own (as Inductor's compile workers are)."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+    sleeper = subprocess.Popen([sys.executable, "-P", "-c", "import time; time.sleep(60)"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     Path(os.environ["STAND_IN_PID_FILE"]).write_text(str(sleeper.pid))
     time.sleep(10)

@@ -167,9 +167,13 @@ def test_the_shipped_files_absolute_floors_are_per_zoo_model_and_a_users_file_ma
     a model it does not name (a user's, on the user's data) gets only relative gates. A user's own file
     may set a floor for every model (its data, its models)."""
     shipped = Thresholds.load(None, models=[*MODELS, "OwnNet"], methods=METHODS, profiles=PROFILES)
-    floors = {"SimpleCNN_6x2": 97.0, "EnhancedLeNet5": 97.0, "ResNet50Custom": 97.0, "EfficientNetB0Custom": 95.0}
+    floors = {"SimpleCNN_6x2": 89.0, "EnhancedLeNet5": 88.0, "ResNet50Custom": 79.0, "EfficientNetB0Custom": 81.0}
     assert {m: shipped.gates(m, "original", "default") for m in floors} == {m: {"min_accuracy": f}
                                                                              for m, f in floors.items()}
+    digits = {"SimpleCNN_6x2": 97.0, "EnhancedLeNet5": 97.0, "ResNet50Custom": 97.0, "EfficientNetB0Custom": 95.0}
+    assert {m: shipped.gates(m, "original", "quick") for m in digits} == {m: {"min_accuracy": f}
+                                                                           for m, f in digits.items()}
+    assert "min_accuracy" not in shipped.gates("OwnNet", "original", "quick")
     for cpu_class in (None, "x86-avx2", "x86-avx512-vnni"):
         for runtime in (*RUNTIMES, "openvino"):
             for method in ("original", "static_int8", "structured_50+static_int8"):

@@ -63,7 +63,7 @@ def test_models_trace_with_fx_and_torch_pruning(name):
 def test_unknown_names_fail_with_the_valid_ones():
     with pytest.raises(zoo.UnknownModelError, match="valid names are: SimpleCNN_6x2"):
         zoo.build("LeNet")
-    with pytest.raises(zoo.UnknownProfileError, match="valid profiles are: smoke, default, full"):
+    with pytest.raises(zoo.UnknownProfileError, match="valid profiles are: smoke, quick, default, full"):
         zoo.get_profile("fast")
     with pytest.raises(DataError, match="valid names are: digits"):
         zoo.load_dataset("imagenet", (3, 32, 32))

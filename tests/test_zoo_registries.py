@@ -153,7 +153,7 @@ def load_tiny3(input_shape, *, data_root, download):
 
 def test_a_dataset_from_a_torch_dataset_gives_its_classes_and_trains(register, tmp_path):
     register.dataset("tiny3", load_tiny3)
-    assert "tiny3" in zoo.list_datasets() and zoo.DATASETS == ("digits", "mnist", "cifar10")
+    assert "tiny3" in zoo.list_datasets() and zoo.DATASETS == ("digits", "mnist", "cifar10", "fashion_mnist_small", "fashion_mnist")
     data = zoo.load_dataset("tiny3", (1, 8, 8))
     assert data.num_classes == 3 and (len(data.train), len(data.val)) == (60, 30)
     assert data.train.first_batch(4).shape == (4, 1, 8, 8)
@@ -181,7 +181,7 @@ def test_split_from_dataset_rejects_items_that_are_not_image_tensors():
 
 def test_unknown_dataset_lists_the_valid_ones(register):
     register.dataset("tiny3", load_tiny3)
-    with pytest.raises(DataError, match="unknown dataset 'imagenet'; valid names are: digits, mnist, cifar10, tiny3"):
+    with pytest.raises(DataError, match="unknown dataset 'imagenet'; valid names are: digits, mnist, cifar10, fashion_mnist_small, fashion_mnist, tiny3"):
         zoo.load_dataset("imagenet", (3, 32, 32))
     with pytest.raises(ValueError, match="registered twice"):
         zoo.register_dataset("digits", load_tiny3, description="again")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .context import CompressionContext
 
 #: Profile names every spec has a fine-tune budget for.
-PROFILES = ("smoke", "default", "full")
+PROFILES = ("smoke", "quick", "default", "full")
 
 
 class UnknownMethodError(ValueError):
@@ -72,9 +72,10 @@ NO_FINETUNE = FineTune(0, 1.0)
 
 
 def budgets(smoke: FineTune = NO_FINETUNE, default: FineTune = NO_FINETUNE,
-            full: FineTune = NO_FINETUNE) -> Mapping[str, FineTune]:
-    """A fine-tune budget for each profile."""
-    return MappingProxyType({"smoke": smoke, "default": default, "full": full})
+            full: FineTune = NO_FINETUNE, quick: FineTune | None = None) -> Mapping[str, FineTune]:
+    """A fine-tune budget for each profile (``quick``: ``default``'s where not given)."""
+    return MappingProxyType({"smoke": smoke, "quick": default if quick is None else quick, "default": default,
+                             "full": full})
 
 
 class Method:

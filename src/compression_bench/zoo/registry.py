@@ -40,7 +40,7 @@ class ModelInfo:
     description: str
     recipe: RecipeSpec = field(default=None, compare=False)  # own recipe: one, or per profile name
     weights: str | None = None  # absolute path of a checkpoint loaded instead of training
-    dataset: str | None = None  # the model's own dataset, used by every profile (None: digits, then full_dataset)
+    dataset: str | None = None  # the model's own dataset, used by every profile (None: the profile's own, full_dataset under full)
 
     @property
     def fingerprint(self) -> str:
@@ -63,7 +63,7 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
     * ``dataset``: registered dataset the model trains and is evaluated on under every profile
       (smoke takes its stratified subsets of it), e.g. its own ``ImageFolder``.
     * ``full_dataset``: without ``dataset``, the registered dataset of the ``full`` profile (the
-      other profiles use the embedded digits); the default ``"digits"`` needs no files. With
+      other profiles use their own: Fashion-MNIST under default, the embedded digits under quick and smoke); the default ``"digits"`` needs no files. With
       ``dataset`` it may be left out or must name the same dataset.
     * ``recipe``: a :class:`Recipe` for every profile, or a dict profile name -> Recipe; profiles
       it leaves out use their own recipes (:meth:`Profile.recipe_for`).

@@ -48,6 +48,17 @@ class TrainedModel:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def finetune_data(self) -> DataBundle:
+        """What derived variants fine-tune on: the data, with the training split cut to the profile's
+        :meth:`~zoo.profiles.Profile.finetune_limit_for` this model (a fixed stratified part) where it sets one."""
+        return self.data.subset(self.finetune_limit, None, None)
+
+    @property
+    def finetune_limit(self) -> int | None:
+        """How many training images derived variants fine-tune on (None: all); part of their keys."""
+        return self.profile.finetune_limit_for(self.name)
+
     def finetune(self, model: nn.Module, epochs: int, lr_scale: float, *, tag: str | None = None,
                  on_epoch_start=None, progress: Progress | None = print_progress,
                  recalibrate_bn: bool = False, stop_when=None) -> None:
@@ -57,7 +68,7 @@ class TrainedModel:
         activations no longer match the statistics the original collected). ``stop_when(model)``,
         asked after each epoch, ends fine-tuning early when it says True.
         """
-        finetune(model, self.data, self.recipe, epochs, lr_scale, tag=tag or self.name,
+        finetune(model, self.finetune_data, self.recipe, epochs, lr_scale, tag=tag or self.name,
                  on_epoch_start=on_epoch_start, progress=progress, evaluate_each_epoch=False,
                  precise_bn=recalibrate_bn, device=self.device, stop_when=stop_when)
         model.to("cpu")

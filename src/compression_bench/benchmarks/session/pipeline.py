@@ -139,6 +139,8 @@ def variant_parts(trained: TrainedModel, spec: MethodSpec, parent: "Variant | No
              "calibration": [CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE],
              "train_threads": zoo.training.train_threads(),  # fine-tuning numerics depend on it
              "code": compression_code_fingerprint(spec.id), "versions": package_versions(*COMPRESSION_PACKAGES)}
+    if trained.finetune_limit is not None:  # fine-tuning sees this many training images
+        parts["finetune_images"] = trained.finetune_limit
     if parent is not None:
         parts["parent_digest"] = parent.digest
     return parts

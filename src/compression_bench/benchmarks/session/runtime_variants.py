@@ -120,6 +120,8 @@ def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_
         parts["calibration"] = [pipeline.CALIBRATION_BATCHES, pipeline.CALIBRATION_BATCH_SIZE, trained.key]
         if _budget(spec, trained.profile.name).epochs:
             parts["train_threads"] = zoo.training.train_threads()  # fine-tuning numerics depend on it
+            if trained.finetune_limit is not None:
+                parts["finetune_images"] = trained.finetune_limit
     if rt.batch_specific:
         parts["batch_size"] = batch_size
     return parts
