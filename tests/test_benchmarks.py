@@ -417,7 +417,9 @@ def test_suite_runs_the_whole_smoke_matrix_and_writes_tables_and_files(tmp_path)
         # accuracy on the held-out test split, with its interval; tail latency beside the median
         assert orig["accuracy_split"] == "test" and orig["accuracy_images"] == 100
         assert orig["accuracy_low"] <= orig["accuracy"] <= orig["accuracy_high"]
-        assert orig["latency_median_ms"] <= orig["latency_p90_ms"] <= orig["latency_p99_ms"]
+        # the tails come from their own pass of single calls after the paired rounds, not from the rounds
+        # the median comes from, so only their own order holds (a busy CI machine put the median above p90)
+        assert 0 < orig["latency_p90_ms"] <= orig["latency_p99_ms"] and orig["tail_calls"] >= 20
         q = by[(model, "static_int8")]
         assert 0 <= q["delta_p_value"] <= 1 and isinstance(q["delta_significant"], bool) and 0 <= q["agreement"] <= 100
         assert set(q["per_class_delta"]) == {str(k) for k in range(10)}

@@ -144,7 +144,7 @@ def exported_float_program(runtime, model, monkeypatch, tmp_path) -> tuple:
     """What a float build hands to its compile process (the child's only input), without compiling:
     its graph, signature and weights (the saved file itself holds ids that differ run to run)."""
     with monkeypatch.context() as patch:
-        patch.setattr(inductor, "_compile_in_child", lambda folder, kind, log, *rest: folder / "program.pt2")
+        patch.setattr(inductor, "_compile_in_child", lambda folder, kind, log, *rest, **kw: folder / "program.pt2")
         path = tmp_path / "program.pt2"
         path.write_bytes(runtime.build(source("original", model)))
     program = torch.export.load(path)

@@ -266,7 +266,7 @@ def test_cli_list_shows_models_datasets_and_params():
     out = _cli("list").stdout
     for name in REPORT_PARAMS_M:
         assert name in out
-    assert "23.53" in out and "digits" in out
+    assert "23.53" in out and "fashion_mnist_small" in out  # the default profile's data
 
 
 @pytest.mark.e2e
