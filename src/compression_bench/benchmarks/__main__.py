@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks.reporting import compare, saved, tracking
+from compression_bench.benchmarks.reporting import compare, machines, saved, tracking
 from compression_bench.benchmarks.session import options, transfer
 
 
@@ -175,7 +175,7 @@ def _machines(args) -> int:
             results[key] = json.loads(path.read_text(encoding="utf-8"))
     if not results:
         raise tracking.TrackingError(f"no session has been logged to experiment {t.experiment!r} at {t.shown}.")
-    headers, rows, notes = tracking.machine_table(results, args.model)
+    headers, rows, notes = machines.machine_table(results, args.model)
     if not rows:
         raise tracking.TrackingError(f"no machine's latest session in {t.experiment!r} has model {args.model!r}.")
     title = f"{args.model}: speedup [95% CI] against each machine's eager float original, latest session per machine"
