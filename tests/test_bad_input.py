@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from compression_bench import zoo
-from compression_bench.benchmarks.session import pipeline
-from compression_bench.benchmarks.reporting import report
+from compression_bench.benchmarks.variants import cached
+from compression_bench.benchmarks.reporting import files
 from compression_bench.zoo import ArtifactCache, CacheError, CacheWarning
 from compression_bench.zoo.cache import read_entry, write_entry
 
@@ -140,7 +140,7 @@ def built(tmp_path_factory, smoke_cache):
     cache = ArtifactCache(root)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
     assert tm.from_cache
-    v = pipeline.get_variant(tm, "static_int8", cache)
+    v = cached.get_variant(tm, "static_int8", cache)
     return root, tm.accuracy, v.metrics
 
 
@@ -165,7 +165,7 @@ def test_a_bit_flip_in_a_trained_model_is_caught_and_rebuilt_to_the_right_figure
     with pytest.warns(CacheWarning, match="checksum mismatch"):
         tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
     assert not tm.from_cache and tm.accuracy == built[1]
-    v = pipeline.get_variant(tm, "static_int8", cache)  # same weights again: the variant stays valid
+    v = cached.get_variant(tm, "static_int8", cache)  # same weights again: the variant stays valid
     assert v.from_cache and v.metrics["accuracy"] == built[2]["accuracy"]
 
 
@@ -182,7 +182,7 @@ def test_an_edited_metric_is_caught_and_measured_again(built, tmp_path):
     path.write_bytes(raw[:header_end] + buf.getvalue())
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
     with pytest.warns(CacheWarning, match="checksum mismatch"):
-        v = pipeline.get_variant(tm, "static_int8", cache)
+        v = cached.get_variant(tm, "static_int8", cache)
     assert v.from_cache and v.measured  # the variant was kept, only its metrics were measured again
     assert v.metrics["accuracy"] == built[2]["accuracy"] != 99.99
 
@@ -196,7 +196,7 @@ def test_a_parent_rebuilt_to_other_weights_rebuilds_what_was_derived_from_it(bui
     write_entry(path, blob)  # with a valid checksum: a legitimate, different parent
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
     assert tm.from_cache
-    v = pipeline.get_variant(tm, "static_int8", cache)
+    v = cached.get_variant(tm, "static_int8", cache)
     assert not v.from_cache and v.measured
 
 
@@ -264,14 +264,14 @@ def test_write_results_names_every_file_it_could_not_write(tmp_path, monkeypatch
     rec = {"model": "M", "method": "original", "label": "Original", "compression": "N/A", "accuracy": 90.0,
            "batch_size": 64, "threads": 1, "params": 1, "nonzero_params": 1, "size_mib": 1.0,
            "zero_aware_size_mib": 1.0, "macs": 1}
-    real = report.write_atomic
+    real = files.write_atomic
 
     def failing(path, text):
         if path.name == "results.json":
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, text)
-    monkeypatch.setattr(report, "write_atomic", failing)
-    paths, unwritten = report.write_results([rec], {}, tmp_path)
+    monkeypatch.setattr(files, "write_atomic", failing)
+    paths, unwritten = files.write_results([rec], {}, tmp_path)
     assert set(paths) == {"report", "csv"} and len(unwritten) == 1 and "results.json" in unwritten[0]
     assert not (tmp_path / "results.json").exists()
 
@@ -298,5 +298,5 @@ def test_a_write_that_fails_midway_leaves_the_previous_file(tmp_path):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"ok": True}))
     with pytest.raises(TypeError):
-        report.write_atomic(path, 12345)  # not text: fails while writing
+        files.write_atomic(path, 12345)  # not text: fails while writing
     assert json.loads(path.read_text()) == {"ok": True} and not list(tmp_path.glob(".*.tmp"))

@@ -13,9 +13,9 @@ import pytest
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks.reporting import report
+from compression_bench.benchmarks.reporting import files, report
 from compression_bench.benchmarks.measurement import ratios, timing
-from compression_bench.benchmarks.session.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
+from compression_bench.benchmarks.gates.thresholds import (Thresholds, ThresholdsError, accuracy_failures, size_failures,
                                                      speed_verdicts)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -377,7 +377,7 @@ def test_tables_sort_by_accuracy_bold_original_and_show_ratios(tmp_path):
         "Pruning (Structured)", "**Original**", "Quantization (Static)"]
     assert "4.00x" in text and "0.250x" in text and "-0.50" in text
     assert "–" in lines[0]  # no latency measured: a dash, and no speedup
-    paths, unwritten = report.write_results(recs, {"profile": "smoke"}, tmp_path)
+    paths, unwritten = files.write_results(recs, {"profile": "smoke"}, tmp_path)
     assert unwritten == []
     data = json.loads(paths["json"].read_text())
     assert [r["method"] for r in data["results"]] == ["original", "static_int8", "structured_30"]
@@ -515,7 +515,7 @@ def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_ow
     CPU; 1.5x with AVX-512 VNNI: 5.4-7.1x measured). Judged as the suite judges it, on the interval."""
     import torch
     from compression_bench.benchmarks.measurement import machine
-    from compression_bench.benchmarks.session import pipeline
+    from compression_bench.benchmarks.variants import cached
     cls = machine.identify()["capability_class"]
     floor = Thresholds.load(None, models=MODELS, methods=METHODS, profiles=PROFILES).gates(
         "EnhancedLeNet5", "static_int8", "default", cpu_class=cls).get("min_speedup")
@@ -523,7 +523,7 @@ def test_a_real_int8_variant_meets_its_cpu_classs_speed_floor_with_the_suites_ow
         pytest.skip(f"no static INT8 speed floor for class {cls}")
     cache = zoo.ArtifactCache(tmp_path / "cache")
     tm = zoo.get_trained("EnhancedLeNet5", "smoke", cache=cache, progress=None)
-    int8 = pipeline.get_variant(tm, "static_int8", cache).model
+    int8 = cached.get_variant(tm, "static_int8", cache).model
     x = tm.data.val.first_batch(64)
 
     def runner(model):

@@ -15,7 +15,7 @@ import pytest
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks.session import pipeline
+from compression_bench.benchmarks.variants import cached
 from compression_bench.zoo import ArtifactCache
 from compression_bench.zoo.cache import hash_parts
 from compression_bench.zoo.keys import code_fingerprint
@@ -28,7 +28,7 @@ def _keys() -> tuple[str, str]:
     prof = zoo.get_profile("smoke")
     trained_key = hash_parts(zoo.cache_parts(MODEL, prof))
     fake = types.SimpleNamespace(key=trained_key, digest="d" * 20, profile=prof, finetune_limit=None)
-    return trained_key, hash_parts(pipeline.variant_parts(fake, compression.get_method("static_int8")))
+    return trained_key, hash_parts(cached.variant_parts(fake, compression.get_method("static_int8")))
 
 
 @pytest.mark.parametrize("package, retrains", [("torch", True), ("torchvision", True), ("scikit-learn", True),
@@ -47,7 +47,7 @@ def test_a_change_of_the_training_or_compression_code_changes_the_keys(monkeypat
     monkeypatch.setattr(zoo.trained, "training_code_fingerprint", lambda: "changed")
     assert _keys()[0] != trained
     monkeypatch.undo()
-    monkeypatch.setattr(pipeline, "compression_code_fingerprint", lambda *_: "changed")
+    monkeypatch.setattr(cached, "compression_code_fingerprint", lambda *_: "changed")
     now = _keys()
     assert now[0] == trained and now[1] != variant  # the model is not retrained; its variants are rebuilt
 
@@ -111,12 +111,12 @@ def test_editing_a_helper_the_builder_calls_changes_the_models_key(tmp_path, mon
 def test_new_measurement_code_re_measures_without_rebuilding(tmp_path, monkeypatch):
     cache = ArtifactCache(tmp_path)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
-    first = pipeline.get_variant(tm, "dynamic_int8", cache)
+    first = cached.get_variant(tm, "dynamic_int8", cache)
     assert not first.from_cache and first.measured
-    again = pipeline.get_variant(tm, "dynamic_int8", cache)
+    again = cached.get_variant(tm, "dynamic_int8", cache)
     assert again.from_cache and not again.measured and again.metrics == first.metrics
-    monkeypatch.setattr(pipeline, "measure_code_fingerprint", lambda: "a fixed metric")
-    fresh = pipeline.get_variant(tm, "dynamic_int8", cache)
+    monkeypatch.setattr(cached, "measure_code_fingerprint", lambda: "a fixed metric")
+    fresh = cached.get_variant(tm, "dynamic_int8", cache)
     assert fresh.from_cache and fresh.measured  # variant loaded, metrics measured again
     kinds = [line.split("\t")[2].split("/")[0] for line in (tmp_path / "builds.log").read_text().splitlines()]
     assert kinds == ["trained", "variants", "metrics", "metrics"]
@@ -139,7 +139,7 @@ def test_every_fine_tune_runs_on_the_training_device(smoke_cache_copy, monkeypat
     monkeypatch.setattr(zoo, "evaluate", lambda model, split, **kw: 100.0 if model is tm.model else 0.0)
     for method in ("qat_int8", "unstructured_30", "structured_30"):
         before = len(seen)
-        v = pipeline.get_variant(tm, method, cache)
+        v = cached.get_variant(tm, method, cache)
         assert not v.from_cache and seen[before:] == ["cuda:7"], (method, seen)
         assert all(p.device.type == "cpu" for p in v.model.parameters())  # back on the CPU for timing
 
@@ -150,7 +150,7 @@ def test_a_runtime_library_upgrade_measures_peak_memory_anew(monkeypatch, runtim
     """The peak-memory entry of a variant depends on the runtime that runs it: its key holds that
     runtime's library versions, not torch's alone."""
     import torch
-    from compression_bench.benchmarks.measurement import peakmem
+    from compression_bench.benchmarks.variants import memory as peakmem
     from compression_bench.benchmarks.runtimes import get_runtime
 
     seen = []

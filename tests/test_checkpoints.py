@@ -7,7 +7,7 @@ from torch import nn
 
 from compression_bench import zoo
 from compression_bench import compression
-from compression_bench.benchmarks.session import pipeline, runtime_variants
+from compression_bench.benchmarks.variants import cached, runtime_variants
 
 
 def _net() -> nn.Module:
@@ -31,7 +31,7 @@ def test_a_changed_checkpoint_rebuilds_what_depends_on_it_and_nothing_else(tmp_p
             out = {}
             for name in ("Mine", "Other"):
                 tm = zoo.get_trained(name, "smoke", cache=cache, progress=None)
-                out[name] = (tm, {m: pipeline.get_variant(tm, m, cache) for m in methods})
+                out[name] = (tm, {m: cached.get_variant(tm, m, cache) for m in methods})
             return out
 
         first = everything()
@@ -68,11 +68,11 @@ def test_a_checkpoint_tried_on_smoke_is_measured_again_on_the_quick_profiles_tes
         for profile in ("smoke", "quick"):
             tm = zoo.get_trained("Mine", profile, cache=cache, progress=None)
             for method in ("original", "dynamic_int8"):
-                m = pipeline.get_variant(tm, method, cache).metrics
+                m = cached.get_variant(tm, method, cache).metrics
                 seen[profile, method] = m
                 assert m["accuracy_images"] == len(tm.data.report) and m["accuracy_split"] == "test"
                 assert len(m["predictions"]) == len(tm.data.report)
-            onnx = runtime_variants.get_runtime_variant(pipeline.get_variant(tm, "original", cache),
+            onnx = runtime_variants.get_runtime_variant(cached.get_variant(tm, "original", cache),
                                                         compression.get_method("original"), "onnxruntime", 8, cache)
             assert onnx.metrics["accuracy_images"] == len(onnx.metrics["predictions"]) == len(tm.data.report)
         assert seen["smoke", "original"]["accuracy_images"] == 100
@@ -90,14 +90,14 @@ def test_metrics_measured_on_another_split_are_measured_again(tmp_path):
     try:
         cache = zoo.ArtifactCache(tmp_path / "cache")
         tm = zoo.get_trained("Tiny", "smoke", cache=cache, progress=None)
-        first = pipeline.get_variant(tm, "original", cache)
+        first = cached.get_variant(tm, "original", cache)
         assert first.measured
-        parts = pipeline.metric_parts(tm, compression.get_method("original"), first.digest)
+        parts = cached.metric_parts(tm, compression.get_method("original"), first.digest)
         cache.path("metrics", "Tiny-original", hash_parts(parts)).unlink()
         stale = {**first.metrics, "accuracy_images": 7, "predictions": first.metrics["predictions"][:7]}
         cache.get_or_build("metrics", "Tiny-original", parts, lambda: {"metrics": stale})
-        again = pipeline.get_variant(tm, "original", cache)
+        again = cached.get_variant(tm, "original", cache)
         assert again.measured and again.metrics["accuracy_images"] == len(tm.data.report) == 100
-        assert pipeline.get_variant(tm, "original", cache).measured is False  # the new entry is believed
+        assert cached.get_variant(tm, "original", cache).measured is False  # the new entry is believed
     finally:
         zoo.unregister_model("Tiny")

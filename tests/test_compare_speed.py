@@ -9,7 +9,7 @@ import pytest
 
 from compression_bench.benchmarks.reporting import compare, saved
 from compression_bench.benchmarks.measurement import timing
-from compression_bench.benchmarks.session.options import OptionError, drop_fraction
+from compression_bench.benchmarks.settings.options import OptionError, drop_fraction
 
 
 class _NoisyMachine:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from compression_bench.benchmarks.runtimes import Source, inductor
-from compression_bench.benchmarks.session.errors import VariantFailure
+from compression_bench.benchmarks.errors import VariantFailure
 from compression_bench.compression import get_method
 
 STAND_IN = '''

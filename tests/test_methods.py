@@ -143,7 +143,7 @@ def test_every_opt_in_method_builds_and_reloads(method_id, data):
 
 
 def test_gates_for_unregistered_levels_and_compositions_are_derived_and_registered_ids_keep_their_own():
-    from compression_bench.benchmarks.session.thresholds import Thresholds
+    from compression_bench.benchmarks.gates.thresholds import Thresholds
     t = Thresholds({"methods": {"structured_50": {"max_accuracy_drop": 3.0, "max_size_ratio": 0.5},
                                 "structured_70": {"max_accuracy_drop": 8.0, "max_size_ratio": 0.3},
                                 "static_int8": {"max_accuracy_drop": 1.0, "max_size_ratio": 0.3, "min_speedup": 1.5}},

@@ -10,7 +10,7 @@ import types
 import pytest
 import torch
 
-from compression_bench.benchmarks.measurement import peakmem
+from compression_bench.benchmarks.variants import memory as peakmem
 from compression_bench.benchmarks.runtimes import get_runtime
 from compression_bench.zoo import ArtifactCache
 

@@ -48,7 +48,7 @@ from filelock import FileLock
 
 from compression_bench import compression
 from compression_bench import zoo
-from compression_bench.benchmarks.session import pipeline
+from compression_bench.benchmarks.variants import cached
 from compression_bench.zoo import ArtifactCache, CacheWarning
 from compression_bench.zoo.cache import MAGIC, read_entry, write_entry
 
@@ -239,7 +239,7 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("reference-cache")
     cache = ArtifactCache(root)
     tm = zoo.get_trained(MODEL, "smoke", cache=cache, progress=None)
-    variant = pipeline.get_variant(tm, "dynamic_int8", cache)
+    variant = cached.get_variant(tm, "dynamic_int8", cache)
     assert not tm.from_cache and not variant.from_cache
     return root, tm, variant
 
@@ -267,7 +267,7 @@ def _assert_rebuilt_as_before(cache: ArtifactCache, tm, reference, got) -> None:
     x = tm.data.val.first_batch(16)
     with torch.inference_mode():
         assert torch.equal(got.model(x), ref.model(x))
-    again = pipeline.get_variant(tm, "dynamic_int8", cache)
+    again = cached.get_variant(tm, "dynamic_int8", cache)
     assert again.from_cache and _same_metrics(again.metrics, ref.metrics)
 
 
@@ -300,7 +300,7 @@ def test_damaged_variant_entry_is_reported_and_rebuilt(tmp_path, reference, dama
         assert marker.exists()
         marker.unlink()
     with pytest.warns(CacheWarning, match="discarding unreadable cache entry .*variants.*rebuilding it"):
-        got = pipeline.get_variant(tm, "dynamic_int8", cache)
+        got = cached.get_variant(tm, "dynamic_int8", cache)
     assert not marker.exists()  # refused, never run
     _assert_rebuilt_as_before(cache, tm, reference, got)
 
@@ -313,7 +313,7 @@ def test_variant_of_another_compression_version_is_rebuilt(tmp_path, reference, 
     write_entry(entry, blob)
     with warnings.catch_warnings(record=True) as caught:  # not pytest.warns: it would mask the error
         warnings.simplefilter("always")
-        got = pipeline.get_variant(tm, "dynamic_int8", cache)
+        got = cached.get_variant(tm, "dynamic_int8", cache)
     assert any(issubclass(w.category, CacheWarning) for w in caught), [str(w.message) for w in caught]
     _assert_rebuilt_as_before(cache, tm, reference, got)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from compression_bench.benchmarks.reporting import compare, plots, recommend, report, saved
+from compression_bench.benchmarks.reporting import compare, files, plots, recommend, report, saved
 from compression_bench.benchmarks.__main__ import main as cli
-from compression_bench.benchmarks.session import records
+from compression_bench.benchmarks.results import records
+from compression_bench.benchmarks.results.document import results_document
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -240,7 +241,7 @@ def test_a_plot_notice_is_a_note_in_the_report(tmp_path):
     recs = zoo_records(lat=False)
     result = plots.make_plots(recs, tmp_path / "rep")
     assert result.notices == [plots.NO_LATENCY] and len(plots.NO_LATENCY.splitlines()) == 1
-    paths, _ = report.write_results(recs, {"Profile": "smoke"}, tmp_path / "rep", plots=result)
+    paths, _ = files.write_results(recs, {"Profile": "smoke"}, tmp_path / "rep", plots=result)
     text = paths["report"].read_text()
     assert f"> **Note:** {plots.NO_LATENCY}" in text
     assert "M-accuracy-size.png" in text and "accuracy-latency" not in text
@@ -250,7 +251,7 @@ def test_a_plot_notice_is_a_note_in_the_report(tmp_path):
 
 def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
     recs = zoo_records("EnhancedLeNet5")
-    header = report.run_header(recs, profile="smoke", batch_sizes=[64], threads=2,
+    header = files.run_header(recs, profile="smoke", batch_sizes=[64], threads=2,
                                versions={"torch": "2.x", "torchvision": "0.y", "torch-pruning": "1.z"}, repo=tmp_path)
     assert header["Git commit"] == "unknown" and header["Dataset"] == "digits"  # tmp_path is no git checkout
     assert {"Date", "Profile", "Batch size(s)", "Threads", "CPU", "torch", "torchvision",
@@ -264,7 +265,7 @@ def test_report_is_a_document_with_header_tables_and_recommendations(tmp_path):
             "measured), -0.2 pts\n") in text
     mixed = ([dict(r, dataset="MNIST") for r in zoo_records("A")] +
              [dict(r, dataset="CIFAR-10") for r in zoo_records("B")])
-    assert report.datasets_text(mixed) == "MNIST (A); CIFAR-10 (B)"
+    assert files.datasets_text(mixed) == "MNIST (A); CIFAR-10 (B)"
     lines = report.render_recommendations(recs)
     int8 = "static_int8: 4.0x smaller, 2.7x faster than eager float (the fastest float original measured), -0.2 pts"
     assert lines == [f"EnhancedLeNet5 @ batch 64, 2 threads: smallest — {int8}; fastest — {int8}"]
@@ -369,7 +370,7 @@ def test_unreadable_runs_exit_2_with_one_sentence(tmp_path, capsys, content, mes
 
 def _results(**changes) -> dict:
     """A results.json whose static INT8 entry has ``changes``."""
-    return report.results_document([dict(r, **changes) if r["method"] == "static_int8" else r
+    return results_document([dict(r, **changes) if r["method"] == "static_int8" else r
                                     for r in zoo_records()], {"Profile": "smoke"})
 
 
@@ -383,7 +384,7 @@ def _results(**changes) -> dict:
     ({"speedup": "fast"}, "entry 3 (M / static_int8) has speedup 'fast', not a number"),
 ])
 def test_a_malformed_results_file_exits_2_with_one_sentence_naming_the_entry(tmp_path, capsys, changes, message):
-    a = report.write_results(zoo_records(), {"Profile": "smoke"}, tmp_path / "a")[0]["json"]
+    a = files.write_results(zoo_records(), {"Profile": "smoke"}, tmp_path / "a")[0]["json"]
     bad = _write(tmp_path / "b" / "results.json", _results(**changes))
     assert cli(["compare", str(a), str(bad)]) == 2
     err = capsys.readouterr().err.strip()
@@ -429,9 +430,9 @@ def test_compare_as_a_module_never_shows_a_traceback(tmp_path):
 
 def test_results_json_of_the_suite_can_be_compared_too(tmp_path, capsys):
     recs = zoo_records()
-    a = report.write_results(recs, {"Profile": "smoke", "Git commit": "abc1234"}, tmp_path / "a")[0]["json"]
+    a = files.write_results(recs, {"Profile": "smoke", "Git commit": "abc1234"}, tmp_path / "a")[0]["json"]
     worse = [dict(r, accuracy=r["accuracy"] - (2 if r["method"] == "static_int8" else 0)) for r in recs]
-    b = report.write_results(worse, {"Profile": "default"}, tmp_path / "b")[0]["json"]
+    b = files.write_results(worse, {"Profile": "default"}, tmp_path / "b")[0]["json"]
     assert cli(["compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert _table_rows(out, "M")["static_int8"][2] == "-2.00"
@@ -483,6 +484,6 @@ def test_the_header_names_each_dataset_once_whatever_rows_did_not_run():
     ran = {"model": "EnhancedLeNet5", "method": "original", "dataset": "digits"}
     skipped = {"model": "EnhancedLeNet5", "method": "qat_int8", "runtime": "onnxruntime", "dataset": None,
                "status": "n/a: no QAT graph"}
-    assert report.datasets_text([ran, skipped]) == "digits"
+    assert files.datasets_text([ran, skipped]) == "digits"
     other = {"model": "ResNet50Custom", "method": "original", "dataset": "cifar10"}
-    assert report.datasets_text([ran, skipped, other]) == "digits (EnhancedLeNet5); cifar10 (ResNet50Custom)"
+    assert files.datasets_text([ran, skipped, other]) == "digits (EnhancedLeNet5); cifar10 (ResNet50Custom)"

@@ -14,13 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from compression_bench.benchmarks.session import options, schema
+from compression_bench.benchmarks.settings import options
+from compression_bench.benchmarks.results import schema
 from compression_bench.benchmarks.measurement import timing
 from compression_bench.benchmarks.reporting import saved as saved_runs
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.session.config import Config
-from compression_bench.benchmarks.session.schema import Record
-from compression_bench.benchmarks.session.session import Session, SessionError
+from compression_bench.benchmarks.settings.config import Config
+from compression_bench.benchmarks.results.schema import Record
+from compression_bench.benchmarks.errors import SessionError
+from compression_bench.benchmarks.reporting.session_end import finish
+from compression_bench.benchmarks.session.session import Session
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 MODELS = "EnhancedLeNet5,SimpleCNN_6x2"
@@ -56,7 +59,7 @@ def test_finish_sorts_in_selection_order_and_derives_ratios(tmp_path):
               rec("SimpleCNN_6x2", "original", lat=10.0),
               rec("EnhancedLeNet5", "original", lat=9.0)]:
         s.judge.add(r)
-    out = s.finish()
+    out = finish(s)
     assert out.status == 0, out.lines
     assert [(r["model"], r["method"]) for r in out.records] == [
         ("EnhancedLeNet5", "original"), ("EnhancedLeNet5", "static_int8"),
@@ -118,7 +121,7 @@ def test_a_failed_gate_gives_exit_status_1(tmp_path):
     bad = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, size_ratio=0.25))
     assert len(bad.gate_failures) == 1 and "at most 0.010x" in bad.gate_failures[0]
     s.judge.add(bad)
-    out = s.finish()
+    out = finish(s)
     assert out.status == 1
     assert ("gates failed (each in its own test)", "section") in out.lines
     assert (bad.gate_failures[0], "red") in out.lines
@@ -132,7 +135,7 @@ def test_a_speed_gate_whose_interval_straddles_it_is_inconclusive_and_gives_exit
     assert "95% interval 3.80-4.40x" in r.inconclusive[0] and "required at least 4.20x" in r.inconclusive[0]
     s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
     s.judge.add(r)
-    assert s.finish().status == 6
+    assert finish(s).status == 6
     # the same estimate with the whole interval below the floor is a failure
     below = s.judge.gate(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0, speedup_low=3.9,
                              speedup_high=4.1))
@@ -165,7 +168,7 @@ def test_a_speed_variant_slower_than_what_it_replaces_is_flagged_with_its_cause_
     (flag,) = comp.flags
     assert "slower than its parent structured_50 on eager: 1.60x (1.50-1.70) against 2.00x" in flag
     s.judge.add(comp)
-    lines = [text for text, _ in s.finish().lines]
+    lines = [text for text, _ in finish(s).lines]
     assert any(line.startswith("slower than what they replace") for line in lines)
     assert any(line.startswith("EnhancedLeNet5 / structured_50+static_int8: slower than its parent") for line in lines)
 
@@ -176,7 +179,7 @@ def test_an_unwritable_report_dir_gives_exit_status_7_and_names_each_file(tmp_pa
     # the report directory became unusable after the start
     s = Session(replace(config, report_dir=tmp_path / "a-file" / "report"), say=lambda message: None)
     s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
-    out = s.finish()
+    out = finish(s)
     assert out.status == 7 and out.paths == {}
     for name in ("report.md", "results.json", "results.csv"):
         (line,) = [u for u in out.unwritten if f"/{name} " in u]
@@ -188,7 +191,7 @@ def test_result_files_hold_the_schemas_fields(tmp_path):
     s = _session(tmp_path)
     s.judge.add(rec("EnhancedLeNet5", "original", lat=10.0))
     s.judge.add(rec("EnhancedLeNet5", "static_int8", size=1.0, lat=2.0, ref=8.0))
-    out = s.finish()
+    out = finish(s)
     rows = list(csv.DictReader(out.paths["csv"].open()))
     assert list(rows[0]) == schema.FIELDS and "runtime" in schema.FIELDS
     assert rows[1]["speedup"] == "4.0" and rows[1]["runtime"] == "eager"
@@ -293,7 +296,7 @@ def test_runtime_rows_get_speedups_against_their_own_float_and_eager_and_a_cross
               rec("EnhancedLeNet5", "static_int8", acc=96.9, size=1.1, lat=8.0, ref=16.0, **ort),
               rec("EnhancedLeNet5", "structured_50", acc=90.0, size=2.0, lat=4.0, ref=16.0, **ort)]:
         s.judge.add(r)
-    out = s.finish()
+    out = finish(s)
     rows = {(r["runtime"], r["method"]): r for r in out.records}
     assert [(r["runtime"], r["method"]) for r in out.records][:2] == [("eager", "original"), ("eager", "static_int8")]
     assert rows["onnxruntime", "static_int8"]["speedup"] == 2.0             # against ORT's own float original
@@ -386,7 +389,7 @@ def test_every_suite_option_s_help_text_prints():
     format: "e.g. 10%" once made the whole help fail with a TypeError."""
     import argparse
 
-    from compression_bench.benchmarks.session import options
+    from compression_bench.benchmarks.settings import options
     parser = argparse.ArgumentParser()
     for option in options.OPTIONS:
         parser.add_argument(option.flag, **option.kwargs(models="M", methods="m", runtimes="eager"))
@@ -398,6 +401,7 @@ def _slicing_session(events: list, fail: dict):
     """A session for :func:`slices.time_slices` whose variants are tiny functions; ``fail`` maps a
     method to the exception building it raises."""
     from compression_bench.benchmarks.session.judge import Judge
+    from compression_bench.benchmarks.session.slices import Slices
     x = torch.zeros(4, 3)
     trained = SimpleNamespace(data=SimpleNamespace(val=SimpleNamespace(first_batch=lambda n: x[:n])))
 
@@ -416,19 +420,19 @@ def _slicing_session(events: list, fail: dict):
 
     def peak_memory_many(jobs):
         events.append(("memory", sorted(job[0].method for job in jobs)))
-    return SimpleNamespace(config=config, judge=judge, say=said.append, said=said,
+    return SimpleNamespace(config=config, judge=judge, slices=Slices(), say=said.append, said=said,
                            workspace=SimpleNamespace(on_runtime=on_runtime, peak_memory_many=peak_memory_many))
 
 
 def test_speed_slices_build_everything_first_measure_memory_then_time_each_variant_twice_and_leave_failures_to_their_tests():
     from compression_bench.benchmarks.session import slices
-    from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
+    from compression_bench.benchmarks.errors import SessionError, VariantFailure
     events: list = []
     s = _slicing_session(events, {"structured_50": VariantFailure("", ValueError("cannot group"))})
     cases = [("M", m, "eager", 0, 4, 1) for m in ("original", "static_int8", "structured_50", "unstructured_30")]
     assert slices.time_slices(s, cases) == 4  # two slices of each of the two variants that build
-    assert set(s.judge.slices) == {("M", "static_int8", "eager", 4, 1, 0), ("M", "unstructured_30", "eager", 4, 1, 0)}
-    assert all(len(v) == 2 and v[0].rounds >= 6 for v in s.judge.slices.values())
+    assert set(s.slices.timed) == {("M", "static_int8", "eager", 4, 1, 0), ("M", "unstructured_30", "eager", 4, 1, 0)}
+    assert all(len(v) == 2 and v[0].rounds >= 6 for v in s.slices.timed.values())
     first_load = events.index(next(e for e in events if e[0] == "load"))
     assert all(e[0] == "build" for e in events[:first_load - 1]) and ("build", "unstructured_30") in events[:first_load]
     # the peak memory of every variant built and of its original (once), after the builds, before any timing
@@ -497,7 +501,7 @@ def test_a_method_left_with_one_seed_still_ends_the_session_with_its_report(tmp_
     for r in [rec("EnhancedLeNet5", "original", lat=8.0), rec("EnhancedLeNet5", "original", lat=9.0, seed=1),
               rec("EnhancedLeNet5", "static_int8", acc=96.5, size=1.0, lat=2.0, ref=8.0)]:
         s.judge.add(r)
-    out = s.finish()
+    out = finish(s)
     assert out.status == 0, out.lines
     assert {p.name for p in out.paths.values()} == {"report.md", "results.json", "results.csv"}
     assert all(p.is_file() for p in out.paths.values())

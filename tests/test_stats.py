@@ -7,9 +7,10 @@ import math
 import pytest
 
 from compression_bench.benchmarks.reporting import perclass, recommend, report
-from compression_bench.benchmarks.session import schema, thresholds
-from compression_bench.benchmarks.measurement import stats, timing
-from compression_bench.benchmarks.session.schema import Record
+from compression_bench.benchmarks.results import schema
+from compression_bench.benchmarks.gates import thresholds
+from compression_bench.benchmarks.measurement import stats, tails, timing
+from compression_bench.benchmarks.results.schema import Record
 
 
 def test_wilson_interval_matches_hand_computed_values():
@@ -120,8 +121,8 @@ def test_gate_message_and_recommendation_say_whether_a_change_is_significant():
 
 def test_tail_latency_percentiles_interpolate_like_numpy():
     xs = [float(i) for i in range(1, 11)]
-    assert timing.percentile(xs, 50) == pytest.approx(5.5)
-    assert timing.percentile(xs, 90) == pytest.approx(9.1)   # rank 0.9 * 9 = 8.1: 9 + 0.1 * (10 - 9)
-    assert timing.percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
-    assert timing.percentile([], 90) is None and timing.percentile([3.0], 99) == 3.0
+    assert tails.percentile(xs, 50) == pytest.approx(5.5)
+    assert tails.percentile(xs, 90) == pytest.approx(9.1)   # rank 0.9 * 9 = 8.1: 9 + 0.1 * (10 - 9)
+    assert tails.percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert tails.percentile([], 90) is None and tails.percentile([3.0], 99) == 3.0
     assert timing.samples_of(timing.Timing([0.3, 0.1, 0.2])) == [0.3, 0.1, 0.2]

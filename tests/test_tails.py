@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from compression_bench.benchmarks import suite
-from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.measurement import tails
 from compression_bench.benchmarks.reporting import report
-from compression_bench.benchmarks.session import schema
-from compression_bench.benchmarks.session.config import Config
+from compression_bench.benchmarks.results import schema
+from compression_bench.benchmarks.settings.config import Config
 from compression_bench.benchmarks.session.session import Session
 
 
@@ -53,17 +53,17 @@ def test_tail_percentiles_come_from_single_calls_not_from_block_means(tmp_path, 
     m, s = _Spiky(), _session(tmp_path, slices)
     benchmark = SimpleNamespace(_timer=m.clock, pedantic=lambda fn, rounds, iterations: fn(),
                                 stats=SimpleNamespace(stats=None))
-    bench = SimpleNamespace(config=s.config, judge=s.judge)
+    bench = SimpleNamespace(config=s.config, judge=s.judge, slices=s.slices)
     result, _ = suite._time(benchmark, m.variant, m.reference, bench, ("EnhancedLeNet5", "eager", 64, 1, 0),
                             "static_int8")
     # every round's block holds two slow calls in twenty: its mean is 2 ms, and so is any percentile of them
-    assert timing.percentile(result.samples, 99) == pytest.approx(0.002)
+    assert tails.percentile(result.samples, 99) == pytest.approx(0.002)
     r = s.judge.record(_variant("static_int8", 1.0), _variant("original", 4.0), batch_size=64, threads=1,
                        timing=result, stats=benchmark.stats.stats)
     assert r.latency_median_ms == pytest.approx(2.0)   # the paired protocol's figures are unchanged
     assert r.latency_p99_ms == pytest.approx(11.0)     # the slow call, seen per call
     assert r.latency_p90_ms < r.latency_p99_ms
-    assert r.tail_calls == len(result.tails) >= timing.TAIL_MIN_CALLS and "tail_calls" in schema.FIELDS
+    assert r.tail_calls == len(result.tails) >= tails.TAIL_MIN_CALLS and "tail_calls" in schema.FIELDS
     # the table says what the figures are, and from how many calls
     p99 = dict(schema.COLUMNS)["latency_p99_ms"]
     assert "per call" in p99.header
@@ -79,10 +79,10 @@ def test_the_tail_pass_is_bounded_by_its_budget_and_its_minimum_count():
         return call
 
     now = lambda: clock[0]  # noqa: E731
-    assert abs(len(timing.single_calls(model(0.002), clock=now)) - timing.TAIL_S / 0.002) <= 1
+    assert abs(len(tails.single_calls(model(0.002), clock=now)) - tails.TAIL_S / 0.002) <= 1
     # a slow model gets its minimum count even past the budget, a very slow one stops at the limit
-    assert len(timing.single_calls(model(0.1), clock=now)) == timing.TAIL_MIN_CALLS
-    assert len(timing.single_calls(model(1.0), clock=now)) == round(timing.TAIL_MAX_S)
+    assert len(tails.single_calls(model(0.1), clock=now)) == tails.TAIL_MIN_CALLS
+    assert len(tails.single_calls(model(1.0), clock=now)) == round(tails.TAIL_MAX_S)
     # a very fast one stops at the largest count
-    assert len(timing.single_calls(model(1e-6), clock=now)) == timing.TAIL_MAX_CALLS
-    assert set(round(t, 9) for t in timing.single_calls(model(0.003), clock=now)) == {0.003}  # each call's own time
+    assert len(tails.single_calls(model(1e-6), clock=now)) == tails.TAIL_MAX_CALLS
+    assert set(round(t, 9) for t in tails.single_calls(model(0.003), clock=now)) == {0.003}  # each call's own time

@@ -1,4 +1,4 @@
-"""The thresholds file's schema (src/compression_bench/benchmarks/session/thresholds_schema.py): typed layers,
+"""The thresholds file's schema (src/compression_bench/benchmarks/gates/thresholds_schema.py): typed layers,
 ``false`` switching a gate off, and errors that name the file, the place (the TOML path) and the key.
 The shipped file, the layer order and the derived gates: tests/test_benchmarks.py and tests/test_methods.py."""
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from compression_bench import compression, zoo
-from compression_bench.benchmarks.session.thresholds import Thresholds, ThresholdsError
-from compression_bench.benchmarks.session.thresholds_schema import Gates, Layer, Names, ThresholdsFile
+from compression_bench.benchmarks.gates.thresholds import Thresholds, ThresholdsError
+from compression_bench.benchmarks.gates.thresholds_schema import Gates, Layer, Names, ThresholdsFile
 
 MODELS, METHODS, PROFILES = zoo.list_models(), compression.list_methods(), zoo.PROFILES
 RUNTIMES = ("eager", "inductor", "onnxruntime")

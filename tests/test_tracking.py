@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from compression_bench.benchmarks.reporting import tracking
-from compression_bench.benchmarks.session import transfer
+from compression_bench.benchmarks import transfer
 from compression_bench.zoo.cache import ArtifactCache, write_entry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "data" / "example-results.json"
@@ -205,9 +205,9 @@ def test_the_retry_hint_and_the_logged_notice_name_the_server_without_its_secret
             raise tracking.TrackingError("logging to MLflow failed (ConnectionError: HTTPSConnectionPool(host="
                                          "'mlflow.example.com', port=443)).")
     out = session_end.Outcome(paths={"json": tmp_path / "results.json"})
-    session = types.SimpleNamespace(tracker=Failing(), say=print)
+    session = types.SimpleNamespace(say=print)
     notices: list[str] = []
-    session_end._track(session, [], {}, [], out, notices)
+    session_end._track(session, Failing(), [], {}, [], out, notices)
     (line,) = out.unwritten
     assert "Retry: compression-bench log" in line and "--mlflow-uri 'https://user:***@mlflow.example.com/" in line
     assert "s3cret" not in line and "t0ken" not in line

@@ -6,7 +6,7 @@ Two jobs, both at build time:
    own; :func:`on_page_markdown` replaces it with Markdown made by the suite's own code:
 
    - ``options`` / ``zoo-options``: the option tables, from the option definitions in
-     ``src/compression_bench/benchmarks/session/options.py`` (``OPTIONS`` and ``ZOO_FLAGS``): flag, environment variable, default, help;
+     ``src/compression_bench.benchmarks.settings.options.py`` (``OPTIONS`` and ``ZOO_FLAGS``): flag, environment variable, default, help;
    - ``example-source``: one paragraph naming the date, profile, machine (capability class, CPU) and
      git commit of ``docs/data/example-results.json``, read from the file's header;
    - ``example-header``: that header as a table;
@@ -67,7 +67,7 @@ def _default(value) -> str:
 def options_table() -> str:
     """The benchmark options, as the pytest plugin declares them (help texts filled in as it fills them)."""
     from compression_bench import compression, zoo
-    from compression_bench.benchmarks.session import options
+    from compression_bench.benchmarks.settings import options
     from compression_bench.benchmarks import runtimes
     names = {"models": ", ".join(zoo.list_models()), "methods": ", ".join(compression.list_methods()),
              "runtimes": ", ".join(runtimes.list_runtimes())}
@@ -78,7 +78,7 @@ def options_table() -> str:
 
 def zoo_options_table() -> str:
     """The zoo options, with the environment variable each falls back to."""
-    from compression_bench.benchmarks.session import options
+    from compression_bench.benchmarks.settings import options
     rows = []
     for flag, kwargs in options.ZOO_FLAGS:
         dest = flag.lstrip("-").replace("-", "_")
@@ -118,7 +118,7 @@ def example_header(header: dict) -> str:
 
 
 def _selected(records: list[dict], args: dict) -> list[tuple[str, tuple, list[dict]]]:
-    from compression_bench.benchmarks.session import records as records_
+    from compression_bench.benchmarks.results import records as records_
     groups = records_.groups(records_.across_seeds(records))
     if "model" in args:
         groups = [g for g in groups if g[0] == args["model"]]
@@ -138,12 +138,12 @@ def example_tables(records: list[dict], args: dict) -> str:
 
 
 def _within() -> float:
-    from compression_bench.benchmarks.session import options
+    from compression_bench.benchmarks.settings import options
     return next(o.default for o in options.OPTIONS if o.flag == "--recommend-within")
 
 
 def example_recommendations(records: list[dict]) -> str:
-    from compression_bench.benchmarks.session import records as records_
+    from compression_bench.benchmarks.results import records as records_
     from compression_bench.benchmarks.reporting import report
     lines = report.render_recommendations(records_.across_seeds(records), within=_within(), markdown=True)
     return "\n".join(lines) if lines else "(no recommendation: the file holds no timed variants)"
@@ -151,7 +151,7 @@ def example_recommendations(records: list[dict]) -> str:
 
 def example_crossruntime(records: list[dict]) -> str:
     from compression_bench.benchmarks.reporting import crossruntime
-    from compression_bench.benchmarks.session import records as records_
+    from compression_bench.benchmarks.results import records as records_
     lines = crossruntime.render(records_.across_seeds(records), _within(), heading="### ")
     return "\n".join(lines) if lines else "(no cross-runtime table: the file holds one runtime only)"
 

@@ -15,7 +15,7 @@ what the session's run does not have yet. Exit 0 when logged, 2 when it cannot b
 method-by-machine table of ``M``'s speedups with their intervals.
 
 ``export ARCHIVE`` / ``import ARCHIVE``: the cache's entries written to one archive, and verified and
-added to another machine's cache (:mod:`benchmarks.session.transfer`); compiled Inductor packages are
+added to another machine's cache (:mod:`benchmarks.transfer`); compiled Inductor packages are
 imported only with ``--trust-native-code``. Exit 0 when done, 2 when the archive or cache cannot be
 used (nothing added), 7 when a file of the cache or the archive cannot be read or written (one
 sentence naming it).
@@ -31,7 +31,9 @@ from pathlib import Path
 from tabulate import tabulate
 
 from compression_bench.benchmarks.reporting import compare, machines, saved, tracking
-from compression_bench.benchmarks.session import options, transfer
+from compression_bench.benchmarks import transfer
+from compression_bench.benchmarks.errors import EXIT_FAILED, EXIT_FAULT, EXIT_MALFORMED, EXIT_OK
+from compression_bench.benchmarks.settings import options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,7 +97,7 @@ def _mlflow_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tracker(args, needed_for: str) -> tracking.Tracker:
-    uri = tracking.tracking_uri(args.mlflow_uri)
+    uri = options.tracking_uri(args.mlflow_uri)
     if not uri:
         raise tracking.TrackingError(f"{needed_for} needs an MLflow tracking server: pass --mlflow-uri or set "
                                      f"MLFLOW_TRACKING_URI.")
@@ -145,9 +147,9 @@ def _compare(args) -> int:
         for line in failed:
             print(line)
         if failed:
-            return 1
+            return EXIT_FAILED
         print(f"no speedup fell significantly by more than {drop:.0%}")
-    return 0
+    return EXIT_OK
 
 
 def _log(args) -> int:
@@ -163,7 +165,7 @@ def _log(args) -> int:
                                                                    or f.name == path.name)]
     logged = t.log(data, sorted(files), progress=print)
     print(logged.sentence(t.uri))
-    return 0
+    return EXIT_OK
 
 
 def _machines(args) -> int:
@@ -190,7 +192,7 @@ def _machines(args) -> int:
             Path(args.markdown).write_text(text, encoding="utf-8")
         except OSError as err:
             raise saved.CompareError(f"cannot write {args.markdown} ({err.strerror or err}).") from None
-    return 0
+    return EXIT_OK
 
 
 def _export(args) -> int:
@@ -203,13 +205,12 @@ def _export(args) -> int:
     except transfer.TransferIOError as err:
         return _io_failure("export", err)
     print(f"{done.sentence('exported')} from {root} to {args.archive} (machine {done.machine.get('key')})")
-    return 0
+    return EXIT_OK
 
 
 def _io_failure(command: str, err: Exception) -> int:
     """A file of the cache or the archive could not be read or written: one sentence, exit 7 (as a
     run whose cache fails it)."""
-    from compression_bench.benchmarks.session.errors import EXIT_FAULT
     print(f"compression-bench {command}: error: {err}", file=sys.stderr)
     return EXIT_FAULT
 
@@ -238,7 +239,7 @@ def _import(args) -> int:
               f"when loaded, and the archive cannot prove who built {them} (its checksums and machine key travel "
               f"with it); the suite rebuilds {them} here on first use. To import {them}, run again with "
               f"--trust-native-code, if you trust whoever made {args.archive}.")
-    return 0
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except (saved.CompareError, options.OptionError, tracking.TrackingError, transfer.TransferError) as err:
         print(f"compression-bench {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_MALFORMED
 
 
 if __name__ == "__main__":

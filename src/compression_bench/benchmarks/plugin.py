@@ -1,6 +1,6 @@
 """The pytest plugin of the benchmark suite: options, parametrization, fixtures, and hooks that forward
 to a :class:`benchmarks.session.session.Session`, where the logic lives (no pytest there): the
-options' values go to :meth:`benchmarks.session.config.Config.from_options`, the one place settings are
+options' values go to :meth:`benchmarks.settings.config.Config.from_options`, the one place settings are
 read and checked.
 
 The suite's own ``benchmarks/conftest.py`` loads it; in another repository a conftest.py loads it with
@@ -10,7 +10,9 @@ The suite's own ``benchmarks/conftest.py`` loads it; in another repository a con
 Every gate is asserted in the variant's own test; the session end only lists them. Exit statuses:
 0 all gates passed; 1 a gate failed; 4 bad input (before anything trains); 6 no gate failed but some
 speed gates were inconclusive (the machine was too busy: retry); 7 the cache or the report files could
-not be read or written.
+not be read or written (:mod:`benchmarks.errors`). The plugin is the top layer: it opens the MLflow
+tracker (checked before anything trains) and runs the session end
+(:func:`benchmarks.reporting.session_end.finish`), which the session below it does not know.
 """
 from __future__ import annotations
 
@@ -20,13 +22,15 @@ import time
 import pytest
 
 from compression_bench import compression, zoo
+from compression_bench.benchmarks import benchmark_fixture, runtimes
+from compression_bench.benchmarks.errors import SessionError
 from compression_bench.benchmarks.measurement import heap
-from compression_bench.benchmarks.session import options, slices
-from compression_bench.benchmarks import runtimes
-from compression_bench.benchmarks.session.config import Config
-from compression_bench.benchmarks.session.errors import SessionError
-from compression_bench.benchmarks.session.schema import Record
+from compression_bench.benchmarks.reporting import session_end, tracking
+from compression_bench.benchmarks.results.schema import Record
+from compression_bench.benchmarks.session import slices
 from compression_bench.benchmarks.session.session import RECORD_KEY, Session
+from compression_bench.benchmarks.settings import options
+from compression_bench.benchmarks.settings.config import Config
 
 
 def pytest_addoption(parser):
@@ -59,9 +63,17 @@ def pytest_configure(config):
         return
     values = {dest: config.getoption(dest) for dest in options.dests()}
     try:
+        try:
+            benchmark_fixture.check()
+        except benchmark_fixture.FixtureChanged as err:
+            raise SessionError(str(err)) from None
         settings = Config.from_options(values, comparing=bool(config.getoption("benchmark_compare", None)))
         s = Session(settings, say=_say(config), root=config.rootpath)
         s.workspace.check_data()
+        try:  # the plugin, the top layer, logs the session: the session itself knows no tracker
+            config._compression_bench_tracker = tracking.open_tracker(settings.mlflow_uri, settings.mlflow_experiment)
+        except tracking.TrackingError as err:
+            raise SessionError(str(err)) from None
     except SessionError as err:
         _fail(err)
     parallel = config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None)
@@ -157,7 +169,8 @@ def pytest_sessionfinish(session, exitstatus):
     if hasattr(config, "workerinput") or s is None:
         return
     bench_session = getattr(config, "_benchmarksession", None)
-    config._compression_bench_outcome = outcome = s.finish(getattr(bench_session, "compared_mapping", None))
+    config._compression_bench_outcome = outcome = session_end.finish(
+        s, getattr(bench_session, "compared_mapping", None), getattr(config, "_compression_bench_tracker", None))
     if session.exitstatus == 0:
         session.exitstatus = outcome.status
 

@@ -21,14 +21,14 @@ matrix goes on; a method the thresholds file declares ``unsupported`` for the mo
 from __future__ import annotations
 
 import pytest
-from pytest_benchmark.stats import Stats
 
-from compression_bench.benchmarks.measurement import timing
-from compression_bench.benchmarks.session.pipeline import bound, latency_batch
-from compression_bench.benchmarks.session.runtime_variants import RuntimeUnsupported
+from compression_bench.benchmarks import benchmark_fixture
+from compression_bench.benchmarks.measurement import tails, timing
+from compression_bench.benchmarks.variants.cached import bound, latency_batch
+from compression_bench.benchmarks.variants.runtime_variants import RuntimeUnsupported
 from compression_bench.benchmarks.session.slices import slice_budget
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.session.errors import SessionError, VariantFailure
+from compression_bench.benchmarks.errors import SessionError, VariantFailure
 from compression_bench.benchmarks.session.session import RECORD_KEY
 
 
@@ -39,28 +39,24 @@ def _time(benchmark, infer, reference, bench, key, method) -> tuple[timing.Timin
     median in the session's earlier tests (:func:`timing.measure_in_state`). pytest-benchmark keeps (and
     saves) the variant's per-call times of the accepted paired rounds as its statistics. After the
     accepted timing, and outside its rounds, a short pass of single calls of the variant gives the
-    per-call tails (:func:`timing.single_calls`, the timing's ``tails``). Returns the timing and the
+    per-call tails (:func:`tails.single_calls`, the timing's ``tails``). Returns the timing and the
     number of timings made in this test."""
-    c, judge = bench.config, bench.judge
+    c, judge, clock = bench.config, bench.judge, benchmark_fixture.clock(benchmark)
     model, runtime, batch_size, threads, seed = key
     if reference is not None and c.slices > 1:
         case = (model, method, runtime, batch_size, threads, seed)
-        judge.add_slice(case, timing.measure(infer, reference, warmup=c.warmup,
-                                             target_s=slice_budget(c.target_s, c.slices), precision=c.precision,
-                                             min_rounds=timing.SLICE_MIN_ROUNDS, clock=benchmark._timer))
-        result, made = judge.pooled(case), 1
+        bench.slices.add(case, timing.measure(infer, reference, warmup=c.warmup,
+                                              target_s=slice_budget(c.target_s, c.slices), precision=c.precision,
+                                              min_rounds=timing.SLICE_MIN_ROUNDS, clock=clock))
+        result, made = bench.slices.pooled(case), 1
     else:
         result, made = timing.measure_in_state(
             lambda: timing.measure(infer, reference, warmup=c.warmup, target_s=c.target_s,
-                                   precision=c.precision, clock=benchmark._timer),
+                                   precision=c.precision, clock=clock),
             judge.typical_original(key))
     judge.note_original(key, result.reference_median or result.median)
-    result.tails = timing.single_calls(infer, clock=benchmark._timer)
-    benchmark.pedantic(infer, rounds=1, iterations=1)  # the fixture's one call; its statistics are replaced
-    stats = Stats()
-    for s in result.samples:
-        stats.update(s)
-    benchmark.stats.stats = stats
+    result.tails = tails.single_calls(infer, clock=clock)
+    benchmark_fixture.keep(benchmark, infer, result.samples)
     return result, made
 
 
@@ -119,7 +115,7 @@ def test_variant(benchmark, bench, model_name, method_id, runtime, zoo_seed, bat
     assert out.shape == (batch_size, variant.trained.data.num_classes)
 
     record = bench.judge.record(variant, original, batch_size=batch_size, threads=in_force, timing=result,
-                                stats=benchmark.stats.stats if result else None, runtime=runtime, memory=memory,
+                                stats=benchmark_fixture.statistics(benchmark) if result else None, runtime=runtime, memory=memory,
                                 timings=made)
     benchmark.extra_info.update(record.extra_info())
     _keep(request, record)

@@ -16,7 +16,7 @@ from torch import nn
 
 from . import serialize
 from .context import CompressionContext
-from .specs import Method, MethodSpec, UnknownMethodError, budgets
+from .method import Method, MethodSpec, UnknownMethodError, budgets
 
 BASE_ATTR = "_compression_base"  # plain data about the float graph the last step was applied to
 

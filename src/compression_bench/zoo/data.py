@@ -52,7 +52,8 @@ import torch
 
 from ..plugins import Registry
 from .fashion import load_fashion_mnist_data, load_fashion_mnist_small
-from .splits import DataBundle, DataError, Split, fit_shape
+from .images import DataError, carve_validation, fit_shape
+from .splits import DataBundle, Split
 
 __all__ = ["DATASETS", "DataBundle", "DataError", "DatasetInfo", "Split", "default_data_root",
            "fit_shape", "get_dataset_info", "list_datasets", "load_dataset", "register_dataset",
@@ -170,14 +171,6 @@ def _digits_identity(x: np.ndarray, y: np.ndarray, shape: tuple[int, int, int], 
                                        "splits": [s.tolist() for s in splits]})
 
 
-def carve_validation(labels: torch.Tensor, size: int, seed: int = DIGITS_SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train positions, validation positions): a fixed stratified ``size`` of ``labels`` for validation."""
-    from sklearn.model_selection import train_test_split
-    idx = np.arange(len(labels))
-    tr, va = train_test_split(idx, test_size=size, stratify=labels.numpy(), random_state=seed)
-    return torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
-
-
 # ---------------------------------------------------------------- built-in: torchvision MNIST, CIFAR-10
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -225,7 +218,7 @@ def _with_validation(name: str, where: str, train: Split, test: Split, classes: 
     """The official training set split into train and a fixed stratified validation part; the
     official test set as the test split."""
     # 5,000 of MNIST's 60,000 and of CIFAR-10's 50,000; a tenth (one image per class at least) of a smaller set
-    tr, va = carve_validation(train.labels, min(FULL_VAL_SIZE, max(classes, len(train) // 10)))
+    tr, va = carve_validation(train.labels, min(FULL_VAL_SIZE, max(classes, len(train) // 10)), DIGITS_SPLIT_SEED)
     part = lambda ix: Split(train.images[ix], train.labels[ix], train.scale, train.mean, train.std)  # noqa: E731
     return DataBundle(name, part(tr), part(va), classes,
                       f"{where}, {len(tr)} train / {len(va)} validation / {len(test)} test", test)

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .splits import DataBundle, DataError, Split, fit_shape
+from .images import DataError, carve_validation, fit_shape
+from .splits import DataBundle, Split
 
 #: where Debian's ``dataset-fashion-mnist`` package puts the four files
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
@@ -149,7 +150,6 @@ def small_subset_positions(labels: np.ndarray) -> np.ndarray:
 
 def _bundle(name: str, description: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
             test_y: np.ndarray, val_size: int, input_shape: tuple[int, int, int], identity: str) -> DataBundle:
-    from .data import carve_validation
     labels = torch.from_numpy(train_y.astype(np.int64))
     tr, va = carve_validation(labels, val_size, SPLIT_SEED)
     images = fit_shape(torch.from_numpy(np.array(train_x)).unsqueeze(1), input_shape)  # uint8 stays uint8

@@ -20,15 +20,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..profile_names import PROFILES, UnknownProfileError
 from .registry import get_model_info
 from .training import Recipe
 
-PROFILES = ("smoke", "quick", "default", "full")
 DEFAULT_PROFILE = "default"
-
-
-class UnknownProfileError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

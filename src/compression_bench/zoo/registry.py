@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Union
 import torch.nn as nn
 
 from ..plugins import Registry
+from ..profile_names import PROFILES
 from .keys import closure_fingerprint
 from .training import Recipe
 
@@ -78,7 +79,6 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"model {name!r}: num_classes must be a positive int, got {num_classes!r}")
     if recipe is not None and not isinstance(recipe, Recipe):
-        from .profiles import PROFILES  # here: profiles imports this module
         if not isinstance(recipe, Mapping) or not all(isinstance(r, Recipe) for r in recipe.values()):
             raise TypeError(f"model {name!r}: recipe must be a Recipe or a dict profile name -> Recipe")
         unknown = sorted(set(recipe) - set(PROFILES))

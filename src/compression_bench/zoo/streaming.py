@@ -16,9 +16,9 @@ Where things happen:
   counts, stratified subsets, ``num_classes``). They come from ``dataset.targets`` when the
   dataset has them and no ``target_transform`` (``ImageFolder``, torchvision's datasets; also
   through ``torch.utils.data.Subset``); otherwise every item is read once and only its label kept.
-  A batch whose items disagree with those labels is a :class:`~zoo.splits.DataError`.
-* resizing to ``input_shape``: per item, as it is read, with :func:`~zoo.splits.fit_item`
-  (:func:`~zoo.splits.fit_shape` on one image), as :meth:`Split.from_dataset` does too; images
+  A batch whose items disagree with those labels is a :class:`~zoo.images.DataError`.
+* resizing to ``input_shape``: per item, as it is read, with :func:`~zoo.images.fit_item`
+  (:func:`~zoo.images.fit_shape` on one image), as :meth:`Split.from_dataset` does too; images
   of different sizes are fine when ``input_shape`` is given.
 * normalisation: per batch, ``(x * scale - mean) / std``, the arithmetic of ``Split``.
 * order: ``batches(shuffle=True, generator=g)`` draws ``torch.randperm(len, generator=g)``
@@ -34,8 +34,15 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import Subset
 
-from .splits import (DataError, _stratified_order, dataset_length, fit_item, normalisation, normalise,
-                     read_item)
+from .images import (
+    DataError,
+    dataset_length,
+    fit_item,
+    normalisation,
+    normalise,
+    read_item,
+    stratified_order,
+)
 
 __all__ = ["StreamingSplit", "dataset_labels"]
 
@@ -112,7 +119,7 @@ class StreamingSplit:
         dataset order, still streamed: the same examples :meth:`Split.subset` picks."""
         if limit is None or limit >= len(self):
             return self
-        order, _ = torch.sort(_stratified_order(self.labels)[:limit])
+        order, _ = torch.sort(stratified_order(self.labels)[:limit])
         view = copy.copy(self)
         view._indices = self._index(order)
         view.labels = self.labels[order]

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from . import data as _data_module, splits as _splits_module, streaming as _streaming_module
+from . import data as _data_module, images as _images_module, splits as _splits_module, streaming as _streaming_module
 from . import training as _training_module
 from .cache import ArtifactCache
 from .keys import closure_fingerprint, code_fingerprint, content_digest, package_versions
@@ -134,7 +134,7 @@ def _loader_fingerprint(loader) -> str:
 @functools.lru_cache(maxsize=None)  # once per process: the code that runs is the code imported at start
 def training_code_fingerprint() -> str:
     """Fingerprint of the code that loads and splits the data and trains (part of every key)."""
-    return code_fingerprint(_training_module, _data_module, _splits_module, _streaming_module)
+    return code_fingerprint(_training_module, _data_module, _images_module, _splits_module, _streaming_module)
 
 
 def resolve_device(device: str | None) -> str:

@@ -9,7 +9,7 @@ import hashlib
 import torch
 import torch.nn as nn
 
-from .splits import DataError
+from .images import DataError
 
 _SAVE_HINT = "save it with torch.save(model.state_dict(), path)"
 

@@ -107,7 +107,7 @@ def significance_text(p: float | None) -> str:
 
 def annotate(record, variant: Sequence[int] | None, original: Sequence[int] | None,
              labels: Sequence[int]) -> None:
-    """Fill a :class:`benchmarks.session.schema.Record`'s interval (``accuracy_low``, ``accuracy_high``) from
+    """Fill a :class:`benchmarks.results.schema.Record`'s interval (``accuracy_low``, ``accuracy_high``) from
     the variant's predictions and, for a compressed variant, its paired change against the original
     (``delta_p_value``, ``delta_significant``, ``agreement``, ``per_class_delta``). Predictions that
     were not recorded leave the fields empty."""

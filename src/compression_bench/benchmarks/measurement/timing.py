@@ -38,12 +38,8 @@ intervals from 10 rounds held the other run's estimate less often than their wid
 half-width during timing comes from the normal approximation and the segments (cheap); the reported
 interval from the bootstrap and the segments at the end.
 
-**Tails** (p90, p99) are per call, from a pass of single timed calls of the variant made after its
-paired timing (:func:`single_calls`; :data:`TAIL_S` seconds, at least :data:`TAIL_MIN_CALLS` calls), not
-from the rounds: a round's block is the mean of up to 1,000 calls (about 10 for a 2 ms model), which
-averages a slow call away, and users read p99 as the latency of one inference (as MLPerf and
-optimum-benchmark report it). The pass is outside the rounds, so it changes neither the median nor
-the speedup.
+**Tails** (p90, p99) are per call, from a pass of single calls after the paired timing: see
+:mod:`benchmarks.measurement.tails`.
 
 :func:`measure` is the whole protocol as one plain function; the pytest suite runs it with
 pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times as its statistics.
@@ -55,6 +51,9 @@ pytest-benchmark's timer and hands pytest-benchmark the variant's per-call times
 The estimator, its intervals and the slices' pooling are plain statistics of numbers and live in
 :mod:`benchmarks.measurement.ratios` (``centre``, ``interval``, ``segment_half_width``, ``dispersion``,
 ...); this module is the protocol that times the rounds, stops, and turns them into a :class:`Timing`.
+Its length (about 330 lines, 60 of them this explanation) is that one concern: the rounds, the
+stopping rule, the timing of a test again in another machine state, and the pooling of slices; the
+per-call tails, timed apart from the rounds, are in :mod:`benchmarks.measurement.tails`.
 """
 from __future__ import annotations
 
@@ -78,10 +77,6 @@ METHOD_SLICED = ("geometric mean of the estimates of {k} slices timed at differe
                  + METHOD + "); 95% interval from their standard errors widened by the session's dispersion "
                  "(x{ratio:.2f} in variance)")
 SLICE_MIN_ROUNDS = 6  # rounds of one slice at least, when a test is timed in slices
-TAIL_S = 0.5          # seconds of single calls for the tails (p90, p99), after the paired timing
-TAIL_MIN_CALLS = 20   # single calls at least, past TAIL_S if need be (a 100 ms model: 2 s) ...
-TAIL_MAX_S = 5.0      # ... but no longer than this (a 1 s model: 5 calls)
-TAIL_MAX_CALLS = 2000  # and no more calls than this (a model of microseconds)
 
 
 # ---------------------------------------------------------------- the protocol
@@ -104,26 +99,6 @@ def _block(fn: Callable[[], object], calls: int, clock: Callable[[], float]) -> 
     for _ in range(calls):
         fn()
     return (clock() - t0) / calls
-
-
-def single_calls(fn: Callable[[], object], *, budget_s: float = TAIL_S, min_calls: int = TAIL_MIN_CALLS,
-                 max_s: float = TAIL_MAX_S, max_calls: int = TAIL_MAX_CALLS,
-                 clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Seconds of each of a run of single timed calls of ``fn`` (warm: call it after its timing): until
-    ``budget_s`` is spent and ``min_calls`` are made, or ``max_s`` is spent, or ``max_calls`` are made.
-    The tails come from these (see the module doc): from n calls the 99th percentile is close to the
-    slowest when n is under about 100, so the count goes with the figures."""
-    out: list[float] = []
-    start = clock()
-    while len(out) < max_calls:
-        t0 = clock()
-        fn()
-        t1 = clock()
-        out.append(max(t1 - t0, 1e-12))
-        spent = t1 - start
-        if spent >= max_s or (spent >= budget_s and len(out) >= min_calls):
-            break
-    return out
 
 
 @dataclass
@@ -351,19 +326,6 @@ def spread(values: list[float]) -> float | None:
     if len(values) < 2:
         return None
     return (max(values) - min(values)) / statistics.median(values)
-
-
-def percentile(samples, q: float) -> float | None:
-    """The ``q``-th percentile (0-100) of ``samples``, interpolated between the two nearest ranks (as
-    ``numpy.percentile`` does by default); None without samples. From fewer than about 100 samples the
-    99th percentile is close to the slowest one."""
-    xs = sorted(samples or ())
-    if not xs:
-        return None
-    pos = (len(xs) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def samples_of(stats) -> list:

@@ -22,9 +22,9 @@ from typing import Iterable, Mapping, Sequence
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks.session.records import groups as _groups
-from compression_bench.benchmarks.session.records import number as _num
-from compression_bench.benchmarks.session.records import measured, setting_of, setting_text
+from compression_bench.benchmarks.results.records import groups as _groups
+from compression_bench.benchmarks.results.records import number as _num
+from compression_bench.benchmarks.results.records import measured, setting_of, setting_text
 from compression_bench.benchmarks.reporting.saved import CompareError, Run, load_run, record_from_benchmark
 
 __all__ = ["SAME", "HEADERS", "Pair", "Comparison", "row",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from compression_bench.benchmarks.reporting.recommend import points
-from compression_bench.benchmarks.session.records import measured, number, setting_of, setting_text
+from compression_bench.benchmarks.results.records import measured, number, setting_of, setting_text
 
 HEADERS = ["Runtime", "Method", "Accuracy (%)", "Δ vs eager float (pts)", "Latency (ms)", "vs eager float",
            "vs same runtime's float", "vs fastest float", "Size (MiB)"]

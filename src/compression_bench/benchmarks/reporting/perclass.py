@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from compression_bench.benchmarks.session import schema
-from compression_bench.benchmarks.session.records import measured, number
+from compression_bench.benchmarks.results import schema
+from compression_bench.benchmarks.results.records import measured, number
 
 MAX_CLASS_COLUMNS = 20  # above this many classes the per-class table lists only the classes that lost most
 

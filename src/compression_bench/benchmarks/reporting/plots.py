@@ -1,6 +1,6 @@
 """Trade-off plots: accuracy vs latency and accuracy vs size, one point per variant.
 
-Plain functions over records (the dict form of :class:`benchmarks.session.schema.Record`), no pytest, no torch.
+Plain functions over records (the dict form of :class:`benchmarks.results.schema.Record`), no pytest, no torch.
 Per model and setting ``<model>-bs<N>-t<threads>-accuracy-latency.png``; per model
 ``<model>-accuracy-size.png`` (size does not depend on the batch). Each plot marks the original
 distinctly, tells methods apart by colour (family: quantization / unstructured / structured) and
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from compression_bench.benchmarks.session.records import groups, measured, number, setting_text
+from compression_bench.benchmarks.results.records import groups, measured, number, setting_text
 
 FAMILIES = ("quantization", "unstructured", "structured", "other")
 COLOURS = {"original": "black", "quantization": "tab:blue", "unstructured": "tab:orange",
@@ -196,7 +196,7 @@ def _draw(records: list[dict], x_key: str, *, xlabel: str, title: str, path: Pat
 
 
 def _by_model(records: Sequence[dict]) -> dict[str, list[tuple[tuple, list[dict]]]]:
-    """model -> [(setting, records)], settings ascending (:func:`benchmarks.session.records.groups`)."""
+    """model -> [(setting, records)], settings ascending (:func:`benchmarks.results.records.groups`)."""
     out: dict[str, list[tuple[tuple, list[dict]]]] = {}
     for model, setting, recs in groups(records):
         out.setdefault(model, []).append((setting, recs))

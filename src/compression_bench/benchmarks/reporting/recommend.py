@@ -1,6 +1,6 @@
 """Which variant to pick: the smallest and the fastest within N points of the original's accuracy.
 
-Plain functions over records (the dict form of :class:`benchmarks.session.schema.Record`), no pytest, no torch.
+Plain functions over records (the dict form of :class:`benchmarks.results.schema.Record`), no pytest, no torch.
 
 Rules:
 - a variant qualifies when its accuracy is at least the original's minus ``within`` points;
@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from compression_bench.benchmarks.session.records import groups, measured
-from compression_bench.benchmarks.session.records import number as _num
-from compression_bench.benchmarks.session.records import setting_of
-from compression_bench.benchmarks.session.schema import speedup as _speedup
+from compression_bench.benchmarks.results.records import groups, measured
+from compression_bench.benchmarks.results.records import number as _num
+from compression_bench.benchmarks.results.records import setting_of
+from compression_bench.benchmarks.results.schema import speedup as _speedup
 from compression_bench.benchmarks.measurement.stats import ALPHA, p_text
 
 #: Smallest speedup that makes a variant "fastest": below it the gain is within timing noise.

@@ -1,30 +1,22 @@
 """Session-end tables and result files. Plain functions over records (dicts), no pytest.
 
 A record is one (model, method, batch size, threads, runtime, seed) measurement, the dict form of
-:class:`benchmarks.session.schema.Record`; the table's columns and the files' fields come from the schema.
+:class:`benchmarks.results.schema.Record`; the table's columns and the files' fields come from the schema.
 Records are grouped by model and *setting* (batch size, threads and runtime), one table per group
-(:func:`benchmarks.session.records.groups`).
+(:func:`benchmarks.results.records.groups`).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import platform
-import subprocess
-import time
 from pathlib import Path
 from typing import Iterable
 
 from tabulate import tabulate
 
 from compression_bench.benchmarks.reporting import crossruntime, perclass, recommend
-from compression_bench.benchmarks.session import schema
+from compression_bench.benchmarks.results import schema
 from compression_bench.benchmarks.measurement import timing
-from compression_bench.benchmarks.measurement import machine as machine_
-from compression_bench.benchmarks.session import records as records_
-from compression_bench.benchmarks.session.records import measured, number, setting_text
-from compression_bench.zoo.cache import write_atomic
+from compression_bench.benchmarks.results import records as records_
+from compression_bench.benchmarks.results.records import measured, number, setting_text
 
 FIELDS, HEADERS = schema.FIELDS, schema.HEADERS  # from the schema: one list of fields for every consumer
 groups = records_.groups
@@ -167,53 +159,6 @@ def render_tables(records: list[dict]) -> str:
                         for model, bs, recs in groups(records_.across_seeds(records)))
 
 
-def git_commit(repo: str | Path | None = None) -> str:
-    """``git rev-parse --short HEAD`` of ``repo``, noting uncommitted changes to tracked files; else "unknown"."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    try:
-        if git("status", "--porcelain", "--untracked-files=no"):
-            commit += " (with uncommitted changes)"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return commit or "unknown"
-
-
-def datasets_text(records: list[dict]) -> str:
-    """``digits``, or ``MNIST (SimpleCNN_6x2, EnhancedLeNet5); CIFAR-10 (ResNet50Custom)``."""
-    by: dict[str, list[str]] = {}
-    for r in records:
-        if r.get("dataset") is None and any(x.get("model") == r["model"] and x.get("dataset") for x in records):
-            continue  # a row that did not run (n/a, failed) has no dataset; its model's other rows say it
-        models = by.setdefault(str(r.get("dataset") or "?"), [])
-        if r["model"] not in models:
-            models.append(r["model"])
-    if len(by) <= 1:
-        return next(iter(by), "?")
-    return "; ".join(f"{d} ({', '.join(m)})" for d, m in by.items())
-
-
-def run_header(records: list[dict], *, profile: str, batch_sizes, threads, versions: dict,
-               repo: str | Path | None = None, machine: dict | None = None) -> dict:
-    """The run header of report.md and results.json; ``machine``: :func:`benchmarks.measurement.machine.identify`."""
-    header = {"Date": time.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), "Profile": profile,
-              "Dataset": datasets_text(records), "Batch size(s)": ", ".join(map(str, batch_sizes)),
-              "Threads": threads, "Python": platform.python_version()}
-    machine = machine or machine_.identify()
-    header["CPU"] = machine_.describe(machine)
-    header["Capability class"] = machine["capability_class"]
-    header["Machine key"] = machine["key"]
-    header.update({k: v for k, v in (machine.get("versions") or {}).items() if k not in versions})
-    header.update(versions)
-    header["Git commit"] = git_commit(repo)
-    return header
-
-
 NOTES = ("Accuracy is top-1 on the split the title names (the test split, held out from every choice of "
          "recipe and budget, where the dataset has one), with its 95% Wilson interval in brackets. Δ acc is "
          "the change against the original on the same images, with the exact McNemar test of it: (n.s.) "
@@ -289,44 +234,3 @@ def render_report(records: list[dict], header: dict, *, within: float = 1.0, met
         if comparison is not None and any(p.model == model for p in comparison.pairs):
             lines += [comparison.render(heading="###", models=[model]), ""]
     return "\n".join(lines)
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def results_document(records: list[dict], header: dict) -> dict:
-    """What results.json holds: the format, the run header and every record's file fields."""
-    return {"format": 1, "header": header, "results": [{k: r.get(k) for k in FIELDS} for r in records]}
-
-
-def write_results(records: list[dict], header: dict, report_dir: str | Path,
-                  **report_options) -> tuple[dict[str, Path], list[str]]:
-    """report.md, results.json and results.csv in ``report_dir``, each written atomically;
-    ``report_options`` go to :func:`render_report` (within, method_order, comparison, plots, notices).
-
-    Returns (the files written, one sentence per file that could not be written): a failure to write
-    one file does not stop the others."""
-    d = Path(report_dir)
-    document = results_document(records, header)
-    contents = {
-        "report": ("report.md", lambda: render_report(records, header, **report_options)),
-        "json": ("results.json", lambda: json.dumps(document, indent=2)),
-        "csv": ("results.csv", lambda: _csv(document["results"])),
-    }
-    paths, unwritten = {}, []
-    for key, (name, render) in contents.items():
-        path = d / name
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, render())
-        except OSError as err:
-            unwritten.append(f"could not write {path} ({err.strerror or err}); the tables above are complete, "
-                             f"the file was left as it was")
-        else:
-            paths[key] = path
-    return paths, unwritten

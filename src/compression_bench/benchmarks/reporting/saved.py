@@ -3,7 +3,7 @@
 A run is either a pytest-benchmark saved run (``--benchmark-save``/``--benchmark-autosave``/
 ``--benchmark-json``: per benchmark ``name``, ``stats`` in seconds and the suite's figures in
 ``extra_info``) or the ``results.json`` the suite writes next to ``report.md``. Either way each entry
-becomes a record, the dict form of :class:`benchmarks.session.schema.Record`; entries saved by older versions
+becomes a record, the dict form of :class:`benchmarks.results.schema.Record`; entries saved by older versions
 of the suite, which lack newer fields, get those fields' defaults. A run can be compared when every
 entry has the schema's ``REQUIRED`` fields, its ``NUMERIC`` ones as numbers, names for its model, method
 and runtime and whole numbers for its batch size, threads and seed (what pairs it with the other run's).
@@ -13,14 +13,13 @@ naming the file, the entry and the field, never a traceback from deep in the com
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from compression_bench.benchmarks.session import schema
-from compression_bench.benchmarks.session.records import number as _num
+from compression_bench.benchmarks.results import document, schema
+from compression_bench.benchmarks.results.records import number as _num
 
 # figures a saved benchmark must carry in extra_info to be compared (older saved runs lack them)
 REQUIRED = schema.REQUIRED
@@ -28,48 +27,14 @@ NUMERIC = tuple(k for k in REQUIRED if k in schema.NUMERIC)
 DEFAULT_STORAGE = ".benchmarks"
 
 
-class CompareError(Exception):
-    """A run cannot be compared; the message is one sentence that names the file and the fix."""
-
+#: a run cannot be compared; the message is one sentence that names the file and the fix
+CompareError = document.ResultsError
 
 _BS = re.compile(r"-bs(\d+)(?:-t\d+)?\]$")
-#: fields that identify a record (its pair in the other run is found by them): names, and whole numbers
-_NAMES, _WHOLE = ("model", "method", "runtime"), ("batch_size", "threads", "seed")
-
-
-def _entry(r: Mapping) -> str:
-    """``(M / static_int8)``: an entry as far as its names say, for messages."""
-    names = []
-    for k in ("model", "method"):
-        if not (isinstance(r.get(k), str) and r[k]):
-            break
-        names.append(r[k])
-    return f" ({' / '.join(names)})" if names else ""
-
-
-def _malformed(r: dict) -> str | None:
-    """What makes record ``r`` unusable for a comparison (``has batch_size 'abc', not a whole number``),
-    or None; whole numbers written as floats (64.0) become ints in place."""
-    for k in _NAMES:
-        v = r.get(k)
-        if not (isinstance(v, str) and v) and not (k == "runtime" and v is None):
-            return f"has {k} {v!r}, not a name"
-    for k in _WHOLE:
-        v = r.get(k)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v):
-            return f"has {k} {v!r}, not a whole number"
-        r[k] = int(v)
-    for k in schema.NUMERIC:
-        v = r.get(k)
-        if v is not None and _num(v) is None and not (isinstance(v, float) and math.isnan(v)):
-            return f"has {k} {v!r}, not a number"
-    return None
 
 
 def record_from_benchmark(bench: Mapping, source: str) -> dict:
-    """One record (the dict form of :class:`benchmarks.session.schema.Record`) from one saved pytest-benchmark entry."""
+    """One record (the dict form of :class:`benchmarks.results.schema.Record`) from one saved pytest-benchmark entry."""
     if not isinstance(bench, Mapping):
         raise CompareError(f"{source} has a malformed benchmark entry (expected an object, got "
                            f"{type(bench).__name__}).")
@@ -93,7 +58,7 @@ def record_from_benchmark(bench: Mapping, source: str) -> dict:
     median = _num(stats.get("median")) if isinstance(stats, Mapping) else None
     rec["latency_median_ms"] = None if median is None else median * 1e3
     rec.setdefault("label", rec["method"])
-    problem = _malformed(rec)
+    problem = document.malformed(rec)
     if problem:
         raise CompareError(f"{source} is a saved run whose benchmark {name!r} {problem}.")
     return schema.Record.from_dict(rec).to_dict()
@@ -106,22 +71,7 @@ def records_from_run(data, source: str) -> list[dict]:
             raise CompareError(f"{source} holds no benchmarks (was the run made with --benchmark-disable?).")
         return [record_from_benchmark(b, source) for b in data["benchmarks"]]
     if isinstance(data, Mapping) and isinstance(data.get("results"), list) and "format" in data:
-        out = []
-        for i, r in enumerate(data["results"], 1):
-            if isinstance(r, Mapping) and r.get("status"):
-                continue  # failed: or n/a: rows hold no figures
-            if not isinstance(r, Mapping) or any(k not in r for k in REQUIRED) or \
-                    any(_num(r[k]) is None for k in NUMERIC):
-                raise CompareError(f"{source} is a results file with an incomplete entry (each needs "
-                                   f"{', '.join(REQUIRED)}).")
-            r = dict(r)
-            problem = _malformed(r)
-            if problem:
-                raise CompareError(f"{source} is a results file whose entry {i}{_entry(r)} {problem}.")
-            out.append(schema.Record.from_dict(r).to_dict())
-        if not out:
-            raise CompareError(f"{source} holds no results.")
-        return out
+        return document.records_from_document(data, source)
     raise CompareError(f"{source} is not a saved benchmark run of this suite (it has no 'benchmarks' list "
                        f"as pytest-benchmark writes, nor a 'results' list as results.json has).")
 

@@ -1,7 +1,13 @@
 """The end of a benchmark session: sort the records, derive ratios, note drift, compare against a saved
-run, draw the plots, write the files, and the exit status. No pytest. :meth:`Session.finish
-<benchmarks.session.session.Session.finish>` calls :func:`finish` with itself: its ``config`` chooses
-the order, the report folder and the comparison gates, its ``judge`` holds the records.
+run, draw the plots, write the files, log to MLflow, and the exit status. No pytest. The plugin calls
+:func:`finish` with its :class:`~benchmarks.session.session.Session`: its ``config`` chooses the order,
+the report folder and the comparison gates, its ``judge`` holds the records; and with the MLflow
+tracker the plugin opened (:func:`benchmarks.reporting.tracking.open_tracker`), if any.
+
+    from compression_bench.benchmarks.reporting.session_end import finish
+    outcome = finish(session)            # writes report.md, results.json, results.csv and the plots
+    for text, style in outcome.lines:
+        print(text)
 """
 from __future__ import annotations
 
@@ -10,16 +16,15 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from compression_bench.benchmarks.reporting import compare, plots, report, saved, summary, tracking
-from compression_bench.benchmarks.session.records import across_seeds, add_ratios
-
-EXIT_OK, EXIT_FAILED = 0, 1
-EXIT_INCONCLUSIVE, EXIT_FAULT = summary.EXIT_INCONCLUSIVE, summary.EXIT_FAULT
+from compression_bench.benchmarks.errors import EXIT_FAILED, EXIT_FAULT, EXIT_INCONCLUSIVE, EXIT_OK
+from compression_bench.benchmarks.reporting import compare, files, plots, report, saved, summary, tracking
+from compression_bench.benchmarks.results.document import results_document
+from compression_bench.benchmarks.results.records import across_seeds, add_ratios
 
 
 @dataclass
 class Outcome:
-    """What :meth:`Session.finish` did: the exit status, the records (dicts, ratios filled in) and the
+    """What :func:`finish` did: the exit status, the records (dicts, ratios filled in) and the
     summary lines ``(text, style)`` (see :func:`benchmarks.reporting.summary.lines`)."""
     status: int = EXIT_OK
     records: list[dict] = field(default_factory=list)
@@ -63,13 +68,13 @@ def _compare(session, rows: list[dict], compared: Mapping | None, out: Outcome, 
         out.regressions += compare.speedup_regressions(comparison, speed)
     return comparison
 
-def _track(session, rows: list[dict], header: dict, files: list, out: Outcome, notices: list[str]) -> None:
+def _track(session, tracker: tracking.Tracker, rows: list[dict], header: dict, files: list, out: Outcome,
+           notices: list[str]) -> None:
     """Log the session to its MLflow tracker; a failure is said with the command that retries it and
     makes the exit status 7 (the files are written either way). The URI is named with its secret masked
     (:func:`benchmarks.reporting.tracking.redact`): these lines end up in CI logs."""
-    tracker = session.tracker
     try:
-        logged = tracker.log(report.results_document(rows, header), files, progress=session.say)
+        logged = tracker.log(results_document(rows, header), files, progress=session.say)
     except tracking.TrackingError as err:
         where, shown = out.paths.get("json"), tracking.redact(tracker.uri)
         retry = (f"compression-bench log {shlex.quote(str(where))} --mlflow-uri {shlex.quote(shown)} "
@@ -81,9 +86,10 @@ def _track(session, rows: list[dict], header: dict, files: list, out: Outcome, n
         notices.append(logged.sentence(tracker.uri))
 
 
-def finish(session, compared: Mapping | None = None) -> Outcome:
+def finish(session, compared: Mapping | None = None, tracker: tracking.Tracker | None = None) -> Outcome:
     """Sort the records (model and method order of the selection), derive ratios, note drift,
-    compare (when ``comparing``), draw the plots, write the files and return the :class:`Outcome`.
+    compare (when ``comparing``: ``compared`` is pytest-benchmark's ``compared_mapping``), draw the
+    plots, write the files, log them to ``tracker`` (None: not logged) and return the :class:`Outcome`.
     Status: 1 when a gate failed or accuracy regressed against the compared run, else 7 when a
     file could not be written, else 6 when a speed gate was inconclusive, else 0."""
     out, c, records = Outcome(), session.config, session.judge.records
@@ -94,18 +100,18 @@ def finish(session, compared: Mapping | None = None) -> Outcome:
     notices = [n for n in [report.drift_notice(rows)] if n]
     comparison = _compare(session, rows, compared, out, notices) if c.comparing else None
     drawn = plots.make_plots(across_seeds(rows), c.report_dir, within=c.within, method_order=c.methods)
-    header = report.run_header(rows, profile=c.profile.name, batch_sizes=c.batch_sizes,
+    header = files.run_header(rows, profile=c.profile.name, batch_sizes=c.batch_sizes,
                                threads=", ".join(map(str, c.thread_counts)), versions=session.versions,
                                repo=session.root, machine=getattr(session, "machine", None))
     if comparison is not None:
         header["Compared against"] = comparison.a
     if getattr(session, "session_id", None):
         header["Session id"] = session.session_id
-    out.paths, out.unwritten = report.write_results(rows, header, c.report_dir, within=c.within,
+    out.paths, out.unwritten = files.write_results(rows, header, c.report_dir, within=c.within,
                                                     method_order=c.methods, comparison=comparison,
                                                     plots=drawn, notices=notices)
-    if getattr(session, "tracker", None) is not None:
-        _track(session, rows, header, [*out.paths.values(), *drawn.paths], out, notices)
+    if tracker is not None:
+        _track(session, tracker, rows, header, [*out.paths.values(), *drawn.paths], out, notices)
     if out.regressions or any(r["gate_failures"] for r in rows):
         out.status = EXIT_FAILED
     elif out.unwritten:

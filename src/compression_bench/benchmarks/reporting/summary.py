@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Iterator
 
 from compression_bench.benchmarks.reporting import crossruntime, recommend, report
-from compression_bench.benchmarks.session import records as records_
+from compression_bench.benchmarks.errors import EXIT_INCONCLUSIVE
+from compression_bench.benchmarks.results import records as records_
 
-EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
-EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
 
 
 def lines(records: list[dict], *, within: float, method_order, comparison, notices, paths: dict,

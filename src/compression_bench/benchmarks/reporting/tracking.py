@@ -87,10 +87,15 @@ def _health_request(uri: str) -> urllib.request.Request:
     return urllib.request.Request(url, headers=headers)
 
 
-def tracking_uri(given: str | None) -> str | None:
-    """The tracking URI to log to: ``given`` (``--mlflow-uri``), else ``$MLFLOW_TRACKING_URI``, else None."""
-    uri = (given or os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
-    return uri or None
+def open_tracker(uri: str | None, experiment: str | None = None) -> "Tracker | None":
+    """The tracker of ``uri`` (``Config.mlflow_uri``: ``--mlflow-uri`` or ``$MLFLOW_TRACKING_URI``), its
+    server checked reachable now, before anything trains (:class:`TrackingError` when it is not); None
+    without a URI."""
+    if not uri:
+        return None
+    tracker = Tracker(uri, experiment)
+    tracker.check()
+    return tracker
 
 
 def record_key(r: dict) -> str:

@@ -14,7 +14,7 @@ use, so a new runtime is one new file here.
 
     from compression_bench.benchmarks.runtimes import get_runtime
     rt = get_runtime("onnxruntime")
-    artifact = rt.build(source)                  # bytes, cached by benchmarks.session.pipeline
+    artifact = rt.build(source)                  # bytes, cached by benchmarks.variants.cached
     with rt.threads(1) as in_force:
         run = rt.load(artifact, in_force)        # a callable: batch -> logits (a torch tensor)
         logits = run(batch)

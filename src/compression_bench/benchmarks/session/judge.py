@@ -9,13 +9,14 @@ from typing import Mapping
 
 from compression_bench import compression
 from compression_bench.benchmarks.measurement import stats as stats_
-from compression_bench.benchmarks.measurement.ratios import centre, dispersion
-from compression_bench.benchmarks.measurement.timing import Timing, percentile, pooled
-from compression_bench.benchmarks.session import pipeline
-from compression_bench.benchmarks.session.config import Config
-from compression_bench.benchmarks.session.records import setting_text
-from compression_bench.benchmarks.session.schema import METRICS, Record, speedup
-from compression_bench.benchmarks.session.thresholds import (accuracy_failures, size_failures, slowdown_flags,
+from compression_bench.benchmarks.measurement.ratios import centre
+from compression_bench.benchmarks.measurement.tails import percentile
+from compression_bench.benchmarks.measurement.timing import Timing
+from compression_bench.benchmarks.variants import cached
+from compression_bench.benchmarks.settings.config import Config
+from compression_bench.benchmarks.results.records import setting_text
+from compression_bench.benchmarks.results.schema import METRICS, Record, speedup
+from compression_bench.benchmarks.gates.thresholds import (accuracy_failures, size_failures, slowdown_flags,
                                                              speed_verdicts)
 
 
@@ -39,8 +40,6 @@ class Judge:
         self.records: list[Record] = []
         #: the original's median per (model, runtime, batch, threads, seed) in each test so far (seconds)
         self.originals: dict[tuple, list[float]] = {}
-        #: the slices timed so far per (model, method, runtime, batch, threads, seed) (see :meth:`add_slice`)
-        self.slices: dict[tuple, list[Timing]] = {}
 
     def unsupported(self, model: str, method: str, runtime: str = "eager") -> str | None:
         """The thresholds file's reason for not running ``method`` on ``model`` on ``runtime``, or None."""
@@ -67,21 +66,7 @@ class Judge:
         """One more test's median of the original for ``key`` (see :meth:`typical_original`)."""
         self.originals.setdefault(key, []).append(seconds)
 
-    def add_slice(self, key: tuple, t: Timing) -> None:
-        """One more paired timing (slice) of the variant of ``key`` (model, method, runtime, batch size,
-        threads, seed)."""
-        self.slices.setdefault(key, []).append(t)
-
-    def pooled(self, key: tuple) -> Timing:
-        """The slices of ``key`` so far as one timing (:func:`timing.pooled`), widened by the dispersion of
-        the session's slices of its kind: those of INT8 variants apart from the others, since a change of
-        machine state moves an INT8 variant's ratio more (:func:`ratios.dispersion`)."""
-        kind = compression.get_method(key[1]).quantized
-        ratio, df = dispersion([t.summary for t in ts] for k, ts in self.slices.items()
-                               if compression.get_method(k[1]).quantized == kind)
-        return pooled(self.slices[key], ratio, df)
-
-    def record(self, variant: pipeline.Variant, original: pipeline.Variant, *, batch_size: int, threads: int,
+    def record(self, variant: cached.Variant, original: cached.Variant, *, batch_size: int, threads: int,
                timing: Timing | None = None, stats=None, runtime: str = "eager", memory: Mapping | None = None,
                timings: int = 1) -> Record:
         """The record of one measurement, its gates judged (:meth:`gate`). ``timing`` is the accepted

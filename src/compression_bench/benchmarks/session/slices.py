@@ -14,10 +14,32 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
+from compression_bench import compression
+from compression_bench.benchmarks.errors import SessionError
 from compression_bench.benchmarks.measurement import timing
+from compression_bench.benchmarks.measurement.ratios import dispersion
 from compression_bench.benchmarks.runtimes import get_runtime
-from compression_bench.benchmarks.session.errors import SessionError
-from compression_bench.benchmarks.session.pipeline import bound, latency_batch
+from compression_bench.benchmarks.variants.cached import bound, latency_batch
+
+
+class Slices:
+    """The slices timed so far in a session, per case (model, method, runtime, batch size, threads, seed)."""
+
+    def __init__(self):
+        self.timed: dict[tuple, list[timing.Timing]] = {}
+
+    def add(self, key: tuple, t: timing.Timing) -> None:
+        """One more paired timing (slice) of the variant of ``key``."""
+        self.timed.setdefault(key, []).append(t)
+
+    def pooled(self, key: tuple) -> timing.Timing:
+        """The slices of ``key`` so far as one timing (:func:`timing.pooled`), widened by the dispersion of
+        the session's slices of its kind: those of INT8 variants apart from the others, since a change of
+        machine state moves an INT8 variant's ratio more (:func:`ratios.dispersion`)."""
+        kind = compression.get_method(key[1]).quantized
+        ratio, df = dispersion([t.summary for t in ts] for k, ts in self.timed.items()
+                               if compression.get_method(k[1]).quantized == kind)
+        return timing.pooled(self.timed[key], ratio, df)
 
 
 def slice_budget(target_s: float, slices: int) -> float:
@@ -28,8 +50,8 @@ def slice_budget(target_s: float, slices: int) -> float:
 def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = time.perf_counter) -> int:
     """Build every case (model, method, runtime, seed, batch size, threads) whose method is not the
     original, measure the peak memory of it and of its original (:meth:`Workspace.peak_memory_many`),
-    then time ``session.config.slices - 1`` slices of each, pass after pass, into ``session.judge``
-    (its :meth:`Judge.add_slice`). A case that cannot be built or run is left to its
+    then time ``session.config.slices - 1`` slices of each, pass after pass, into ``session.slices``
+    (a :class:`Slices`). A case that cannot be built or run is left to its
     test, which reports it; a :class:`SessionError` (bad input, a cache fault) stops the session as in a
     test. Returns the number of slices timed."""
     c, judge, space = session.config, session.judge, session.workspace
@@ -86,7 +108,7 @@ def time_slices(session, cases: Iterable[tuple], clock: Callable[[], float] = ti
                 failed.add(case)
                 skip(case, err)
                 continue
-            judge.add_slice((model, method, runtime, batch_size, in_force, seed), t)
+            session.slices.add((model, method, runtime, batch_size, in_force, seed), t)
             made += 1
         session.say(f"speed slices: pass {p + 1} of {passes} done ({time.perf_counter() - t0:.0f} s)")
     return made

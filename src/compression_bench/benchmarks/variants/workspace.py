@@ -13,10 +13,10 @@ from typing import Callable
 import torch
 
 from compression_bench import zoo
-from compression_bench.benchmarks.measurement import peakmem
-from compression_bench.benchmarks.session import pipeline, runtime_variants
-from compression_bench.benchmarks.session.config import Config
-from compression_bench.benchmarks.session.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
+from compression_bench.benchmarks.variants import memory
+from compression_bench.benchmarks.variants import cached, runtime_variants
+from compression_bench.benchmarks.settings.config import Config
+from compression_bench.benchmarks.errors import EXIT_FAULT, EXIT_USAGE, SessionError, VariantFailure
 
 
 class Workspace:
@@ -25,7 +25,7 @@ class Workspace:
     def __init__(self, config: Config, say: Callable[[str], None]):
         self.config, self.say = config, say
         self._trained: dict[tuple[str, int], zoo.TrainedModel | VariantFailure] = {}
-        self._variants: dict[tuple[str, str, int], pipeline.Variant | VariantFailure] = {}
+        self._variants: dict[tuple[str, str, int], cached.Variant | VariantFailure] = {}
         self._artifacts = runtime_variants.Artifacts(self.variant, config.cache, say=lambda m: self.say("  " + m),
                                                      progress=self._progress)
 
@@ -73,7 +73,7 @@ class Workspace:
             self._trained[key] = known
         return known
 
-    def variant(self, name: str, method: str, seed: int = 0) -> pipeline.Variant:
+    def variant(self, name: str, method: str, seed: int = 0) -> cached.Variant:
         """The compressed variant (of the model's seed ``seed``), from the cache (built on first use)."""
         key = (name, method, seed)
         known = self._variants.get(key)
@@ -82,7 +82,7 @@ class Workspace:
         if known is None:
             trained = self.trained(name, seed)
             try:
-                known = pipeline.get_variant(trained, method, self.config.cache, log=lambda m: self.say("  " + m),
+                known = cached.get_variant(trained, method, self.config.cache, log=lambda m: self.say("  " + m),
                                              progress=self._progress)
             except zoo.CacheError as err:
                 raise SessionError(str(err), EXIT_FAULT) from None
@@ -94,20 +94,20 @@ class Workspace:
         return known
 
     def on_runtime(self, name: str, method: str, runtime: str, batch_size: int, seed: int = 0):
-        """The variant as ``runtime`` runs it: the eager :class:`pipeline.Variant`, or a
+        """The variant as ``runtime`` runs it: the eager :class:`cached.Variant`, or a
         :class:`runtime_variants.RuntimeVariant` (its artifact built on first use, then cached).
         :class:`runtime_variants.RuntimeUnsupported` when the runtime cannot express the method."""
         return self._artifacts.get(name, method, runtime, batch_size, seed)
 
     def peak_memory(self, variant, runtime, x: torch.Tensor, threads: int) -> dict:
-        """Peak resident memory of loading and running the variant once (:mod:`benchmarks.measurement.peakmem`); {} when off."""
+        """Peak resident memory of loading and running the variant once (:mod:`benchmarks.variants.memory`); {} when off."""
         if not self.config.measure_memory:
             return {}
-        return peakmem.measure(variant, runtime, x, threads, self.config.cache, say=lambda m: self.say("  " + m))
+        return memory.measure(variant, runtime, x, threads, self.config.cache, say=lambda m: self.say("  " + m))
 
     def peak_memory_many(self, jobs) -> None:
         """:meth:`peak_memory` of every ``(variant, runtime, x, threads)`` of ``jobs`` into the cache, several
-        children at a time (:func:`benchmarks.measurement.peakmem.measure_many`), so that the tests find
+        children at a time (:func:`benchmarks.variants.memory.measure_many`), so that the tests find
         them there. A job that fails here is left to its test, which measures it again and says why."""
         jobs = list(jobs)
         if not self.config.measure_memory or not jobs:
@@ -120,7 +120,7 @@ class Workspace:
             self.say(f"  [{variant.trained.name}/{variant.method.id}@{runtime.name}] peak memory left to its "
                      f"test ({first[:200]})")
 
-        made = peakmem.measure_many(jobs, self.config.cache, say=lambda m: self.say("  " + m), on_error=left)
+        made = memory.measure_many(jobs, self.config.cache, say=lambda m: self.say("  " + m), on_error=left)
         if made:
-            self.say(f"peak memory: {made} variant(s) measured in child processes, {peakmem.workers()} at a time "
+            self.say(f"peak memory: {made} variant(s) measured in child processes, {memory.workers()} at a time "
                      f"({time.perf_counter() - t0:.0f} s)")

@@ -1,6 +1,6 @@
 """Helpers shared by the modules that read result records (report, plots, recommend, compare, session).
 
-A record here is the dict form of :class:`benchmarks.session.schema.Record` (what the result files and saved
+A record here is the dict form of :class:`benchmarks.results.schema.Record` (what the result files and saved
 runs hold). Records are grouped by model and *setting* (batch size and threads) in one place,
 :func:`groups`; ratios against the original are derived in one place, :func:`add_ratios`.
 """
@@ -10,7 +10,7 @@ import math
 import statistics
 from typing import Callable, Iterable, TypeVar
 
-from compression_bench.benchmarks.session.schema import NUMERIC, number, speedup
+from compression_bench.benchmarks.results.schema import NUMERIC, number, speedup
 
 T = TypeVar("T")
 

@@ -1,7 +1,14 @@
-"""What stops a session and what fails one row, with the exit statuses they stand for. No pytest."""
+"""The exit statuses of the suite and of ``compression-bench``, and what stops a session or fails one
+row. Every status is defined here once (docs/guide/exit-statuses.md says what each means). No pytest.
+"""
 from __future__ import annotations
 
-EXIT_USAGE, EXIT_FAULT = 4, 7  # bad input (found before anything trains); the cache or files unusable
+EXIT_OK = 0             # every gate passed
+EXIT_FAILED = 1         # a gate failed, or a compared run regressed
+EXIT_MALFORMED = 2      # compression-bench: a results file or an MLflow run that cannot be read as one
+EXIT_USAGE = 4          # bad input, found before anything trains
+EXIT_INCONCLUSIVE = 6   # no gate failed, but some speed gates could not be judged: the machine was too busy
+EXIT_FAULT = 7          # the cache or the report files could not be read or written (disk full, I/O error)
 
 
 class VariantFailure(Exception):

@@ -1,7 +1,7 @@
 """The suite's options as data, and checks of their values, done before anything trains. No pytest.
 
 :data:`OPTIONS` declares the benchmark options (the pytest plugin adds each one;
-:meth:`benchmarks.session.config.Config.from_options` reads them by ``dest``). :data:`ZOO_OPTIONS` are the zoo options
+:meth:`benchmarks.settings.config.Config.from_options` reads them by ``dest``). :data:`ZOO_OPTIONS` are the zoo options
 that the repository's root conftest declares, with the environment variable each falls back to.
 Each check returns the parsed value or raises :class:`OptionError` with one sentence that names the
 option, the valid range and what was given; the pytest layer turns that into a usage error (exit 4).
@@ -300,3 +300,9 @@ def report_dir(path: str) -> Path:
         raise OptionError(f"--report-dir {str(path)!r} cannot hold the report ({err.strerror or err}); "
                           f"pass a writable directory") from None
     return d
+
+
+def tracking_uri(given: str | None) -> str | None:
+    """The tracking URI to log to: ``given`` (``--mlflow-uri``), else ``$MLFLOW_TRACKING_URI``, else None."""
+    uri = (given or os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    return uri or None

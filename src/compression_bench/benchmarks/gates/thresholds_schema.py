@@ -19,7 +19,7 @@ Parsed, the file is a :class:`ThresholdsFile`: its own :class:`Layer`, one per p
 class; a layer holds its ``defaults``, its ``methods`` and its ``models`` (each a :class:`Gates`,
 one per method) and, except inside a runtime, a layer per runtime. How the layers combine, and the
 gates derived for ids without a table of their own, are in
-src/compression_bench/benchmarks/session/thresholds.py.
+src/compression_bench/benchmarks/gates/thresholds.py.
 
 Keys of a table of gates (all optional):
     min_accuracy       floor for the variant's top-1 accuracy, in percent (used for the original)

@@ -1,7 +1,7 @@
 """Gates: accuracy, speed and size thresholds read from a TOML file, layered and derived, and the verdicts.
 
 The file's grammar (its tables, keys and values, and what ``false`` means) is in
-src/compression_bench/benchmarks/session/thresholds_schema.py, which parses it into typed layers;
+src/compression_bench/benchmarks/gates/thresholds_schema.py, which parses it into typed layers;
 this module looks gates up in them.
 
 Layers apply in this order, later ones overriding: the file's own, its runtime's, the machine's class,
@@ -46,7 +46,7 @@ from typing import Iterable, Mapping
 
 from compression_bench import compression
 from compression_bench.benchmarks.measurement.stats import significance_text
-from compression_bench.benchmarks.session.thresholds_schema import (EMPTY, FLAGS, KEYS, Gates, Layer, Names,
+from compression_bench.benchmarks.gates.thresholds_schema import (EMPTY, FLAGS, KEYS, Gates, Layer, Names,
                                                                     ThresholdsError, ThresholdsFile)
 from compression_bench.compression.pruning import is_structured
 
@@ -249,7 +249,7 @@ def _upper(r) -> float | None:
 
 
 def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
-    """Why a speed-purpose record (a :class:`benchmarks.session.schema.Record`) is slower than what it replaces:
+    """Why a speed-purpose record (a :class:`benchmarks.results.schema.Record`) is slower than what it replaces:
     its float original (the upper end of its speedup interval below 1.0x), or, for a composition, its
     pruned ``parent`` record (the upper end of its interval below the parent's lower end). Each flag
     names the likely cause. Empty when neither holds."""

@@ -7,7 +7,7 @@ Every consumer of results reads the field list from here instead of listing keys
 - ``REQUIRED`` / ``NUMERIC``: what a saved run must carry to be compared, and which fields are numbers;
 - ``EXTRA_INFO``: what goes into pytest-benchmark's ``extra_info`` (not the latency statistics,
   which pytest-benchmark saves itself in ``stats``);
-- ``METRICS``: fields copied from a variant's measured metrics (``pipeline.Variant.metrics``).
+- ``METRICS``: fields copied from a variant's measured metrics (``cached.Variant.metrics``).
 
 In memory and in files a record is also a plain dict (:meth:`Record.to_dict`): the report, plot,
 recommendation and comparison functions take such dicts, so that saved runs of any age read the same
@@ -15,10 +15,10 @@ way. :meth:`Record.from_dict` reads one back, filling fields that older runs did
 defaults and ignoring keys it does not know.
 
 **Adding a metric** is one field plus its computation. A figure measured on the variant: add it to
-the dict that ``pipeline.measure`` returns and declare a field here with ``metric=True``; it is then
+the dict that ``cached.measure`` returns and declare a field here with ``metric=True``; it is then
 copied into every record, written to the files and to ``extra_info``, and shown in the table if you
 give it a ``column``. A figure derived from other records (a ratio against the original): declare the
-field and compute it in :func:`benchmarks.session.records.add_ratios`.
+field and compute it in :func:`benchmarks.results.records.add_ratios`.
 
 The speedup of a variant is :func:`speedup`, the one definition the suite uses.
 """
@@ -202,7 +202,7 @@ class Record:
     # seconds to build this row's artifact: the variant (compress, fine-tune) on eager; export, quantize
     # and compile on another runtime (its float base is built once, on eager, and not counted again)
     build_seconds: float | None = _number(metric=True, column=Column("Build (s)", ".1f"))
-    # peak resident memory of loading and running the variant once, in a process of its own (benchmarks.measurement.peakmem):
+    # peak resident memory of loading and running the variant once, in a process of its own (benchmarks.variants.memory):
     # the whole process, and the increase over the process with torch and the runtime imported
     peak_mib: float | None = _number()
     peak_increase_mib: float | None = _number(column=Column("Peak mem (MiB)", ".1f"))
@@ -212,7 +212,7 @@ class Record:
     latency_low_ms: float | None = _number()
     latency_high_ms: float | None = _number()
     # the tails, per call: percentiles of single timed calls made after the paired rounds, and how many
-    # (timing.single_calls); not of the rounds, whose blocks average up to 1,000 calls each
+    # (tails.single_calls); not of the rounds, whose blocks average up to 1,000 calls each
     latency_p90_ms: float | None = _number(column=Column("p90 (ms, per call)", ".2f"))
     latency_p99_ms: float | None = _number(column=Column("p99 (ms, per call)", render=tail_cell))
     tail_calls: int | None = _number()

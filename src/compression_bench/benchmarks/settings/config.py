@@ -2,13 +2,13 @@
 :class:`Config`. No pytest.
 
 :meth:`Config.from_options` is the one place the settings are read: the option values by ``dest``
-(:data:`benchmarks.session.options.OPTIONS` and the zoo options), each zoo option falling back to its
-environment variable (:data:`benchmarks.session.options.ZOO_OPTIONS`), and the MLflow tracking URI to
-``$MLFLOW_TRACKING_URI`` (:func:`benchmarks.reporting.tracking.tracking_uri`). Every check runs there,
+(:data:`benchmarks.settings.options.OPTIONS` and the zoo options), each zoo option falling back to its
+environment variable (:data:`benchmarks.settings.options.ZOO_OPTIONS`), and the MLflow tracking URI to
+``$MLFLOW_TRACKING_URI`` (:func:`benchmarks.settings.options.tracking_uri`). Every check runs there,
 before anything trains: a bad value is a :class:`SessionError` (exit status 4) whose one sentence names
 the option, what is valid and what was given.
 
-    from compression_bench.benchmarks.session.config import Config
+    from compression_bench.benchmarks.settings.config import Config
     config = Config.from_options({"zoo_profile": "smoke", "zoo_models": "EnhancedLeNet5"})
     config.cases()                       # (model, method, runtime, seed) of every test
 """
@@ -21,10 +21,9 @@ from typing import Mapping
 
 from compression_bench import compression, zoo
 from compression_bench.benchmarks import runtimes as runtimes_pkg
-from compression_bench.benchmarks.reporting import tracking
-from compression_bench.benchmarks.session import options
-from compression_bench.benchmarks.session.errors import SessionError
-from compression_bench.benchmarks.session.thresholds import Thresholds, ThresholdsError
+from compression_bench.benchmarks.settings import options
+from compression_bench.benchmarks.errors import SessionError
+from compression_bench.benchmarks.gates.thresholds import Thresholds, ThresholdsError
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class Config:
                    baselines=tuple(baselines), **checked, compare_fail_speedup=speed, train_device=train_device,
                    thresholds=thresholds, cache=cache, report_dir=report_dir, data_root=env("zoo_data_root"),
                    download=bool(get("zoo_download")), comparing=comparing,
-                   mlflow_uri=tracking.tracking_uri(None if get("mlflow_uri") is None else str(get("mlflow_uri"))),
+                   mlflow_uri=options.tracking_uri(None if get("mlflow_uri") is None else str(get("mlflow_uri"))),
                    mlflow_experiment=None if experiment is None else str(experiment))
 
     def cases(self) -> list[tuple[str, str, str, int]]:

@@ -5,7 +5,7 @@ compiled Inductor package), cached like a variant, with the accuracy *of that ar
 Its artifact is built from a float model: a float method's own variant (``base`` is that variant), or
 for an INT8 method the float model its quantization starts from (``base`` is the trained original's
 variant, or a composition's pruned parent), quantized by the runtime's own toolchain on the same
-calibration batches as the eager row (:func:`benchmarks.session.pipeline.context_for`). So a runtime's INT8
+calibration batches as the eager row (:func:`benchmarks.variants.cached.context_for`). So a runtime's INT8
 row never needs the eager torch.ao INT8 module.
 
 Two cache entries, as for variants: the artifact (seconds to minutes: keyed by the float base's
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 
 from compression_bench import zoo
-from compression_bench.benchmarks.session import pipeline
+from compression_bench.benchmarks.variants import cached
 from compression_bench.benchmarks import runtimes as runtimes_pkg
-from compression_bench.benchmarks.session.errors import EXIT_FAULT, SessionError, VariantFailure
+from compression_bench.benchmarks.errors import EXIT_FAULT, SessionError, VariantFailure
 from compression_bench.benchmarks.runtimes import Prepared, Runtime, Source, get_runtime
 from compression_bench.compression import MethodSpec, get_method
 from compression_bench.compression.int8_request import int8_request
@@ -46,7 +46,7 @@ class RuntimeVariant:
     ``metrics``: the float base's parameter and MAC counts (an INT8 artifact has the same graph),
     and this artifact's ``accuracy`` (over the reported split, test or validation, through the runtime),
     ``size_mib`` (the artifact's bytes) and ``build_seconds`` (export, quantize, compile)."""
-    base: pipeline.Variant
+    base: cached.Variant
     method: MethodSpec
     runtime: Runtime
     artifact: bytes
@@ -108,7 +108,7 @@ def _budget(spec: MethodSpec, profile: str):
     return (spec.steps[-1] if spec.steps else spec).budget(profile)
 
 
-def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_size: int,
+def artifact_parts(base: cached.Variant, spec: MethodSpec, rt: Runtime, batch_size: int,
                    keep_float: tuple[str, ...] = ()) -> dict:
     """Everything that determines a runtime artifact (its cache key)."""
     trained = base.trained
@@ -117,7 +117,7 @@ def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_
              "code": runtime_code_fingerprint(rt.name), "versions": {**package_versions("torch"), **rt.versions()}}
     if spec.quantized:
         parts["int8"] = {**int8_request(spec).to_dict(), "float_layers": list(keep_float)}
-        parts["calibration"] = [pipeline.CALIBRATION_BATCHES, pipeline.CALIBRATION_BATCH_SIZE, trained.key]
+        parts["calibration"] = [cached.CALIBRATION_BATCHES, cached.CALIBRATION_BATCH_SIZE, trained.key]
         if _budget(spec, trained.profile.name).epochs:
             parts["train_threads"] = zoo.training.train_threads()  # fine-tuning numerics depend on it
             if trained.finetune_limit is not None:
@@ -127,8 +127,8 @@ def artifact_parts(base: pipeline.Variant, spec: MethodSpec, rt: Runtime, batch_
     return parts
 
 
-def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, batch_size: int,
-                        cache: ArtifactCache, *, log: pipeline.Log | None = None,
+def get_runtime_variant(base: cached.Variant, spec: MethodSpec, runtime: str, batch_size: int,
+                        cache: ArtifactCache, *, log: cached.Log | None = None,
                         progress: zoo.training.Progress | None = None,
                         keep_float: tuple[str, ...] = ()) -> RuntimeVariant:
     """``spec``'s artifact on ``runtime`` built from ``base`` (see :func:`float_base_id`), from the
@@ -143,7 +143,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
     profile = trained.profile.name
     tag = f"{trained.name}/{spec.id}@{rt.name}"
     name = f"{trained.name}-{spec.id}-{rt.name}" + (f"-bs{batch_size}" if rt.batch_specific else "")
-    ctx = pipeline.context_for(trained, log, progress)
+    ctx = cached.context_for(trained, log, progress)
 
     def build() -> dict:
         if log:
@@ -176,7 +176,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
             log(f"[{tag}] measured: accuracy {acc:.2f}%")
         return {"accuracy": acc, "predictions": predictions.tolist()}
 
-    # what it was measured on, as for the eager metrics (pipeline.metric_parts): the trained entry's key
+    # what it was measured on, as for the eager metrics (cached.metric_parts): the trained entry's key
     # holds the profile's data; the split's name and size are checked again on load
     metric_parts = {"kind": "runtime-metrics", "artifact": digest, "runtime": rt.name, "trained_key": trained.key,
                     "split": trained.data.report_split, "split_images": len(split),
@@ -201,7 +201,7 @@ def get_runtime_variant(base: pipeline.Variant, spec: MethodSpec, runtime: str, 
 
 
 def _example(trained: zoo.TrainedModel, batch_size: int) -> torch.Tensor:
-    return pipeline.latency_batch(trained, batch_size)  # the batch the artifact is timed on
+    return cached.latency_batch(trained, batch_size)  # the batch the artifact is timed on
 
 
 
