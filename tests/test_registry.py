@@ -163,3 +163,24 @@ def test_the_four_registries_keep_their_errors():
     with pytest.raises(ValueError, match=r"^runtime 'eager' is registered twice$"):
         register_runtime(get_runtime("eager"))
     assert zoo.list_datasets()[:3] == ["digits", "mnist", "cifar10"] and get_method("original").id == "original"
+
+
+def test_an_opt_in_model_is_out_of_the_default_matrix_and_runs_when_named(tmp_path):
+    """``register_model(..., default=False)``: as a user registers a model of their own that only some
+    runs should take (the zoo's ViTTiny is one)."""
+    from torch import nn
+
+    from compression_bench.benchmarks.errors import SessionError
+    from compression_bench.benchmarks.settings.config import Config
+
+    zoo.register_model("OptInNet", input_shape=(1, 8, 8), description="opt-in", default=False)(
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))
+    try:
+        assert "OptInNet" not in zoo.list_models() and "OptInNet" in zoo.list_models(include_optional=True)
+        base = {"zoo_profile": "smoke", "zoo_cache": str(tmp_path / "cache"), "report_dir": str(tmp_path / "r")}
+        assert "OptInNet" not in Config.from_options(base).models
+        assert Config.from_options({**base, "zoo_models": "EnhancedLeNet5,OptInNet"}).models == ("EnhancedLeNet5", "OptInNet")
+        with pytest.raises(SessionError, match="unknown model 'OptInNett'.*opt-in: .*OptInNet"):
+            Config.from_options({**base, "zoo_models": "OptInNett"})
+    finally:
+        zoo.unregister_model("OptInNet")

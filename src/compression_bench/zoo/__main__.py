@@ -27,10 +27,11 @@ def _parse_models(text: str | None) -> list[str]:
 def cmd_list(args) -> int:
     prof = get_profile(args.profile)
     rows = []
-    for name in list_models():
+    for name in list_models(include_optional=True):
         info = get_model_info(name)
         rows.append([name, "x".join(map(str, info.input_shape)), prof.dataset_for(name),
-                     f"{count_parameters(build(name)) / 1e6:.2f}", info.description])
+                     f"{count_parameters(build(name)) / 1e6:.2f}",
+                     info.description + ("" if info.default else " (opt-in: select it by name)")])
     print(f"profile: {prof.name} ({prof.description})")
     print(tabulate(rows, headers=["model", "input", "dataset", "params (M)", "architecture"]))
     return 0

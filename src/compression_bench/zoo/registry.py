@@ -42,6 +42,7 @@ class ModelInfo:
     recipe: RecipeSpec = field(default=None, compare=False)  # own recipe: one, or per profile name
     weights: str | None = None  # absolute path of a checkpoint loaded instead of training
     dataset: str | None = None  # the model's own dataset, used by every profile (None: the profile's own, full_dataset under full)
+    default: bool = True  # part of the default matrix (list_models()); False: opt-in, selected by name
 
     @property
     def fingerprint(self) -> str:
@@ -56,7 +57,7 @@ _REGISTRY: Registry[ModelInfo] = Registry("model", UnknownModelError)
 
 def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes: int = 10,
                    full_dataset: str | None = None, description: str, recipe: RecipeSpec = None,
-                   weights: str | os.PathLike | None = None, dataset: str | None = None):
+                   weights: str | os.PathLike | None = None, dataset: str | None = None, default: bool = True):
     """Decorator that registers a zero-argument builder under ``name``.
 
     * ``input_shape``: (C, H, W) of one image; the datasets are resized to it.
@@ -68,6 +69,8 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
       ``dataset`` it may be left out or must name the same dataset.
     * ``recipe``: a :class:`Recipe` for every profile, or a dict profile name -> Recipe; profiles
       it leaves out use their own recipes (:meth:`Profile.recipe_for`).
+    * ``default``: False registers an opt-in model: out of :func:`list_models` (so out of a run that
+      selects no models), run when named (``--zoo-models=ViTTiny``).
     * ``weights``: path of a checkpoint (``torch.save`` of a ``state_dict``, or of a dict with a
       ``"state_dict"`` key) loaded instead of training; its SHA-256 is part of the cache key.
 
@@ -95,7 +98,8 @@ def register_model(name: str, *, input_shape: tuple[int, int, int], num_classes:
     path = os.path.abspath(os.fspath(weights)) if weights is not None else None
 
     def wrap(builder: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        _REGISTRY.add(name, ModelInfo(name, builder, shape, num_classes, full, description, recipe, path, dataset))
+        _REGISTRY.add(name, ModelInfo(name, builder, shape, num_classes, full, description, recipe, path, dataset,
+                                      bool(default)))
         return builder
 
     return wrap
@@ -106,9 +110,10 @@ def unregister_model(name: str) -> None:
     _REGISTRY.remove(name)
 
 
-def list_models() -> list[str]:
-    """Registered model names, in registration (report) order (installed plugins' included)."""
-    return _REGISTRY.names()
+def list_models(include_optional: bool = False) -> list[str]:
+    """Registered model names, in registration (report) order (installed plugins' included): the
+    default matrix, or with ``include_optional`` every registered one (opt-in models too)."""
+    return [n for n, info in _REGISTRY.items() if include_optional or info.default]
 
 
 def get_model_info(name: str) -> ModelInfo:

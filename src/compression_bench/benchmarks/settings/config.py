@@ -26,6 +26,12 @@ from compression_bench.benchmarks.errors import SessionError
 from compression_bench.benchmarks.gates.thresholds import Thresholds, ThresholdsError
 
 
+def _opt_in_models() -> str:
+    """The registered models outside the default matrix, for the error of an unknown name."""
+    optional = [m for m in zoo.list_models(include_optional=True) if m not in zoo.list_models()]
+    return f"; opt-in: {', '.join(optional)}" if optional else ""
+
+
 @dataclass(frozen=True)
 class Config:
     """The checked settings of one session (the option each comes from in brackets).
@@ -78,7 +84,8 @@ class Config:
             return given.get(dest) or os.environ.get(options.ZOO_OPTIONS[dest]) or default
         try:
             profile = zoo.get_profile(env("zoo_profile"))
-            models = options.names(get("zoo_models"), zoo.list_models(), "model", "--zoo-models")
+            models = options.names(get("zoo_models"), zoo.list_models(), "model", "--zoo-models",
+                                   check=zoo.get_model_info, more=_opt_in_models())
             methods = options.names(get("compression_methods"), compression.list_methods(), "method",
                                     "--compression-methods", check=compression.get_method,
                                     more="; " + compression.other_forms())
@@ -103,7 +110,7 @@ class Config:
             train_device = env("zoo_train_device", "cpu")
             zoo.trained.resolve_device(train_device)
             zoo.training.train_threads()  # ZOO_TRAIN_THREADS, read where training runs: checked now
-            thresholds = Thresholds.load(get("thresholds"), models=zoo.list_models(),
+            thresholds = Thresholds.load(get("thresholds"), models=zoo.list_models(include_optional=True),
                                          methods=compression.list_methods(), profiles=zoo.PROFILES, runtimes=known)
             cache = zoo.ArtifactCache(env("zoo_cache"))
             cache.check_writable()
