@@ -2,7 +2,8 @@
 
 Each step keeps its own fine-tuning, so ``structured_50+static_int8`` prunes, fine-tunes, then
 quantizes the pruned model. Only the last step may be a quantization (an INT8 module cannot be
-pruned or quantized again), and ``original`` is not a step.
+pruned or quantized again), and so may a cast to half precision (family ``precision``: ``bf16``,
+``fp16``; a half-precision model is not pruned, quantized or cast again); ``original`` is not a step.
 
 A quantized composition is reloaded on the float graph it was quantized from: the export keeps
 that graph's architecture and parameter shapes (not its weights, which the INT8 state replaces).
@@ -19,6 +20,8 @@ from .context import CompressionContext
 from .method import Method, MethodSpec, UnknownMethodError, budgets
 
 BASE_ATTR = "_compression_base"  # plain data about the float graph the last step was applied to
+#: families that can only be a composition's last step, and what their model is
+LAST_STEP_ONLY = {"quantization": "an INT8 model", "precision": "a half-precision model"}
 
 
 def compose(method_id: str, steps: list[MethodSpec]) -> MethodSpec:
@@ -29,9 +32,9 @@ def compose(method_id: str, steps: list[MethodSpec]) -> MethodSpec:
         if s.family == "original":
             raise UnknownMethodError(f"method {method_id!r}: 'original' cannot be part of a composition")
     for s in flat[:-1]:
-        if s.family == "quantization":
-            raise UnknownMethodError(f"method {method_id!r}: {s.id} must be the last step, an INT8 model cannot "
-                                     f"be compressed further; write it as ...+{s.id}")
+        if s.family in LAST_STEP_ONLY:
+            raise UnknownMethodError(f"method {method_id!r}: {s.id} must be the last step, {LAST_STEP_ONLY[s.family]} "
+                                     f"cannot be compressed further; write it as ...+{s.id}")
     if len({s.kind for s in flat}) < len(flat):
         raise UnknownMethodError(f"method {method_id!r} repeats a kind of method; use one step per kind")
     level = next((s.level for s in flat if s.level is not None), None)

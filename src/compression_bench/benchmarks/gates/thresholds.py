@@ -48,6 +48,7 @@ from compression_bench import compression
 from compression_bench.benchmarks.measurement.stats import significance_text
 from compression_bench.benchmarks.gates.thresholds_schema import (EMPTY, FLAGS, KEYS, Gates, Layer, Names,
                                                                     ThresholdsError, ThresholdsFile)
+from compression_bench.compression.float_request import float_request
 from compression_bench.compression.pruning import is_structured
 
 __all__ = ["DEFAULT_PATH", "FLAGS", "KEYS", "Thresholds", "ThresholdsError", "accuracy_failures", "size_failures",
@@ -143,8 +144,12 @@ def _method_gates(table: Mapping[str, Gates], method: str) -> dict:
     except compression.UnknownMethodError:
         return {}
     if spec.steps:
-        return _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
-                          for s in spec.steps])
+        combined = _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
+                              for s in spec.steps])
+        if float_request(spec) is not None:  # a cast last: half precision may be emulated, slower is a flag
+            for key in ("min_speedup", "max_latency_ratio", "fail_if_slower"):
+                combined.pop(key, None)
+        return combined
     if spec.level is None or method in compression.list_methods(include_optional=True):
         return {}  # a registered id has only the gates written for it
     levels = sorted((s.level, s.id) for s in map(compression.get_method, compression.list_methods(True))
@@ -235,13 +240,14 @@ def speed_verdicts(where: str, speedup: float | None, gates: dict[str, float], l
 
 
 def speed_purpose(method: str) -> bool:
-    """Whether ``method`` exists to run faster: static or QAT INT8, structured pruning, a composition.
-    Not unstructured pruning (masked weights run on dense kernels) nor dynamic INT8 (on convolutional
-    models it quantizes the classifier only: a size method here)."""
+    """Whether ``method`` exists to run faster: static or QAT INT8, structured pruning, half precision
+    (``bf16``, ``fp16``), a composition. Not unstructured pruning (masked weights run on dense kernels)
+    nor dynamic INT8 (on convolutional models it quantizes the classifier only: a size method here)."""
     spec = compression.get_method(method)
     if spec.steps:
         return True
-    return (spec.quantized and spec.kind in ("static", "qat")) or is_structured(spec.kind)
+    return ((spec.quantized and spec.kind in ("static", "qat")) or is_structured(spec.kind)
+            or float_request(spec) is not None)
 
 
 def _upper(r) -> float | None:
@@ -258,6 +264,9 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
         return []
     spec = compression.get_method(r.method)
     int8 = spec.quantized
+    precision = float_request(spec)
+    # half precision is native or emulated by the CPU's flags, not its class: this machine's (the session's)
+    half = machine.precision_note(precision.short.lower(), machine.identify()) if precision else None
     flags = []
     up = _upper(r)
     ci = "" if r.speedup_low is None else f" ({r.speedup_low:.2f}-{r.speedup_high:.2f})"
@@ -265,6 +274,9 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
         if int8:
             cause = (machine.int8_note(cpu_class) or f"on {r.runtime}, this model's INT8 kernels (quantize/dequantize "
                      f"steps, depthwise convolutions) do not beat its float kernels on {cpu_class}")
+        elif precision is not None:
+            cause = half or (f"on {r.runtime}, this model's {precision.short} kernels (and the casts around them) do "
+                             f"not beat its float kernels on {cpu_class}")
         else:
             cause = ("pruned channel counts that are not multiples of the kernels' block (8 on AVX2, 16 on AVX-512) "
                      "miss the fast convolution path; prune with round_to (e.g. structured_50:round_to=8)"
@@ -274,7 +286,7 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
     if parent is not None and parent.speedup is not None and r.speedup is not None:
         parent_low = parent.speedup_low if parent.speedup_low is not None else parent.speedup
         if up is not None and up < parent_low:
-            cause = machine.int8_note(cpu_class) if int8 else None
+            cause = machine.int8_note(cpu_class) if int8 else half
             flags.append(f"slower than its parent {parent.method} on {r.runtime}: {r.speedup:.2f}x{ci} against "
                          f"{parent.speedup:.2f}x; likely cause: "
                          + (cause or "the last step's kernels are slower than the parent's on this shape"))

@@ -22,6 +22,16 @@ Classes, from the most capable feature the CPU has (:func:`capability_class`):
 ``arm64-neon``       plain Advanced SIMD
 ==================== =====================================================================
 
+**Half precision.** Independent of the class, :func:`half_precision` says where BF16 and FP16 are
+*native*, computed by instructions of their own: BF16 with ``avx512_bf16`` (dot products of bf16
+pairs into fp32: Cooper Lake, Zen 4/5) or ``amx_bf16`` (Sapphire Rapids and later) on x86, ``bf16``
+(ARMv8.6: Graviton 3/4, Neoverse V1/N2) on arm64; FP16 with ``avx512_fp16`` or ``amx_fp16`` on x86,
+``asimdhp`` (ARMv8.2 half-precision arithmetic) on arm64. Elsewhere a BF16 or FP16 model is
+*emulated*: each value is widened to fp32 before the arithmetic, so it saves memory but runs no faster
+than float, often slower (:func:`precision_note` says so beside a slow row). ``identify()`` records it
+as ``half_precision`` (emulated under a cap below the CPU's class: oneDNN's bf16 and fp16 instruction
+sets are above every cap's); the class and the machine key do not change with it.
+
 **Approximating a class.** ``ONEDNN_MAX_CPU_ISA`` caps what oneDNN uses (float and INT8 convolutions,
 Inductor's INT8 kernels), ``ATEN_CPU_CAPABILITY`` what ATen dispatches to and what Inductor generates,
 ``FBGEMM_ENABLE_INSTRUCTIONS`` what FBGEMM uses (torch.ao's INT8 linear layers, and convolutions on
@@ -144,7 +154,8 @@ def _sysctl_flags() -> set[str]:
     for name, flag in (("hw.optional.arm.FEAT_DotProd: 1", "asimddp"), ("hw.optional.arm.FEAT_I8MM: 1", "i8mm"),
                        ("hw.optional.avx2_0: 1", "avx2"), ("hw.optional.avx512f: 1", "avx512f"),
                        ("hw.optional.avx512bw: 1", "avx512bw"), ("hw.optional.avx512vl: 1", "avx512vl"),
-                       ("hw.optional.avx512vnni: 1", "avx512_vnni")):
+                       ("hw.optional.avx512vnni: 1", "avx512_vnni"), ("hw.optional.arm.FEAT_BF16: 1", "bf16"),
+                       ("hw.optional.arm.FEAT_FP16: 1", "asimdhp")):
         if name in out:
             flags.add(flag)
     return flags
@@ -153,7 +164,8 @@ def _sysctl_flags() -> set[str]:
 #: torch.cpu.get_capabilities() names (cpuinfo's, read from CPUID) -> the /proc/cpuinfo names used here
 _TORCH_NAMES = {"avx2": "avx2", "fma3": "fma", "avx512_f": "avx512f", "avx512_bw": "avx512bw", "avx512_vl": "avx512vl",
                 "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni", "avx512_bf16": "avx512_bf16",
-                "amx_tile": "amx_tile", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16"}
+                "amx_tile": "amx_tile", "amx_int8": "amx_int8", "amx_bf16": "amx_bf16",
+                "avx512_fp16": "avx512_fp16", "amx_fp16": "amx_fp16"}
 
 
 def _cpuid_flags() -> set[str] | None:
@@ -170,6 +182,38 @@ def _cpuid_flags() -> set[str] | None:
     return {ours for theirs, ours in _TORCH_NAMES.items() if caps.get(theirs)}
 
 
+#: the flags with which a CPU computes in each half-precision type itself, per architecture
+NATIVE_HALF = {"x86": {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")},
+               "arm64": {"bf16": ("bf16",), "fp16": ("asimdhp",)}}
+
+
+def _arch_family(machine: str) -> str | None:
+    machine = machine.lower()
+    if machine in ("x86_64", "amd64", "i686", "x86"):
+        return "x86"
+    return "arm64" if machine in ("aarch64", "arm64") else None
+
+
+def half_precision(machine: str, flags: set[str]) -> dict[str, list[str]]:
+    """For ``bf16`` and ``fp16``: the flags of ``flags`` that make it native on architecture ``machine``
+    (empty: emulated). ``{"bf16": ["avx512_bf16", "amx_bf16"], "fp16": []}`` on a Cooper Lake."""
+    native = NATIVE_HALF.get(_arch_family(machine) or "", {})
+    return {dtype: [f for f in native.get(dtype, ()) if f in flags] for dtype in ("bf16", "fp16")}
+
+
+def precision_note(dtype: str, info: dict) -> str | None:
+    """Why a ``bf16`` or ``fp16`` row can be slower than float on the machine ``info`` (an
+    :func:`identify` dict), or None where the type is native: said beside a speed figure that
+    disappoints, never a failed gate."""
+    native = (info.get("half_precision") or {}).get(dtype)
+    if native is None or native:
+        return None
+    flags = " or ".join(NATIVE_HALF.get(_arch_family(info.get("arch", "")) or "", {}).get(dtype, ())) or "none known"
+    return (f"{dtype.upper()} is emulated on this CPU ({info.get('capability_class', 'unknown')}, no {flags}): each "
+            f"value is widened to fp32 before the arithmetic, so {dtype.upper()} halves the model's bytes but "
+            f"runs no faster than float")
+
+
 def runtime_versions() -> dict[str, str]:
     from compression_bench.zoo.keys import package_versions
     return package_versions("torch", "torchvision", "torchao", "onnxruntime", "torch-pruning")
@@ -181,8 +225,9 @@ def identify() -> dict:
     ``cpu``, ``vendor``, ``arch``, ``features`` (those of :data:`FEATURES` it has), ``torch_capability``
     (what ATen dispatches to), ``cores`` (usable by this process), ``hardware_class``,
     ``capability_class`` (after the environment's caps), ``approximated`` (the caps, empty when none),
-    ``fast_int8`` and ``key`` (a short hash of class, CPU model and versions: same key, same
-    kernels). Cached per process."""
+    ``fast_int8``, ``half_precision`` (:func:`half_precision`: the flags that make BF16 and FP16
+    native, empty where emulated) and ``key`` (a short hash of class, CPU model and versions: same
+    key, same kernels). Cached per process."""
     import torch
     model, vendor, flags = cpu_flags(_read_cpuinfo())
     arch = platform.machine()
@@ -202,7 +247,9 @@ def identify() -> dict:
     info = {"cpu": model or platform.processor() or "unknown", "vendor": vendor or "unknown", "arch": arch,
             "features": [f for f in FEATURES if f in flags], "torch_capability": torch_cap, "cores": cores,
             "hardware_class": hardware, "capability_class": cls, "approximated": said,
-            "fast_int8": cls in FAST_INT8, "versions": runtime_versions()}
+            # a cap below the hardware's class also caps oneDNN below its bf16 and fp16 instruction sets
+            "fast_int8": cls in FAST_INT8, "half_precision": half_precision(arch, flags if cls == hardware else set()),
+            "versions": runtime_versions()}
     info["key"] = machine_key(info)
     return info
 
@@ -222,8 +269,11 @@ def describe(info: dict) -> str:
     if info.get("approximated"):
         extra = (f" (approximated with {' '.join(info['approximated'])} on a {info['hardware_class']} CPU; "
                  f"ONNX Runtime still uses the CPU's own kernels)")
+    half = info.get("half_precision") or {}
+    halves = "".join(f"; {d.upper()} " + (f"native ({' '.join(half[d])})" if half[d] else "emulated")
+                     for d in ("bf16", "fp16") if d in half)
     return (f"{info['cpu']} ({info['arch']}, {info['cores']} cores): class {cls}{extra}; features "
-            f"{' '.join(info['features']) or 'none detected'}; torch dispatches {info['torch_capability']}")
+            f"{' '.join(info['features']) or 'none detected'}; torch dispatches {info['torch_capability']}{halves}")
 
 
 def int8_note(cls: str) -> str | None:

@@ -6,8 +6,10 @@ other runtime *builds an artifact* from a :class:`Source` (an ONNX file, a compi
 bytes that the pipeline caches like a variant) and *loads* it into a callable. A float method's
 artifact is made from the float variant; an INT8 method's from the float model its quantization
 starts from (the trained original, or a composition's pruned parent), quantized by the runtime's own
-toolchain on the same calibration batches as the eager rows. A method a runtime cannot express has a
-reason (:meth:`Runtime.unsupported`), shown as ``n/a: <reason>`` in its row.
+toolchain on the same calibration batches as the eager rows. A half-precision method's artifact
+(``bf16``, ``fp16``: :attr:`Source.precision`) is made from its cast variant, whose values are
+exact in float32, and lowered to the dtype by the runtime's own toolchain. A method a runtime cannot
+express has a reason (:meth:`Runtime.unsupported`), shown as ``n/a: <reason>`` in its row.
 
 Register a runtime with :func:`register_runtime`; every module in this package is imported on first
 use, so a new runtime is one new file here.
@@ -29,6 +31,7 @@ from typing import Callable, ContextManager, Iterable, Protocol
 import torch
 from torch import nn
 
+from compression_bench.compression.float_request import FloatRequest, float_request
 from compression_bench.compression.int8_request import Int8Request, int8_request
 from compression_bench.plugins import Registry, import_submodules
 from compression_bench.zoo.training import torch_threads  # noqa: F401  (for runtimes: the one thread-count primitive)
@@ -50,11 +53,14 @@ class Source:
 
     ``method``: the :class:`~compression_bench.compression.MethodSpec`; for an INT8 method,
     :attr:`request` is what it asks for (activations, weights, layer types, QAT, layers kept in
-    float), which the runtime lowers with its own toolchain; no runtime reads the method's id or kind.
+    float), which the runtime lowers with its own toolchain; for a half-precision method,
+    :attr:`precision` is its dtype; no runtime reads the method's id or kind.
     ``keep_float``: the layers (module names of ``float_model``) the method chose to keep in float
     (accuracy-aware INT8: ``request.keep_float == "sensitive"``); the runtime keeps exactly those.
     ``float_model``: what the artifact is built from: the variant itself when it is float, else the
-    float model its INT8 step starts from (the trained original, or a composition's parent). ``example``: a batch
+    float model its INT8 step starts from (the trained original, or a composition's parent); for a
+    half-precision method, its cast variant (:func:`~compression_bench.compression.float_request.as_float32`
+    gives the same values in float32). ``example``: a batch
     of the size that is timed (an artifact specialised to a batch size is traced on it).
     ``calibration()``: the batches the eager static INT8 row calibrated on. ``finetune(model,
     epochs, lr_scale)``: the eager QAT row's fine-tuning, with ``epochs``/``lr_scale`` its budget.
@@ -73,6 +79,11 @@ class Source:
     def request(self) -> Int8Request | None:
         """What the INT8 method asks for, or None for a float method."""
         return int8_request(self.method)
+
+    @property
+    def precision(self) -> FloatRequest | None:
+        """The dtype a half-precision method asks for (``bf16``, ``fp16``), or None."""
+        return float_request(self.method)
 
     def say(self, message: str) -> None:
         if self.log is not None:

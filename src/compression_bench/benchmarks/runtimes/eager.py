@@ -2,7 +2,17 @@
 
 Its INT8 rows are torch.ao.quantization FX modules (x86 kernels). That API is deprecated upstream;
 in a torch without it the INT8 rows of this runtime read ``n/a: torch.ao.quantization's FX API is
-not in this torch`` and every other row still runs."""
+not in this torch`` and every other row still runs.
+
+Its half-precision rows (``bf16``, ``fp16``) run the cast variant
+(:func:`compression_bench.compression.float_request.cast`): weights and BatchNorm statistics stored in
+the dtype, the float32 input cast once before the first layer and the logits cast back. Not
+``torch.autocast``: autocast keeps the float32 weights and casts each one again at every call (and runs
+BatchNorm and the other ops outside its lists in float32), so the stored state does not shrink, and
+it ran slower: batch 64, one thread, random weights, median of 15 calls on a 2-core x86-amx VM
+(2026-12-06), cast against autocast: SimpleCNN_6x2 BF16 34.1 vs 38.8 ms, FP16 91.9 vs 92.9 ms;
+EfficientNetB0Custom BF16 174.3 vs 176.9 ms, FP16 69.9 vs 80.9 ms (float32: 67.2 and 156.2 ms).
+"""
 from __future__ import annotations
 
 import torch

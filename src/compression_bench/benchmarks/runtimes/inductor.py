@@ -25,6 +25,10 @@ over 600 nodes, or ``$COMPRESSION_BENCH_COMPILE_TIMEOUT_S``) is killed with the 
 and the variant fails with ``TimeoutError`` in its row, as a model the runtime cannot compile does; the
 session goes on. Compiles take 13 to 40 s on two cores for the default profile's models.
 
+Half precision (``bf16``, ``fp16``): the cast variant compiled as it is, its bfloat16 or float16
+weights frozen into the package; ``torch.export`` traces the variant's cast of the float32 input and
+of the logits (hooks on its root module), so the package takes and returns float32 like every other.
+
 Layers an accuracy-aware INT8 method keeps in float get a ``None`` configuration by module name
 (``set_module_name_qconfig``). Its length (about 360 lines) is the runtime and its compile child
 together: export, the PT2E recipes (QAT with its fine-tuning), the child process and the loaded package.
@@ -336,6 +340,8 @@ class Inductor:
             folder = Path(tmp)
             torch.save(example, folder / "example.pt")
             if kind is None:
+                if source.precision is not None:
+                    source.say(f"inductor: {source.precision.describe()} (the cast model compiled)")
                 program = _export(copy.deepcopy(source.float_model).cpu().eval(), example)
             else:
                 batches = [b.detach().cpu() for b in source.calibration()]

@@ -17,6 +17,12 @@ quantized by ORT's own toolchain after ``quant_pre_process`` (shape inference, g
   module's name (the exporter's folding names it after the BatchNorm), and those layers' nodes are
   passed to ``quantize_static`` as ``nodes_to_exclude``; a name not found in the graph fails the build.
 
+Half precision (``Source.precision``): ``fp16`` is the float32 export of the cast variant (its values
+are exact in float32) converted by ``onnxruntime.transformers.float16.convert_float_to_float16`` with
+float32 input and logits (``keep_io_types``); where the CPU execution provider has no float16 kernel
+for an op, ORT runs it in float32 between casts it inserts itself. ``bf16``: ``n/a``, the CPU execution
+provider has no bfloat16 Conv, Gemm or MatMul kernels.
+
 What is quantized follows the method's :class:`~compression_bench.compression.int8_request.Int8Request`
 (per-channel or per-tensor weights, conv and/or linear layers), never its id.
 
@@ -57,6 +63,7 @@ from torch import nn
 from compression_bench.benchmarks.measurement import machine
 from compression_bench.zoo.keys import package_versions
 
+from compression_bench.compression.float_request import as_float32, float_request
 from compression_bench.compression.int8_request import int8_request, undeclared
 
 from . import Prepared, Source, folded, register_runtime, torch_threads
@@ -161,6 +168,15 @@ def layer_nodes(path: str) -> dict[str, str]:
     return out
 
 
+def to_float16(path: str) -> bytes:
+    """The ONNX model at ``path`` with its float32 weights and ops in float16, its input and output
+    kept in float32 (ORT's own converter, ``onnxruntime.transformers.float16``)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    model = convert_float_to_float16(onnx.load(path), keep_io_types=True)
+    return model.SerializeToString()
+
+
 def session(artifact: bytes, threads: int):
     """An ``onnxruntime.InferenceSession`` of ``artifact`` on the CPU with ``threads`` intra-op threads."""
     import onnxruntime as ort
@@ -207,6 +223,10 @@ class OnnxRuntime:
         so a new quantization method reads ``n/a`` here, never ``failed``."""
         if undeclared(method):
             return undeclared(method)
+        precision = float_request(method)
+        if precision is not None and precision.dtype == "bfloat16":
+            return ("no bfloat16 kernels in ONNX Runtime's CPU execution provider (Conv, Gemm and MatMul take "
+                    "float32 or float16): the fp16 row is this runtime's half precision")
         r = int8_request(method)
         if r is None:
             return None
@@ -219,13 +239,17 @@ class OnnxRuntime:
 
     def build(self, source: Source) -> bytes:
         r = source.request
-        reason = None if r is None else self.unsupported(source.method)
+        reason = self.unsupported(source.method)
         if reason:
             raise ValueError(f"onnxruntime cannot build {source.method.id!r}: {reason}")
         with tempfile.TemporaryDirectory(prefix="compression-bench-onnx-") as tmp:
             tmp = Path(tmp)
             source.say("onnxruntime: exporting the float model to ONNX (dynamo exporter, dynamic batch)")
             model = folded(source.float_model) if source.keep_float else source.float_model
+            if source.precision is not None:
+                export_float(as_float32(model), source.example, str(tmp / "float.onnx"))
+                source.say(f"onnxruntime: {source.precision.describe()} (convert_float_to_float16, keep_io_types)")
+                return to_float16(str(tmp / "float.onnx"))
             export_float(model, source.example, str(tmp / "float.onnx"))
             if r is None:
                 return (tmp / "float.onnx").read_bytes()

@@ -14,16 +14,27 @@ OpenVINO CPU plugin; static INT8 by NNCF's post-training quantization.
 * dynamic INT8: ``n/a``. NNCF's ``compress_weights`` quantizes weights only and leaves activations in
   float, which is not what the dynamic rows of the other runtimes measure.
 * QAT: ``n/a``. NNCF's QAT fine-tunes a PyTorch model of its own making; this suite does not export one.
+* half precision (``Source.precision``): the float32 model (the cast variant's values, exact in
+  float32) converted as a float one, and compiled with ``INFERENCE_PRECISION_HINT`` ``bf16`` or ``f16``
+  instead of ``f32``; the hint travels in the artifact (``config.json``). The FP16 IR stores its
+  weights in float16 (``compress_to_fp16``: half the bytes, as the eager row's state); the BF16 IR keeps
+  them in float32 (``save_model`` compresses weights to float16 only; the plugin casts them when it
+  compiles). ``n/a``
+  where the CPU plugin does not list the precision among its ``OPTIMIZATION_CAPABILITIES`` (it would
+  not honour the hint, and the row would time float).
 
 The artifact is the IR (``.xml`` and ``.bin``) in one uncompressed zip; it does not depend on the CPU
 (the plugin compiles it for the CPU when it is loaded), so its key holds the OpenVINO and NNCF
 versions only. Loading compiles for the CPU with ``threads`` inference threads, the latency hint and
-f32 inference precision (the plugin's default on a CPU with bf16 instructions is bf16).
+f32 inference precision (the plugin's default on a CPU with bf16 instructions is bf16), or the
+precision a half-precision artifact carries.
 Install with ``pip install 'compression-bench[openvino]'``.
 """
 from __future__ import annotations
 
+import functools
 import io
+import json
 import zipfile
 
 import numpy as np
@@ -31,34 +42,49 @@ import torch
 
 from compression_bench.zoo.keys import package_versions
 
+from compression_bench.compression.float_request import as_float32, float_request
 from compression_bench.compression.int8_request import int8_request, undeclared
 
 from . import Prepared, Source, folded, register_runtime, torch_threads
 
-XML, BIN = "model.xml", "model.bin"
+XML, BIN, CONFIG = "model.xml", "model.bin", "config.json"
+#: a half-precision request's dtype -> the plugin's inference precision and its OPTIMIZATION_CAPABILITIES name
+PRECISIONS = {"bfloat16": ("bf16", "BF16"), "float16": ("f16", "FP16")}
 
 
-def _pack(model) -> bytes:
-    """The IR of ``model`` as one zip of its .xml and .bin (float weights kept in float32)."""
+def _pack(model, config: dict | None = None, fp16_weights: bool = False) -> bytes:
+    """The IR of ``model`` as one zip of its .xml and .bin (float weights kept in float32, or stored in
+    float16 with ``fp16_weights``) and the compile ``config`` it asks for, if any."""
     import tempfile
     from pathlib import Path
 
     import openvino as ov
     with tempfile.TemporaryDirectory(prefix="compression-bench-openvino-") as tmp:
-        ov.save_model(model, str(Path(tmp) / XML), compress_to_fp16=False)
+        ov.save_model(model, str(Path(tmp) / XML), compress_to_fp16=fp16_weights)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
             for name in (XML, BIN):
                 z.write(Path(tmp) / name, name)
+            if config:
+                z.writestr(CONFIG, json.dumps(config))
     return buffer.getvalue()
 
 
 def _unpack(artifact: bytes):
-    """The ``openvino.Model`` read back from :func:`_pack`'s bytes, in memory."""
+    """The ``openvino.Model`` read back from :func:`_pack`'s bytes, in memory, and its compile config."""
     import openvino as ov
     with zipfile.ZipFile(io.BytesIO(artifact)) as z:
         xml, weights = z.read(XML), z.read(BIN)
-    return ov.Core().read_model(model=xml.decode("utf-8"), weights=ov.Tensor(np.frombuffer(weights, dtype=np.uint8)))
+        config = json.loads(z.read(CONFIG)) if CONFIG in z.namelist() else {}
+    model = ov.Core().read_model(model=xml.decode("utf-8"), weights=ov.Tensor(np.frombuffer(weights, dtype=np.uint8)))
+    return model, config
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_capabilities() -> tuple[str, ...]:
+    """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` on this machine (``FP32``, ``BF16``, ``FP16``, ``INT8``, ...)."""
+    import openvino as ov
+    return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def ignored_scope(model, keep_float: list[str]):
@@ -106,6 +132,13 @@ class OpenVINO:
     def unsupported(self, method) -> str | None:
         if undeclared(method):
             return undeclared(method)
+        precision = float_request(method)
+        if precision is not None:
+            hint, capability = PRECISIONS[precision.dtype]
+            if capability not in cpu_capabilities():
+                return (f"the OpenVINO CPU plugin has no {capability} inference on this CPU (its capabilities: "
+                        f"{' '.join(cpu_capabilities())}): it would not honour INFERENCE_PRECISION_HINT={hint}")
+            return None
         r = int8_request(method)
         if r is None:
             return None
@@ -120,8 +153,8 @@ class OpenVINO:
 
     def build(self, source: Source) -> bytes:
         import openvino as ov
-        r = source.request
-        reason = None if r is None else self.unsupported(source.method)
+        r, precision = source.request, source.precision
+        reason = self.unsupported(source.method)
         if reason:
             raise ValueError(f"openvino cannot build {source.method.id!r}: {reason}")
         example = source.example.detach().cpu().contiguous()
@@ -129,20 +162,28 @@ class OpenVINO:
         # layers kept in float are named by module: fold the BatchNorms in torch first, else the converter
         # folds them and the convolution loses its module's name
         model = folded(source.float_model) if source.keep_float else source.float_model.eval()
+        if precision is not None:
+            model = as_float32(model)
         with torch.no_grad():
             model = ov.convert_model(model, example_input=example)
         model.reshape([-1, *example.shape[1:]])
         if r is not None:
             model = _quantize(model, source, r)
+        if precision is not None:
+            hint = PRECISIONS[precision.dtype][0]
+            source.say(f"openvino: {precision.describe()} (INFERENCE_PRECISION_HINT={hint})")
+            return _pack(model, {"INFERENCE_PRECISION_HINT": hint}, fp16_weights=precision.dtype == "float16")
         return _pack(model)
 
     def load(self, artifact: bytes, threads: int) -> Prepared:
         import openvino as ov
+        model, config = _unpack(artifact)
         # f32 precision: on a CPU with bf16 instructions the plugin would otherwise run a float model in
-        # bf16 (logits 0.017 off eager on EnhancedLeNet5 here), which is another method than float
-        compiled = ov.Core().compile_model(_unpack(artifact), "CPU", {
+        # bf16 (logits 0.017 off eager on EnhancedLeNet5 here), which is another method than float; a
+        # half-precision artifact carries its own hint
+        compiled = ov.Core().compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": "f32"})
+            "INFERENCE_PRECISION_HINT": "f32", **config})
         request = compiled.create_infer_request()
 
         def run(x: torch.Tensor) -> torch.Tensor:

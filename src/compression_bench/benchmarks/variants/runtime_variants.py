@@ -73,7 +73,9 @@ class RuntimeVariant:
 
 def float_base_id(spec: MethodSpec) -> str:
     """The method whose (float) variant an artifact of ``spec`` is built from: ``spec`` itself when
-    it is float, else the steps before its INT8 step (``original`` for a plain INT8 method)."""
+    it is float, else the steps before its INT8 step (``original`` for a plain INT8 method). A
+    half-precision method (``bf16``, ``fp16``) counts as float: its cast variant is the base, its values
+    exact in float32, and the runtime lowers the precision (``Source.precision``)."""
     if not spec.quantized:
         return spec.id
     return "+".join(s.id for s in spec.steps[:-1]) if spec.steps else "original"
