@@ -34,10 +34,20 @@ rounding ran 0.27x its float original on ONNX Runtime).  Rounding moves each lay
 ``round_to / 2`` channels; :func:`channels_pruned` gives the fraction actually
 removed.  A layer with fewer than ``2 * round_to`` channels is left
 whole.
+
+Attention: a module that declares its heads (:func:`attention_modules`: an int ``num_heads`` and
+``head_dim`` and a fused ``qkv`` ``nn.Linear`` of ``3 * num_heads * head_dim`` outputs, as
+``compression_bench.zoo.vit.Attention``) loses whole heads, never dimensions of a head: Torch-Pruning's
+head pruning (``num_heads``, ``prune_num_heads=True``, ``prune_head_dims=False``) removes the
+``level`` of its heads (the nearest whole number, at least one head kept) ranked by their mean L2
+importance, and the module's ``num_heads`` is set to the count kept. Every other layer (MLP widths,
+the embedding width) is pruned as above, rounded to ``round_to``. A model without such modules (the
+CNNs) takes exactly the path it took before.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -120,6 +130,37 @@ def channels_pruned(original: nn.Module, pruned: nn.Module) -> float | None:
     return 1.0 - sum(after[n] for n in common) / total if total else None
 
 
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules of ``model`` that declare attention heads for structured pruning: an int
+    ``num_heads`` and ``head_dim`` and a ``qkv`` ``nn.Linear`` with ``3 * num_heads * head_dim`` outputs
+    (query, key and value of every head, in that order: ``unflatten(-1, (3, num_heads, head_dim))``)."""
+    found = []
+    for m in model.modules():
+        heads, dim, qkv = getattr(m, "num_heads", None), getattr(m, "head_dim", None), getattr(m, "qkv", None)
+        if isinstance(heads, int) and isinstance(dim, int) and isinstance(qkv, nn.Linear):
+            if qkv.out_features != 3 * heads * dim:
+                raise ValueError(f"{type(m).__name__}: qkv has {qkv.out_features} outputs, not 3 * num_heads * "
+                                 f"head_dim = {3 * heads * dim}; its num_heads does not match its weights")
+            found.append(m)
+    return found
+
+
+def heads_to_remove(num_heads: int, level: float) -> int:
+    """Whole heads structured pruning removes from a module of ``num_heads`` at ``level``: the nearest
+    whole number of ``level * num_heads``, at least one head kept."""
+    return min(int(math.floor(level * num_heads + 0.5)), num_heads - 1)
+
+
+def _head_pruning(attention: list[nn.Module], level: float) -> dict:
+    """Torch-Pruning's keywords that prune whole heads of ``attention`` (:func:`heads_to_remove` of
+    each), never the dimensions of a head."""
+    # Torch-Pruning removes ceil(ratio * heads) heads of a module; a ratio half a head below the count
+    # wanted gives that count (level 0.3 of 4 heads: 1 head, where ceil(1.2) would remove 2)
+    ratios = {a.qkv: max(heads_to_remove(a.num_heads, level) - 0.5, 0.0) / a.num_heads for a in attention}
+    return dict(num_heads={a.qkv: a.num_heads for a in attention}, prune_num_heads=True, prune_head_dims=False,
+                head_pruning_ratio_dict=ratios)
+
+
 def _nearest_multiple_pruner():
     import torch_pruning as tp
 
@@ -157,6 +198,8 @@ def prune_structured(
     if round_to > 1:  # too narrow to keep a positive multiple: left whole rather than emptied
         ignored += [m for _, m in prunable_layers(model) if m not in ignored
                     and getattr(m, "out_channels", getattr(m, "out_features", 0)) < 2 * round_to]
+    attention = attention_modules(model)  # none in a CNN: its pruner is built exactly as before
+    heads = _head_pruning(attention, float(level)) if attention else {}
     was_training = model.training
     model.eval()  # tracing must not update BN statistics
     pruner = _NearestMultiplePruner(
@@ -167,11 +210,18 @@ def prune_structured(
         global_pruning=False,
         ignored_layers=ignored,
         round_to=round_to if round_to > 1 else None,
+        **heads,
     )
     before = sum(p.numel() for p in model.parameters())
     pruner.step()
     after = sum(p.numel() for p in model.parameters())
-    log(f"structured pruning: {before:,} -> {after:,} parameters")
+    for a in attention:  # the heads Torch-Pruning kept: the module's forward splits qkv by its num_heads
+        a.num_heads = pruner.num_heads[a.qkv]
+        if a.qkv.out_features != 3 * a.num_heads * a.head_dim:
+            raise RuntimeError(f"{type(a).__name__}: after pruning qkv has {a.qkv.out_features} outputs for "
+                               f"{a.num_heads} heads of {a.head_dim}; whole heads were not removed")
+    log(f"structured pruning: {before:,} -> {after:,} parameters"
+        + (f"; heads kept {[a.num_heads for a in attention]}" if attention else ""))
     # Torch-Pruning leaves nothing attached to the model, but drop our reference
     # to the graph explicitly (it holds every module).
     del pruner

@@ -1,4 +1,4 @@
-"""The four architectures of the founding report.
+"""The four architectures of the founding report, and the opt-in ViTTiny (:mod:`.vit`).
 
 Parameter counts (checked by tests/test_zoo.py against the report, 3% tolerance):
 SimpleCNN_6x2 5.94 M, EnhancedLeNet5 1.11 M, EfficientNetB0Custom 4.06 M, ResNet50Custom 23.6 M.
@@ -11,6 +11,7 @@ import torch.nn as nn
 from torchvision.models import efficientnet_b0, resnet50
 
 from .registry import register_model
+from .vit import vit_tiny
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -70,3 +71,8 @@ def resnet50_custom() -> nn.Module:
     # zero-initialised last BN of each residual branch: each block starts as identity, which
     # keeps from-scratch training on small data stable
     return resnet50(weights=None, num_classes=10, zero_init_residual=True)
+
+
+# ViTTiny is opt-in: selected by name (--zoo-models=ViTTiny), never part of the default matrix
+register_model("ViTTiny", input_shape=(1, 28, 28), full_dataset="mnist", default=False,
+               description="small vision transformer: 4x4 patches, 4 pre-norm blocks of 4 heads, dim 64")(vit_tiny)
