@@ -175,3 +175,14 @@ def test_an_int8_kind_it_has_no_recipe_for_reads_na_not_failed():
     assert RT.unsupported(compression.get_method("dynamic_int8")) is None
     assert "QAT" in RT.unsupported(compression.get_method("qat_int8"))
     assert get_runtime("inductor").unsupported(new_kind)
+
+
+def test_the_artifact_holds_no_path_of_the_installation(tiny_float):
+    """The exporter's stack traces named every file of the call stack by its absolute path: the Size
+    column changed with where the suite was installed (one byte per node for a path one character
+    shorter), and the file carried the user's directories."""
+    import sys
+    model = onnx.load_from_string(tiny_float)
+    keys = {p.key for n in model.graph.node for p in n.metadata_props}
+    assert "pkg.torch.onnx.stack_trace" not in keys and "namespace" in keys  # the names and scopes stay
+    assert sys.prefix.encode() not in tiny_float and b"site-packages" not in tiny_float
