@@ -22,8 +22,7 @@ from compression_bench.benchmarks.results import document, schema
 from compression_bench.benchmarks.results.records import number as _num
 
 # figures a saved benchmark must carry in extra_info to be compared (older saved runs lack them)
-REQUIRED = schema.REQUIRED
-NUMERIC = tuple(k for k in REQUIRED if k in schema.NUMERIC)
+REQUIRED, NUMERIC = document.REQUIRED, document.NUMERIC  # what an entry needs to be compared
 DEFAULT_STORAGE = ".benchmarks"
 
 
