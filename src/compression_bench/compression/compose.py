@@ -86,7 +86,7 @@ class Composed(Method):
         base = blob["base"]
         shapes = {k: torch.empty(v) for k, v in base["shapes"].items()}
         serialize.apply_architecture(float_model, base["architecture"], shapes)
-        for m in float_model.modules():  # resized tensors are uninitialised: give them finite values
+        for m in float_model.modules():  # resized tensors start at zeros: give the layers their usual start
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
         last = spec.steps[-1]

@@ -143,7 +143,11 @@ def architecture(model: nn.Module) -> dict:
 
 
 def apply_architecture(model: nn.Module, arch: Mapping[str, Mapping[str, Any]], state: Mapping[str, torch.Tensor]) -> nn.Module:
-    """Make ``model`` (same class structure) take the recorded sizes, in place."""
+    """Make ``model`` (same class structure) take the recorded sizes, in place. A resized tensor starts
+    at zeros, never uninitialised memory: a loader may run the model before its state is loaded (INT8's
+    rebuild observes one batch), and a tensor no ``reset_parameters`` reaches (a transformer's position
+    embedding, a parameter of the root module) would otherwise feed it whatever the memory held, NaN
+    included."""
     modules = dict(model.named_modules())
     missing = sorted(set(arch) - set(modules))
     if missing:
@@ -164,10 +168,10 @@ def apply_architecture(model: nn.Module, arch: Mapping[str, Mapping[str, Any]], 
             old = module._parameters[attr]
             if old.shape != tensor.shape:
                 module._parameters[attr] = nn.Parameter(
-                    torch.empty(tensor.shape, dtype=old.dtype), requires_grad=old.requires_grad
+                    torch.zeros(tensor.shape, dtype=old.dtype), requires_grad=old.requires_grad
                 )
         elif attr in module._buffers and module._buffers[attr] is not None:
             old = module._buffers[attr]
             if old.shape != tensor.shape:
-                module._buffers[attr] = torch.empty(tensor.shape, dtype=old.dtype)
+                module._buffers[attr] = torch.zeros(tensor.shape, dtype=old.dtype)
     return model
