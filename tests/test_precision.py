@@ -138,7 +138,8 @@ def test_openvino_compiles_with_the_precision_hint_where_the_plugin_has_it(metho
     from compression_bench.benchmarks.runtimes import openvino as ov_runtime
     rt = get_runtime("openvino")
     spec = compression.get_method(method)
-    if ov_runtime.PRECISIONS[spec.impl.request.dtype][1] not in ov_runtime.cpu_capabilities():
+    if (ov_runtime.PRECISIONS[spec.impl.request.dtype][1] not in ov_runtime.cpu_capabilities()
+            or not machine.identify()["half_precision"][ov_runtime.HALF_NAMES[spec.impl.request.dtype]]):
         assert "OPTIMIZATION_CAPABILITIES" in ov_runtime.__doc__ and rt.unsupported(spec)
         pytest.skip(f"this CPU's OpenVINO plugin has no {hint}: {rt.unsupported(spec)}")
     assert rt.unsupported(spec) is None
@@ -164,6 +165,25 @@ def test_openvino_reads_na_with_the_reason_where_the_plugin_lacks_the_precision(
         reason = rt.unsupported(compression.get_method(method))
         assert reason and f"no {name} inference" in reason and "FP32 INT8" in reason
     assert rt.unsupported(compression.get_method("original")) is None
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="the openvino extra is not installed")
+def test_openvino_reads_na_under_an_isa_cap_that_leaves_the_precision_emulated(monkeypatch):
+    # the AVX2 approximation (ONEDNN_MAX_CPU_ISA=AVX2) on a BF16 CPU: the plugin lists BF16 from CPUID, but
+    # its capped oneDNN has no BF16 kernel and compiling with the hint fails ("getSupportedPrimitiveDescriptors")
+    from compression_bench.benchmarks.runtimes import openvino as ov_runtime
+    monkeypatch.setattr(ov_runtime, "cpu_capabilities", lambda: ("FP32", "BF16", "FP16", "INT8"))
+    capped = {"approximated": ["ONEDNN_MAX_CPU_ISA=AVX2"], "capability_class": "x86-avx2",
+              "half_precision": {"bf16": [], "fp16": []}}
+    monkeypatch.setattr(ov_runtime.machine, "identify", lambda: capped)
+    rt = get_runtime("openvino")
+    for method, name in (("bf16", "BF16"), ("fp16", "FP16")):
+        reason = rt.unsupported(compression.get_method(method))
+        assert reason and f"{name} is capped off by ONEDNN_MAX_CPU_ISA=AVX2" in reason and "x86-avx2" in reason
+    native = dict(capped, half_precision={"bf16": ["amx_bf16"], "fp16": []})  # a cap that leaves BF16 native
+    monkeypatch.setattr(ov_runtime.machine, "identify", lambda: native)
+    assert rt.unsupported(compression.get_method("bf16")) is None
+    assert rt.unsupported(compression.get_method("fp16"))
 
 
 @pytest.mark.slow  # two AOTInductor compiles, about a minute

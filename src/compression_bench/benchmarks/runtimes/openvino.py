@@ -21,7 +21,10 @@ OpenVINO CPU plugin; static INT8 by NNCF's post-training quantization.
   them in float32 (``save_model`` compresses weights to float16 only; the plugin casts them when it
   compiles). ``n/a``
   where the CPU plugin does not list the precision among its ``OPTIMIZATION_CAPABILITIES`` (it would
-  not honour the hint, and the row would time float).
+  not honour the hint, and the row would time float), and under an ISA cap that leaves the type
+  emulated (``ONEDNN_MAX_CPU_ISA=AVX2``, the AVX2 approximation): the plugin still lists it from CPUID,
+  but its oneDNN, capped too, has no kernel for it and the compile fails, as the hint would be
+  unavailable on a real AVX2 CPU.
 
 The artifact is the IR (``.xml`` and ``.bin``) in one uncompressed zip; it does not depend on the CPU
 (the plugin compiles it for the CPU when it is loaded), so its key holds the OpenVINO and NNCF
@@ -45,11 +48,14 @@ from compression_bench.zoo.keys import package_versions
 from compression_bench.compression.float_request import as_float32, float_request
 from compression_bench.compression.int8_request import int8_request, undeclared
 
+from compression_bench.benchmarks.measurement import machine
 from . import Prepared, Source, folded, register_runtime, torch_threads
 
 XML, BIN, CONFIG = "model.xml", "model.bin", "config.json"
 #: a half-precision request's dtype -> the plugin's inference precision and its OPTIMIZATION_CAPABILITIES name
 PRECISIONS = {"bfloat16": ("bf16", "BF16"), "float16": ("f16", "FP16")}
+#: a half-precision request's dtype -> its key in machine.identify()["half_precision"]
+HALF_NAMES = {"bfloat16": "bf16", "float16": "fp16"}
 
 
 def _pack(model, config: dict | None = None, fp16_weights: bool = False) -> bytes:
@@ -138,6 +144,11 @@ class OpenVINO:
             if capability not in cpu_capabilities():
                 return (f"the OpenVINO CPU plugin has no {capability} inference on this CPU (its capabilities: "
                         f"{' '.join(cpu_capabilities())}): it would not honour INFERENCE_PRECISION_HINT={hint}")
+            info = machine.identify()
+            if info["approximated"] and not info["half_precision"].get(HALF_NAMES[precision.dtype]):
+                return (f"{capability} is capped off by {', '.join(info['approximated'])}: the OpenVINO CPU plugin "
+                        f"lists it from CPUID, but its capped oneDNN has no {capability} kernel, as on a CPU of class "
+                        f"{info['capability_class']}")
             return None
         r = int8_request(method)
         if r is None:
