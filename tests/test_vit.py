@@ -23,7 +23,9 @@ def test_vit_tiny_is_a_four_block_transformer_classifier(model_and_input):
     model, x = model_and_input
     assert model(x).shape == (3, 10)
     assert block_widths(model) == [dict(heads=4, head_dim=16, mlp=128, dim=64)] * 4
-    assert 130_000 < sum(p.numel() for p in model.parameters()) < 150_000
+    assert 150_000 < sum(p.numel() for p in model.parameters()) < 165_000
+    stem = model.patch_embed  # the convolutional stem: 28x28 -> 7x7, 49 tokens of 64
+    assert stem(x).shape == (3, 64, 7, 7) and model.pos_embed.shape == (1, 49, 64)
     assert not any(isinstance(m, nn.MultiheadAttention) for m in model.modules())
 
 

@@ -76,7 +76,9 @@ _SMOKE = {
     "EnhancedLeNet5": Recipe(epochs=2, lr=0.05),
     "EfficientNetB0Custom": Recipe(epochs=1, optimizer="adamw", lr=2e-3, weight_decay=0.05),
     "ResNet50Custom": Recipe(epochs=1, lr=0.05),
-    "ViTTiny": Recipe(epochs=2, optimizer="adamw", lr=3e-3, weight_decay=0.05),  # opt-in
+    # opt-in; a transformer needs more steps than the CNNs: 2 epochs of batch 64 left it at chance (10%),
+    # 15 of batch 16 reach 54% on the validation split in 3 s
+    "ViTTiny": Recipe(epochs=15, batch_size=16, optimizer="adamw", lr=3e-3, weight_decay=0.05, warmup_epochs=1),
 }
 
 # --- quick: the embedded digits, 2 CPU cores, whole zoo cold in about 15 minutes -------------
@@ -98,7 +100,7 @@ _QUICK = {
     # 8 epochs: 10 gave the same validation and test accuracy (99.11 and 97.78%), 6 lost 3 validation images
     "ResNet50Custom": Recipe(epochs=8, batch_size=32, lr=0.03, weight_decay=5e-4,
                              warmup_epochs=1, label_smoothing=0.1, shift=0.08),
-    # opt-in; the default profile's recipe, not tuned on the digits
+    # opt-in; not tuned on the digits (no flips: digits are not symmetric)
     "ViTTiny": Recipe(epochs=20, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_epochs=2,
                       shift=0.08),
 }
@@ -112,9 +114,11 @@ _DEFAULT = {
                                    warmup_epochs=1, shift=0.08, hflip=True),
     "ResNet50Custom": Recipe(epochs=3, batch_size=32, lr=0.03, weight_decay=5e-4, warmup_epochs=1,
                              label_smoothing=0.1, shift=0.08, hflip=True),
-    # opt-in (--zoo-models=ViTTiny): AdamW, warm-up then cosine, chosen on the validation split
-    "ViTTiny": Recipe(epochs=20, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_epochs=2,
-                      shift=0.08),
+    # opt-in (--zoo-models=ViTTiny): AdamW, warm-up then cosine, chosen on the validation split (2026-12-06):
+    # 20 epochs with shifts only reached 80.25%; 30 epochs with flips and label smoothing 82.2% (4x4 patch
+    # convolution) and 85.65% (the convolutional stem it now has)
+    "ViTTiny": Recipe(epochs=30, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_epochs=2,
+                      label_smoothing=0.1, shift=0.08, hflip=True),
 }
 
 # --- generic: models registered without a recipe. EnhancedLeNet5's recipes (SGD with Nesterov

