@@ -19,7 +19,7 @@ from compression_bench.benchmarks.gates.thresholds import (Thresholds, Threshold
                                                      speed_verdicts)
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS, METHODS, PROFILES = zoo.list_models(), compression.list_methods(), zoo.PROFILES
+MODELS, METHODS, PROFILES = zoo.list_models(include_optional=True), compression.list_methods(), zoo.PROFILES
 
 
 def _load(tmp_path, text: str) -> Thresholds:
@@ -55,6 +55,16 @@ def test_shipped_thresholds_are_valid_and_layered():
         assert "min_speedup" not in smoke and "max_accuracy_drop" not in smoke, runtime
         assert "fail_if_slower" not in t.gates("ResNet50Custom", "structured_30", "smoke", runtime)  # flagged only
         assert smoke["max_size_ratio"] == (0.3 if runtime == "eager" else 0.35 if runtime == "onnxruntime" else 0.4)
+    # the opt-in ViTTiny has tables of its own: the CNNs' INT8 floors and pruning drops would fail it
+    for cls in ("x86-avx512-vnni", "x86-amx"):
+        vit = t.gates("ViTTiny", "static_int8", "default", cpu_class=cls)
+        assert "min_speedup" not in vit and "fail_if_slower" not in vit, cls
+        assert t.gates("SimpleCNN_6x2", "static_int8", "default", cpu_class=cls)["fail_if_slower"], cls
+    assert t.gates("ViTTiny", "original", "default") == {"min_accuracy": 84.0}
+    assert t.gates("ViTTiny", "structured_50", "default")["max_accuracy_drop"] == 8.0
+    assert t.gates("ViTTiny", "static_int8", "default", "inductor")["max_size_ratio"] == 0.95
+    assert t.gates("ViTTiny", "static_int8", "default", "onnxruntime")["max_size_ratio"] == 0.35  # QDQ: as the CNNs
+    assert t.gates("ViTTiny", "bf16", "default", "openvino", cpu_class="x86-amx")["min_speedup"] == 1.05
 
 
 def test_class_tables_apply_only_on_their_class_and_runtime(tmp_path):

@@ -9,7 +9,7 @@ from compression_bench import compression, zoo
 from compression_bench.benchmarks.gates.thresholds import Thresholds, ThresholdsError
 from compression_bench.benchmarks.gates.thresholds_schema import Gates, Layer, Names, ThresholdsFile
 
-MODELS, METHODS, PROFILES = zoo.list_models(), compression.list_methods(), zoo.PROFILES
+MODELS, METHODS, PROFILES = zoo.list_models(include_optional=True), compression.list_methods(), zoo.PROFILES
 RUNTIMES = ("eager", "inductor", "onnxruntime")
 
 

@@ -100,9 +100,10 @@ _QUICK = {
     # 8 epochs: 10 gave the same validation and test accuracy (99.11 and 97.78%), 6 lost 3 validation images
     "ResNet50Custom": Recipe(epochs=8, batch_size=32, lr=0.03, weight_decay=5e-4,
                              warmup_epochs=1, label_smoothing=0.1, shift=0.08),
-    # opt-in; not tuned on the digits (no flips: digits are not symmetric)
-    "ViTTiny": Recipe(epochs=20, batch_size=64, optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_epochs=2,
-                      shift=0.08),
+    # opt-in; no flips (digits are not symmetric). Batch 32: batch 64 for 20 epochs left it at 78.7% on the
+    # validation split (2026-12-06); 30 epochs of batch 32 with label smoothing reach 96.4% in 36 s
+    "ViTTiny": Recipe(epochs=30, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_epochs=2,
+                      label_smoothing=0.1, shift=0.08),
 }
 
 # --- default: Fashion-MNIST as packaged (10,000 train / 2,000 validation / 10,000 test), 2 CPU cores,
