@@ -65,6 +65,10 @@ def test_shipped_thresholds_are_valid_and_layered():
     assert t.gates("ViTTiny", "static_int8", "default", "inductor")["max_size_ratio"] == 0.95
     assert t.gates("ViTTiny", "static_int8", "default", "onnxruntime")["max_size_ratio"] == 0.35  # QDQ: as the CNNs
     assert t.gates("ViTTiny", "bf16", "default", "openvino", cpu_class="x86-amx")["min_speedup"] == 1.05
+    # weight-only INT8 last is a size step: the pruned parent's speed gates do not carry over to the composition
+    assert t.gates("ViTTiny", "structured_50", "default")["fail_if_slower"]
+    wo = t.gates("ViTTiny", "structured_50+weight_only_int8", "default", cpu_class="x86-amx")
+    assert not {"min_speedup", "fail_if_slower", "max_latency_ratio"} & set(wo) and "max_accuracy_drop" in wo
 
 
 def test_class_tables_apply_only_on_their_class_and_runtime(tmp_path):

@@ -21,7 +21,8 @@ from .method import Method, MethodSpec, UnknownMethodError, budgets
 
 BASE_ATTR = "_compression_base"  # plain data about the float graph the last step was applied to
 #: families that can only be a composition's last step, and what their model is
-LAST_STEP_ONLY = {"quantization": "an INT8 model", "precision": "a half-precision model"}
+LAST_STEP_ONLY = {"quantization": "an INT8 model", "precision": "a half-precision model",
+                  "weight_only": "a weight-only INT8 model"}
 
 
 def compose(method_id: str, steps: list[MethodSpec]) -> MethodSpec:

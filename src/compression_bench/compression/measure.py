@@ -73,9 +73,15 @@ def _stored_weights(model: nn.Module) -> Iterator[torch.Tensor]:
                     yield t
 
 
+def _is_wrapper(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a tensor subclass that holds other tensors (torchao's weight-only ``Int8Tensor``:
+    INT8 ``qdata``, a float32 ``scale`` per output channel): it has no data of its own to count."""
+    return type(t) not in (torch.Tensor, nn.Parameter) and hasattr(t, "__tensor_flatten__")
+
+
 def _nonzero(t: torch.Tensor) -> int:
     t = t.detach()
-    if t.is_quantized:
+    if t.is_quantized or _is_wrapper(t):
         t = t.dequantize()
     return int(torch.count_nonzero(t))
 
@@ -121,7 +127,10 @@ def serialized_size_mib(model: nn.Module) -> float:
 
 
 def _state_tensors(value) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, torch.Tensor) and _is_wrapper(value):  # the tensors it stores (torch.save writes those)
+        for name in value.__tensor_flatten__()[0]:
+            yield from _state_tensors(getattr(value, name))
+    elif isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for v in value.values():

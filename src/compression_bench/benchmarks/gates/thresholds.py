@@ -49,6 +49,7 @@ from compression_bench.benchmarks.measurement.stats import significance_text
 from compression_bench.benchmarks.gates.thresholds_schema import (EMPTY, FLAGS, KEYS, Gates, Layer, Names,
                                                                     ThresholdsError, ThresholdsFile)
 from compression_bench.compression.float_request import float_request
+from compression_bench.compression.weight_request import weight_only_request
 from compression_bench.compression.pruning import is_structured
 
 __all__ = ["DEFAULT_PATH", "FLAGS", "KEYS", "Thresholds", "ThresholdsError", "accuracy_failures", "size_failures",
@@ -146,7 +147,9 @@ def _method_gates(table: Mapping[str, Gates], method: str) -> dict:
     if spec.steps:
         combined = _combined([{k: v for k, v in _method_gates(table, s.id).items() if v is not False}
                               for s in spec.steps])
-        if float_request(spec) is not None:  # a cast last: half precision may be emulated, slower is a flag
+        # a cast last (half precision may be emulated) or weight-only INT8 last (a size method: dequantizing
+        # costs time): slower than the parent is a flag, not a failure
+        if float_request(spec) is not None or weight_only_request(spec) is not None:
             for key in ("min_speedup", "max_latency_ratio", "fail_if_slower"):
                 combined.pop(key, None)
         return combined
@@ -265,6 +268,7 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
     spec = compression.get_method(r.method)
     int8 = spec.quantized
     precision = float_request(spec)
+    weight_only = weight_only_request(spec) is not None
     # half precision is native or emulated by the CPU's flags, not its class: this machine's (the session's)
     half = machine.precision_note(precision.short.lower(), machine.identify()) if precision else None
     flags = []
@@ -277,6 +281,10 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
         elif precision is not None:
             cause = half or (f"on {r.runtime}, this model's {precision.short} kernels (and the casts around them) do "
                              f"not beat its float kernels on {cpu_class}")
+        elif weight_only:
+            cause = (f"on {r.runtime}, dequantizing the INT8 weights inside each matmul costs more than the smaller "
+                     f"weight reads save: weight-only INT8 pays where a model is memory-bound (large Linear layers, "
+                     f"small batches)")
         else:
             cause = ("pruned channel counts that are not multiples of the kernels' block (8 on AVX2, 16 on AVX-512) "
                      "miss the fast convolution path; prune with round_to (e.g. structured_50:round_to=8)"
@@ -287,6 +295,9 @@ def slowdown_flags(r, parent=None, cpu_class: str = "unknown") -> list[str]:
         parent_low = parent.speedup_low if parent.speedup_low is not None else parent.speedup
         if up is not None and up < parent_low:
             cause = machine.int8_note(cpu_class) if int8 else half
+            if weight_only:
+                cause = ("weight-only INT8 dequantizes its weights inside each matmul: it saves memory, not time, "
+                         "on a model that is not memory-bound")
             flags.append(f"slower than its parent {parent.method} on {r.runtime}: {r.speedup:.2f}x{ci} against "
                          f"{parent.speedup:.2f}x; likely cause: "
                          + (cause or "the last step's kernels are slower than the parent's on this shape"))

@@ -12,6 +12,11 @@ BatchNorm and the other ops outside its lists in float32), so the stored state d
 it ran slower: batch 64, one thread, random weights, median of 15 calls on a 2-core x86-amx VM
 (2026-12-06), cast against autocast: SimpleCNN_6x2 BF16 34.1 vs 38.8 ms, FP16 91.9 vs 92.9 ms;
 EfficientNetB0Custom BF16 174.3 vs 176.9 ms, FP16 69.9 vs 80.9 ms (float32: 67.2 and 156.2 ms).
+
+Its weight-only INT8 rows (``weight_only_int8``) run torchao's module
+(:func:`compression_bench.compression.weight_request.quantize`): each ``nn.Linear`` weight an ``Int8Tensor``
+(INT8 data, a float32 scale per output channel) that torchao's linear multiplies by the float32
+activations and scales; ``n/a`` where torchao has no ``Int8Tensor`` weights.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from torch import nn
 
 from compression_bench.compression.measure import serialized_size_mib
+from compression_bench.compression.weight_request import torchao_missing, weight_only_request
 from compression_bench.zoo.keys import package_versions
 
 from . import Prepared, register_runtime, torch_threads
@@ -46,6 +52,8 @@ class Eager:
         return package_versions("torch")
 
     def unsupported(self, method) -> str | None:
+        if weight_only_request(method) is not None:
+            return torchao_missing()
         return fx_quantization_missing() if method.quantized else None
 
     def prepare(self, model: nn.Module, example: torch.Tensor) -> Prepared:

@@ -29,8 +29,16 @@ Half precision (``bf16``, ``fp16``): the cast variant compiled as it is, its bfl
 weights frozen into the package; ``torch.export`` traces the variant's cast of the float32 input and
 of the logits (hooks on its root module), so the package takes and returns float32 like every other.
 
+Weight-only INT8 (``weight_only_int8``): the torchao module of the eager row exported as it is
+(``torch.export`` traces torchao's ``Int8Tensor`` weights into their INT8 data and scales: no
+``unwrap_tensor_subclass`` needed) and compiled with freezing *off* (:data:`WEIGHT_ONLY_OPTIONS`):
+freezing constant-folds each weight's conversion to float32, so the package would store and run
+float32 weights (ViTTiny before its convolutional stem: 576,640 bytes of float32 constants, no INT8
+one); without it the package keeps the INT8 weights (131,712 bytes, 35,968 of float32 for scales,
+biases and norms) and its kernels convert them at each call.
+
 Layers an accuracy-aware INT8 method keeps in float get a ``None`` configuration by module name
-(``set_module_name_qconfig``). Its length (about 360 lines) is the runtime and its compile child
+(``set_module_name_qconfig``). Its length (about 390 lines) is the runtime and its compile child
 together: export, the PT2E recipes (QAT with its fine-tuning), the child process and the loaded package.
 """
 from __future__ import annotations
@@ -50,12 +58,16 @@ from torch import nn
 from compression_bench.benchmarks.measurement.child import run_child
 
 from compression_bench.compression.int8_request import int8_request, undeclared
+from compression_bench.compression.weight_request import torchao_missing, weight_only_request
 
 from . import Prepared, Source, register_runtime, torch_threads
 
-#: Inductor settings of every compile (the child process sets nothing else). Without the profilers'
-#: line tables (on by default) a package is 1.1-1.3 MiB smaller and runs the same code.
+#: Inductor settings of every compile (the child process sets nothing else, but a weight-only compile's
+#: :data:`WEIGHT_ONLY_OPTIONS`). Without the profilers' line tables (on by default) a package is 1.1-1.3
+#: MiB smaller and runs the same code.
 COMPILE_OPTIONS = {"freezing": True, "cpp.dynamic_threads": True, "aot_inductor.enable_line_tables": False}
+#: what a weight-only INT8 compile changes: freezing would fold the INT8 weights into float32 constants
+WEIGHT_ONLY_OPTIONS = {"freezing": False}
 _MODULE = __name__
 #: a compile child's time limit: at least this many seconds (compiles take 13 to 40 s on two cores, so
 #: this allows a slower machine and a larger model many times over) ...
@@ -227,10 +239,12 @@ def _qat_program(source: Source, batches: list[torch.Tensor], example: torch.Ten
 
 
 def _compile_in_child(folder: Path, kind: str | None, log, keep_float: tuple[str, ...] = (),
-                      timeout: float | None = None) -> Path:
-    """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote. Past ``timeout``
-    seconds the child and the processes it started are killed: :class:`TimeoutError`."""
-    (folder / "job.json").write_text(json.dumps({"kind": kind, "keep_float": list(keep_float)}))
+                      timeout: float | None = None, options: dict | None = None) -> Path:
+    """Run :func:`_child` on ``folder`` in a fresh interpreter; the package it wrote. ``options``:
+    Inductor settings that replace those of :data:`COMPILE_OPTIONS`. Past ``timeout`` seconds the
+    child and the processes it started are killed: :class:`TimeoutError`."""
+    (folder / "job.json").write_text(json.dumps({"kind": kind, "keep_float": list(keep_float),
+                                                 "options": dict(options or {})}))
     try:
         done = run_child(f"{_MODULE}:_child", str(folder), timeout=timeout, group=True)
     except subprocess.TimeoutExpired:
@@ -260,7 +274,7 @@ def _child(folder: str) -> None:
         print(f"{kind} INT8 (PT2E): observed {len(batches)} batches, converted"
               + (f", {kept} layer(s) kept float" if kept else ""))
     # the compiled code does not check its input (AOTI_RUNTIME_CHECK_INPUTS unset): _Loaded does
-    options = {**COMPILE_OPTIONS, "aot_inductor.metadata": {"input": _signature(example)}}
+    options = {**COMPILE_OPTIONS, **job.get("options", {}), "aot_inductor.metadata": {"input": _signature(example)}}
     with torch.no_grad():  # freezing only runs with gradients off
         torch._inductor.aoti_compile_and_package(program, package_path=str(folder / "model.pt2"),
                                                  inductor_configs=options)
@@ -304,11 +318,13 @@ class Inductor:
         return {**package_versions("torch", "torchao"), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
     def unsupported(self, method) -> str | None:
-        """None: float methods, and INT8 requests X86InductorQuantizer expresses: static (per-channel
-        weights, every conv and linear layer, layers kept float by module name), QAT, and dynamic
-        (``nn.Linear`` only)."""
+        """None: float methods, weight-only INT8 (torchao's module), and INT8 requests
+        X86InductorQuantizer expresses: static (per-channel weights, every conv and linear layer,
+        layers kept float by module name), QAT, and dynamic (``nn.Linear`` only)."""
         if undeclared(method):
             return undeclared(method)
+        if weight_only_request(method) is not None:
+            return torchao_missing()
         r = int8_request(method)
         if r is None:
             return None
@@ -336,12 +352,16 @@ class Inductor:
         if missing:  # the quantizer would ignore a name that matches nothing: fail instead
             raise ValueError(f"inductor: layer(s) to keep in float not found in the model: {', '.join(missing)}")
         example = source.example.detach().cpu().contiguous()
+        weight_only = weight_only_request(source.method)
+        options = WEIGHT_ONLY_OPTIONS if weight_only is not None else None
         with tempfile.TemporaryDirectory(prefix="cb-inductor-build-") as tmp:
             folder = Path(tmp)
             torch.save(example, folder / "example.pt")
             if kind is None:
                 if source.precision is not None:
                     source.say(f"inductor: {source.precision.describe()} (the cast model compiled)")
+                if weight_only is not None:
+                    source.say(f"inductor: {weight_only.describe()} (the torchao module compiled, freezing off)")
                 program = _export(copy.deepcopy(source.float_model).cpu().eval(), example)
             else:
                 batches = [b.detach().cpu() for b in source.calibration()]
@@ -355,7 +375,7 @@ class Inductor:
                     torch.save(batches if kind == "static" else batches[:1], folder / "batches.pt")
             torch.export.save(program, folder / "program.pt2")
             return _compile_in_child(folder, kind, source.say, tuple(source.keep_float),
-                                     timeout=compile_timeout(len(program.graph.nodes))).read_bytes()
+                                     timeout=compile_timeout(len(program.graph.nodes)), options=options).read_bytes()
 
     def load(self, artifact: bytes, threads: int) -> Prepared:
         """The package loaded (no compile); its kernels take torch's thread count at each call."""

@@ -34,7 +34,7 @@ CALIBRATION_BATCHES = 8     # static INT8: batches of the training split seen by
 CALIBRATION_BATCH_SIZE = 64
 EXAMPLE_BATCH = 2           # real images used to trace models (FX, Torch-Pruning, FLOP counter)
 #: libraries a built variant depends on (part of its key)
-COMPRESSION_PACKAGES = ("torch", "torchvision", "torch-pruning")
+COMPRESSION_PACKAGES = ("torch", "torchvision", "torch-pruning", "torchao")  # torchao: weight-only INT8
 
 Log = Callable[[str], None]
 
@@ -101,11 +101,12 @@ def compression_code_fingerprint(method_id: str) -> str:
     """The code that builds and reloads this method's variants: the shared compression modules and
     the modules its method classes are defined in, so adding or changing one method rebuilds only
     its own variants (not the measurement code: see :func:`measure_code_fingerprint`)."""
-    from compression_bench.compression import api, compose, context, pruning, quant, serialize, specs
+    from compression_bench.compression import (api, compose, context, float_request, pruning, quant, serialize, specs,
+                                               weight_request)
     spec = compression.get_method(method_id)
     modules = {sys.modules[c.__module__] for s in (spec.steps or (spec,)) for c in type(s.impl).__mro__
                if c.__module__.startswith("compression_bench.")}
-    return code_fingerprint(api, compose, context, pruning, quant, serialize, specs,
+    return code_fingerprint(api, compose, context, float_request, pruning, quant, serialize, specs, weight_request,
                             *sorted(modules, key=lambda m: m.__name__), context_for)
 
 
