@@ -213,7 +213,7 @@ def test_onnxruntime_lowers_it_to_8_bit_matmul_nbits(trained, variant, images):
 
 def test_onnxruntime_reads_na_without_an_8_bit_quantizer(monkeypatch):
     from compression_bench.benchmarks.runtimes import onnxruntime as ort_runtime
-    monkeypatch.setattr(ort_runtime, "_nbits_missing", lambda bits: f"no {bits}-bit MatMulNBits quantizer")
+    monkeypatch.setattr(ort_runtime, "nbits_missing", lambda bits: f"no {bits}-bit MatMulNBits quantizer")
     rt = get_runtime("onnxruntime")
     assert rt.unsupported(compression.get_method(METHOD)) == "no 8-bit MatMulNBits quantizer"
     assert rt.unsupported(compression.get_method(f"structured_50+{METHOD}")) == "no 8-bit MatMulNBits quantizer"

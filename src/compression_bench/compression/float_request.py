@@ -66,13 +66,7 @@ class FloatRequest:
 def float_request(spec) -> FloatRequest | None:
     """The request of a method spec's cast step (a composition's last step), or None for a method
     that does not change the precision."""
-    last = spec.steps[-1] if spec.steps else spec
-    if last.family != FAMILY:
-        return None
-    request = getattr(last.impl, "request", None)
-    if not isinstance(request, FloatRequest):
-        raise TypeError(f"precision method {last.id!r} declares no FloatRequest (class attribute `request`)")
-    return request
+    return spec.declared_request(FloatRequest, "precision") if spec.last.family == FAMILY else None
 
 
 def _cast_input(module: nn.Module, args: tuple, *, dtype: torch.dtype) -> tuple:

@@ -81,13 +81,7 @@ class Int8Request:
 
 def int8_request(spec) -> Int8Request | None:
     """The request of a method spec's INT8 step (a composition's last step), or None for a float method."""
-    if not spec.quantized:
-        return None
-    last = spec.steps[-1] if spec.steps else spec
-    request = getattr(last.impl, "request", None)
-    if not isinstance(request, Int8Request):
-        raise TypeError(f"INT8 method {last.id!r} declares no Int8Request (class attribute `request`)")
-    return request
+    return spec.declared_request(Int8Request, "INT8") if spec.quantized else None
 
 
 def undeclared(spec) -> str | None:

@@ -120,9 +120,22 @@ class MethodSpec:
     steps: tuple["MethodSpec", ...] = ()
 
     @property
+    def last(self) -> "MethodSpec":
+        """The step that makes the variant: a composition's last step, or the method itself."""
+        return self.steps[-1] if self.steps else self
+
+    @property
     def quantized(self) -> bool:
         """Whether the variant is an INT8 module (MACs are then counted on the float graph it came from)."""
-        return (self.steps[-1] if self.steps else self).family == "quantization"
+        return self.last.family == "quantization"
+
+    def declared_request(self, cls: type, what: str):
+        """The ``cls`` request (``Int8Request``, ``FloatRequest``, ...) that :attr:`last` declares as its
+        class attribute ``request``; a TypeError naming the ``what`` method (``"INT8"``) when it declares none."""
+        request = getattr(self.last.impl, "request", None)
+        if not isinstance(request, cls):
+            raise TypeError(f"{what} method {self.last.id!r} declares no {cls.__name__} (class attribute `request`)")
+        return request
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -79,13 +79,7 @@ class WeightOnlyRequest:
 def weight_only_request(spec) -> WeightOnlyRequest | None:
     """The request of a method spec's weight-only step (a composition's last step), or None for a
     method that does not quantize weights only."""
-    last = spec.steps[-1] if spec.steps else spec
-    if last.family != FAMILY:
-        return None
-    request = getattr(last.impl, "request", None)
-    if not isinstance(request, WeightOnlyRequest):
-        raise TypeError(f"weight-only method {last.id!r} declares no WeightOnlyRequest (class attribute `request`)")
-    return request
+    return spec.declared_request(WeightOnlyRequest, "weight-only") if spec.last.family == FAMILY else None
 
 
 def torchao_missing() -> str | None:
